@@ -1,0 +1,244 @@
+// Package driver is the contract between the launcher and a cloud. A driver
+// parses its part of the provider configuration and opens an Adapter per
+// provider; the launcher drives creation and deletion of instances through
+// small resumable state machines. Everything beyond creating, deleting and
+// listing instances is optional and found by type assertion, as in
+// database/sql/driver. Drivers know nothing of ZooKeeper or the launcher.
+package driver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/nodepool-go/nodepool/quota"
+)
+
+// Driver is what a driver package registers under its name.
+type Driver interface {
+	// ParseProvider decodes one entry of the providers list. The section's
+	// common keys are parsed by ParseProviderCommon and ParsePoolCommon,
+	// which the driver calls; it reads its own keys from the same section
+	// and records every problem on it (never returning early on the first).
+	ParseProvider(s *Section) *ProviderConfig
+
+	// Open returns the adapter for a parsed provider. It is called when the
+	// launcher (re)starts a provider and must not block on the cloud for
+	// long; ctx bounds any start-up I/O.
+	Open(ctx context.Context, cfg *ProviderConfig, env Env) (Adapter, error)
+}
+
+// Env is what the launcher offers an adapter.
+type Env struct {
+	// Logger is scoped to the provider.
+	Logger *slog.Logger
+	// Services exposes launcher facilities that a few drivers need (the
+	// metastatic driver requests backing nodes through it); nil when the
+	// launcher offers none.
+	Services any
+}
+
+// Adapter talks to one provider's cloud. Its methods may be called
+// concurrently.
+type Adapter interface {
+	// CreateMachine returns a state machine that creates one instance.
+	// It does no I/O itself; the launcher advances the machine.
+	CreateMachine(spec CreateSpec) CreateMachine
+	// DeleteMachine returns a state machine that deletes the instance with
+	// the given external id. It must tolerate an id that no longer exists
+	// (by completing, or by returning a NotFound error).
+	DeleteMachine(externalID string) DeleteMachine
+	// ListInstances returns every instance visible to the credentials,
+	// including ones nodepool does not own.
+	ListInstances(ctx context.Context) ([]Instance, error)
+	// Close releases the adapter's resources after all machines finished.
+	Close() error
+}
+
+// CreateSpec is everything a create machine needs.
+type CreateSpec struct {
+	Hostname        string // "np" + node id
+	Label           *LabelConfig
+	Pool            *PoolConfig
+	ImageExternalID string // uploaded diskimage id; "" for cloud images
+	// Metadata holds the ownership tags (nodepool_node_id,
+	// nodepool_pool_name, nodepool_provider_name) the instance must carry
+	// and report back from ListInstances/ListResources.
+	Metadata map[string]string
+	AZ       string // chosen availability zone, "" for none
+	Request  RequestInfo
+}
+
+// RequestInfo is the read-only view of the node request a machine serves.
+type RequestInfo struct {
+	ID               string
+	Labels           []string
+	Requestor        string
+	RelativePriority int
+	EventID          string
+	TenantName       string
+	RequestorData    []byte // JSON, may be empty
+}
+
+// CreateMachine creates one instance a step at a time.
+type CreateMachine interface {
+	// Advance does a small, non-blocking amount of work. It returns the
+	// instance once creation is complete, nil while it is still under way,
+	// or an error (see the error categories of this package).
+	Advance(ctx context.Context) (*Instance, error)
+	// ExternalID returns the cloud's id as soon as it is known, else "".
+	ExternalID() string
+}
+
+// DeleteMachine deletes one instance a step at a time.
+type DeleteMachine interface {
+	// Advance does a small amount of work and reports completion. A
+	// NotFound error means the instance is already gone.
+	Advance(ctx context.Context) (done bool, err error)
+}
+
+// Instance is a cloud server as the driver reports it.
+type Instance struct {
+	ExternalID  string
+	InterfaceIP string
+	PublicIPv4  string
+	PublicIPv6  string
+	PrivateIPv4 string
+	PrivateIPv6 string
+	Cloud       string
+	Region      string
+	AZ          string
+	HostID      string
+	Metadata    map[string]string
+	// DriverData is stored verbatim on the node (JSON), if non-nil.
+	DriverData []byte
+	Slot       *int
+	// Overrides of image-derived connection settings ("" / 0 = no override).
+	Username       string
+	PythonPath     string
+	ShellType      string
+	ConnectionType string
+	ConnectionPort int
+	// HostKeys, when non-empty, are used as the node's host keys and no
+	// key scan is made.
+	HostKeys []string
+	// Resources is what the instance consumes, for unmanaged-usage
+	// accounting; nil counts as nothing.
+	Resources *quota.Resources
+}
+
+// Resource is a cloud object that may carry nodepool metadata.
+type Resource struct {
+	Type     string // e.g. "instance", "image", "floatingip"
+	ID       string
+	Metadata map[string]string
+	// Plural is the metric name of the type ("instances"); defaults to
+	// Type + "s".
+	Plural string
+}
+
+// PluralName returns the metric name of the resource type.
+func (r Resource) PluralName() string {
+	if r.Plural != "" {
+		return r.Plural
+	}
+	return r.Type + "s"
+}
+
+// Ownership metadata keys.
+const (
+	MetaNodeID       = "nodepool_node_id"
+	MetaPoolName     = "nodepool_pool_name"
+	MetaProviderName = "nodepool_provider_name"
+	MetaBuildID      = "nodepool_build_id"
+	MetaUploadID     = "nodepool_upload_id"
+)
+
+// QuotaReporter is implemented by adapters that know their cloud's limits
+// and what a label costs.
+type QuotaReporter interface {
+	// QuotaLimits returns the cloud's limits (resources it does not report
+	// are unlimited unless the value's default says otherwise).
+	QuotaLimits(ctx context.Context) (quota.Resources, error)
+	// QuotaForLabel returns what one node of the label consumes.
+	QuotaForLabel(ctx context.Context, label *LabelConfig) (quota.Resources, error)
+}
+
+// LeakCleaner is implemented by adapters that can list and delete every
+// cloud resource carrying nodepool metadata.
+type LeakCleaner interface {
+	ListResources(ctx context.Context) ([]Resource, error)
+	DeleteResource(ctx context.Context, r Resource) error
+}
+
+// ImageManager is implemented by adapters that accept diskimage uploads.
+type ImageManager interface {
+	// UploadImage uploads a built image file and returns its cloud id. The
+	// metadata must be stored on the image.
+	UploadImage(ctx context.Context, spec UploadSpec) (externalID string, err error)
+	// DeleteImage deletes an uploaded image; NotFound means already gone.
+	DeleteImage(ctx context.Context, externalID string) error
+}
+
+// UploadSpec describes one image upload.
+type UploadSpec struct {
+	ImageName string // name in the cloud
+	Diskimage string // the diskimage it was built from
+	Filename  string
+	Format    string
+	Metadata  map[string]string
+	MD5       string
+	SHA256    string
+}
+
+// AZLister is implemented by adapters that know their availability zones.
+type AZLister interface {
+	AvailabilityZones(ctx context.Context) ([]string, error)
+}
+
+// LabelChecker is implemented by adapters that can tell whether a label's
+// cloud image exists.
+type LabelChecker interface {
+	LabelReady(ctx context.Context, label *LabelConfig) bool
+}
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Driver{}
+)
+
+// Register makes a driver available under name. It panics if name is
+// empty, d is nil, or the name is taken.
+func Register(name string, d Driver) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if name == "" || d == nil {
+		panic("driver: Register with empty name or nil driver")
+	}
+	if _, dup := registry[name]; dup {
+		panic(fmt.Sprintf("driver: Register called twice for driver %q", name))
+	}
+	registry[name] = d
+}
+
+// Lookup returns the driver registered under name.
+func Lookup(name string) (Driver, bool) {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	d, ok := registry[name]
+	return d, ok
+}
+
+// Drivers returns the registered driver names, sorted.
+func Drivers() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for k := range registry {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,667 @@
+// Package zkclient is the only package that talks to ZooKeeper: it owns the
+// connection, every znode path, the wire format of the stored records, the
+// kazoo-compatible lock recipe and the caches of the request and node trees.
+package zkclient
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// Errors returned by the client. ZooKeeper's own sentinel errors (zk.ErrNoNode,
+// zk.ErrNodeExists, zk.ErrBadVersion, ...) are returned wrapped, so
+// errors.Is works with the aliases below.
+var (
+	ErrNoNode      = zk.ErrNoNode
+	ErrNodeExists  = zk.ErrNodeExists
+	ErrBadVersion  = zk.ErrBadVersion
+	ErrNotEmpty    = zk.ErrNotEmpty
+	ErrClosed      = zk.ErrClosing
+	ErrLockLost    = errors.New("zkclient: lock no longer held")
+	ErrSessionLost = zk.ErrSessionExpired
+)
+
+// TLSFiles names the PEM files of a mutual-TLS connection.
+type TLSFiles struct {
+	Cert string
+	Key  string
+	CA   string
+}
+
+// Config describes how to reach ZooKeeper.
+type Config struct {
+	// Hosts are "host:port" entries (IPv6 literals in brackets).
+	Hosts []string
+	// Chroot, if set, is prefixed to every path ("/nodepool" inside it).
+	Chroot string
+	// SessionTimeout is the requested session timeout (default 10 s).
+	SessionTimeout time.Duration
+	// TLS enables mutual TLS; nil means plaintext.
+	TLS *TLSFiles
+	// Logger receives connection events (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// SessionState is what subscribers learn about the session.
+type SessionState int
+
+// Session states delivered to subscribers.
+const (
+	// StateConnected: a session is established (possibly a new one).
+	StateConnected SessionState = iota
+	// StateSuspended: the connection dropped; the session may still live.
+	StateSuspended
+	// StateLost: the session expired; every lock and ephemeral node is gone.
+	StateLost
+)
+
+func (s SessionState) String() string {
+	switch s {
+	case StateConnected:
+		return "connected"
+	case StateSuspended:
+		return "suspended"
+	case StateLost:
+		return "lost"
+	}
+	return "unknown"
+}
+
+// SessionEvent reports a change of session state.
+type SessionEvent struct {
+	State     SessionState
+	SessionID int64
+}
+
+// Client is a ZooKeeper connection with nodepool's path layout.
+type Client struct {
+	conn   *zk.Conn
+	chroot string
+	log    *slog.Logger
+
+	mu        sync.Mutex
+	subs      map[chan SessionEvent]struct{}
+	state     SessionState
+	sessionID int64
+	lost      chan struct{} // closed when the current session is lost
+
+	events chan zk.Event
+	ops    Counters
+	locals localLocks
+	closed atomic.Bool
+	done   chan struct{}
+}
+
+// Counters counts the requests this client sent to ZooKeeper.
+type Counters struct {
+	Reads   atomic.Int64 // get, exists, children
+	Creates atomic.Int64
+	Sets    atomic.Int64
+	Deletes atomic.Int64
+	Multis  atomic.Int64
+}
+
+// Total returns the number of requests sent.
+func (c *Counters) Total() int64 {
+	return c.Reads.Load() + c.Creates.Load() + c.Sets.Load() + c.Deletes.Load() + c.Multis.Load()
+}
+
+// Writes returns the number of write requests sent (a multi counts once).
+func (c *Counters) Writes() int64 {
+	return c.Creates.Load() + c.Sets.Load() + c.Deletes.Load() + c.Multis.Load()
+}
+
+// Ops returns the client's request counters.
+func (c *Client) Ops() *Counters { return &c.ops }
+
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Printf(format string, args ...any) {
+	a.l.Debug(fmt.Sprintf(format, args...), "component", "zk")
+}
+
+// Connect opens a session and waits until it is established or ctx ends.
+func Connect(ctx context.Context, cfg Config) (*Client, error) {
+	if len(cfg.Hosts) == 0 {
+		return nil, errors.New("zkclient: no ZooKeeper servers configured")
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 10 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	chroot := strings.TrimRight(cfg.Chroot, "/")
+	if chroot != "" && !strings.HasPrefix(chroot, "/") {
+		return nil, fmt.Errorf("zkclient: chroot %q must start with /", cfg.Chroot)
+	}
+	c := &Client{
+		chroot: chroot,
+		log:    log,
+		subs:   make(map[chan SessionEvent]struct{}),
+		state:  StateSuspended,
+		lost:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	c.locals.init()
+	var tc *tls.Config
+	if cfg.TLS != nil {
+		var err error
+		if tc, err = loadTLS(*cfg.TLS); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Warn("connecting to ZooKeeper without TLS; configure zookeeper-tls for production use", "hosts", strings.Join(cfg.Hosts, ","))
+	}
+	dialer := func(network, address string, timeout time.Duration) (net.Conn, error) {
+		d := &net.Dialer{Timeout: timeout}
+		if tc == nil {
+			return d.Dial(network, address)
+		}
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return nil, err
+		}
+		conf := tc.Clone()
+		conf.ServerName = host
+		return tls.DialWithDialer(d, network, address, conf)
+	}
+	c.events = make(chan zk.Event, 64)
+	conn, _, err := zk.Connect(cfg.Hosts, cfg.SessionTimeout,
+		zk.WithLogger(slogAdapter{log}),
+		zk.WithLogInfo(false),
+		zk.WithDialer(dialer),
+		zk.WithEventCallback(func(ev zk.Event) {
+			if ev.Type != zk.EventSession {
+				return
+			}
+			select {
+			case c.events <- ev:
+			case <-c.done:
+			}
+		}),
+		zk.WithMaxBufferSize(4<<20),
+		zk.WithMaxConnBufferSize(4<<20),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("zkclient: connect: %w", err)
+	}
+	c.conn = conn
+	ch := c.Subscribe()
+	go c.eventLoop()
+	defer c.Unsubscribe(ch)
+	if c.Connected() {
+		return c, nil
+	}
+	for {
+		select {
+		case ev := <-ch:
+			if ev.State == StateConnected {
+				return c, nil
+			}
+		case <-ctx.Done():
+			conn.Close()
+			return nil, fmt.Errorf("zkclient: connecting to %s: %w", strings.Join(cfg.Hosts, ","), ctx.Err())
+		}
+	}
+}
+
+func loadTLS(f TLSFiles) (*tls.Config, error) {
+	if f.Cert == "" || f.Key == "" || f.CA == "" {
+		return nil, errors.New("zkclient: zookeeper-tls needs cert, key and ca")
+	}
+	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		return nil, fmt.Errorf("zkclient: loading TLS client certificate: %w", err)
+	}
+	caPEM, err := os.ReadFile(f.CA)
+	if err != nil {
+		return nil, fmt.Errorf("zkclient: reading TLS CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("zkclient: no certificates in CA file %s", f.CA)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+func (c *Client) eventLoop() {
+	for {
+		select {
+		case ev := <-c.events:
+			c.onEvent(ev)
+		case <-c.done:
+			return
+		}
+	}
+}
+
+func (c *Client) onEvent(ev zk.Event) {
+	c.mu.Lock()
+	var out []SessionEvent
+	switch ev.State {
+	case zk.StateHasSession:
+		sid := c.conn.SessionID()
+		if c.sessionID != 0 && sid != c.sessionID && c.state != StateLost {
+			// A new session without an expiry event: the old one is gone.
+			c.markLostLocked()
+			out = append(out, SessionEvent{State: StateLost, SessionID: c.sessionID})
+		}
+		if c.state != StateConnected || sid != c.sessionID {
+			c.sessionID = sid
+			c.state = StateConnected
+			out = append(out, SessionEvent{State: StateConnected, SessionID: sid})
+		}
+	case zk.StateExpired:
+		if c.state != StateLost {
+			c.markLostLocked()
+			out = append(out, SessionEvent{State: StateLost, SessionID: c.sessionID})
+		}
+	case zk.StateDisconnected, zk.StateConnecting:
+		if c.state == StateConnected {
+			c.state = StateSuspended
+			out = append(out, SessionEvent{State: StateSuspended, SessionID: c.sessionID})
+		}
+	case zk.StateAuthFailed:
+		c.log.Error("ZooKeeper authentication failed")
+	}
+	subs := make([]chan SessionEvent, 0, len(c.subs))
+	for s := range c.subs {
+		subs = append(subs, s)
+	}
+	c.mu.Unlock()
+	for _, e := range out {
+		if e.State != StateConnected {
+			c.log.Warn("ZooKeeper session "+e.State.String(), "session", fmt.Sprintf("0x%x", e.SessionID))
+		} else {
+			c.log.Info("ZooKeeper session connected", "session", fmt.Sprintf("0x%x", e.SessionID))
+		}
+		for _, s := range subs {
+			select {
+			case s <- e:
+			default:
+				// Subscriber is slow; drop the oldest event to make room.
+				select {
+				case <-s:
+				default:
+				}
+				select {
+				case s <- e:
+				default:
+				}
+			}
+		}
+	}
+}
+
+func (c *Client) markLostLocked() {
+	c.state = StateLost
+	close(c.lost)
+	c.lost = make(chan struct{})
+}
+
+// Subscribe returns a channel of session events. The channel is buffered;
+// a subscriber that falls behind loses the oldest events, never the newest.
+func (c *Client) Subscribe() chan SessionEvent {
+	ch := make(chan SessionEvent, 16)
+	c.mu.Lock()
+	c.subs[ch] = struct{}{}
+	c.mu.Unlock()
+	return ch
+}
+
+// Unsubscribe stops delivery to ch.
+func (c *Client) Unsubscribe(ch chan SessionEvent) {
+	c.mu.Lock()
+	delete(c.subs, ch)
+	c.mu.Unlock()
+}
+
+// Connected reports whether the client currently has a live session.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state == StateConnected
+}
+
+// State returns the current session state.
+func (c *Client) State() SessionState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// SessionID returns the id of the current (or last) session.
+func (c *Client) SessionID() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sessionID
+}
+
+// sessionLost returns a channel closed when the current session is lost.
+func (c *Client) sessionLost() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lost
+}
+
+// WaitConnected blocks until a session is established or ctx ends.
+func (c *Client) WaitConnected(ctx context.Context) error {
+	if c.Connected() {
+		return nil
+	}
+	ch := c.Subscribe()
+	defer c.Unsubscribe(ch)
+	for !c.Connected() {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+// Close ends the session; ephemeral nodes and locks are released.
+func (c *Client) Close() {
+	if c.closed.Swap(true) {
+		return
+	}
+	close(c.done)
+	c.conn.Close()
+}
+
+// Conn returns the underlying go-zookeeper connection, for tests that need
+// to provoke session events.
+func (c *Client) Conn() *zk.Conn { return c.conn }
+
+func (c *Client) full(p string) string {
+	if c.chroot == "" {
+		return p
+	}
+	if p == "/" {
+		return c.chroot
+	}
+	return c.chroot + p
+}
+
+func (c *Client) strip(p string) string {
+	if c.chroot == "" {
+		return p
+	}
+	p = strings.TrimPrefix(p, c.chroot)
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+func wrap(op, p string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &OpError{Op: op, Path: p, Err: err}
+}
+
+// OpError records the ZooKeeper operation and path that failed.
+type OpError struct {
+	Op   string
+	Path string
+	Err  error
+}
+
+func (e *OpError) Error() string { return "zookeeper " + e.Op + " " + e.Path + ": " + e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *OpError) Unwrap() error { return e.Err }
+
+// Get reads a znode's data.
+func (c *Client) Get(ctx context.Context, p string) ([]byte, *zk.Stat, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	c.ops.Reads.Add(1)
+	data, st, err := c.conn.Get(c.full(p))
+	return data, st, wrap("get", p, err)
+}
+
+// GetW reads a znode's data and sets a watch on it.
+func (c *Client) GetW(ctx context.Context, p string) ([]byte, *zk.Stat, <-chan zk.Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	c.ops.Reads.Add(1)
+	data, st, ch, err := c.conn.GetW(c.full(p))
+	return data, st, ch, wrap("get", p, err)
+}
+
+// Exists reports whether a znode exists.
+func (c *Client) Exists(ctx context.Context, p string) (bool, *zk.Stat, error) {
+	if err := ctx.Err(); err != nil {
+		return false, nil, err
+	}
+	c.ops.Reads.Add(1)
+	ok, st, err := c.conn.Exists(c.full(p))
+	return ok, st, wrap("exists", p, err)
+}
+
+// ExistsW reports whether a znode exists and watches for its creation,
+// change or deletion.
+func (c *Client) ExistsW(ctx context.Context, p string) (bool, *zk.Stat, <-chan zk.Event, error) {
+	if err := ctx.Err(); err != nil {
+		return false, nil, nil, err
+	}
+	c.ops.Reads.Add(1)
+	ok, st, ch, err := c.conn.ExistsW(c.full(p))
+	return ok, st, ch, wrap("exists", p, err)
+}
+
+// Children lists a znode's children (unordered).
+func (c *Client) Children(ctx context.Context, p string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c.ops.Reads.Add(1)
+	ch, _, err := c.conn.Children(c.full(p))
+	return ch, wrap("children", p, err)
+}
+
+// ChildrenW lists a znode's children and watches the list.
+func (c *Client) ChildrenW(ctx context.Context, p string) ([]string, <-chan zk.Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	c.ops.Reads.Add(1)
+	ch, _, w, err := c.conn.ChildrenW(c.full(p))
+	return ch, w, wrap("children", p, err)
+}
+
+// Set writes a znode's data; version -1 writes unconditionally.
+func (c *Client) Set(ctx context.Context, p string, data []byte, version int32) (*zk.Stat, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c.ops.Sets.Add(1)
+	st, err := c.conn.Set(c.full(p), data, version)
+	return st, wrap("set", p, err)
+}
+
+// CreateFlags are the znode creation modes.
+type CreateFlags int32
+
+// Creation modes.
+const (
+	Persistent          CreateFlags = 0
+	Ephemeral           CreateFlags = zk.FlagEphemeral
+	Sequential          CreateFlags = zk.FlagSequence
+	EphemeralSequential CreateFlags = zk.FlagEphemeral | zk.FlagSequence
+)
+
+var openACL = zk.WorldACL(zk.PermAll)
+
+// Create creates a znode and returns its path (with the sequence suffix for
+// sequential nodes). With makepath, missing ancestors are created as empty
+// persistent znodes.
+func (c *Client) Create(ctx context.Context, p string, data []byte, flags CreateFlags, makepath bool) (string, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		c.ops.Creates.Add(1)
+		got, err := c.conn.Create(c.full(p), data, int32(flags), openACL)
+		if err == nil {
+			return c.strip(got), nil
+		}
+		if errors.Is(err, zk.ErrNoNode) && makepath {
+			if err := c.EnsurePath(ctx, parent(p)); err != nil {
+				return "", err
+			}
+			makepath = false // once is enough; a racing delete is reported
+			continue
+		}
+		return "", wrap("create", p, err)
+	}
+}
+
+// EnsurePath creates p and its missing ancestors as empty persistent znodes.
+func (c *Client) EnsurePath(ctx context.Context, p string) error {
+	if p == "/" || p == "" {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.ops.Creates.Add(1)
+	_, err := c.conn.Create(c.full(p), nil, 0, openACL)
+	switch {
+	case err == nil, errors.Is(err, zk.ErrNodeExists):
+		return nil
+	case errors.Is(err, zk.ErrNoNode):
+		if err := c.EnsurePath(ctx, parent(p)); err != nil {
+			return err
+		}
+		c.ops.Creates.Add(1)
+		_, err = c.conn.Create(c.full(p), nil, 0, openACL)
+		if err == nil || errors.Is(err, zk.ErrNodeExists) {
+			return nil
+		}
+	}
+	return wrap("create", p, err)
+}
+
+// Delete removes one znode; version -1 deletes unconditionally.
+func (c *Client) Delete(ctx context.Context, p string, version int32) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.ops.Deletes.Add(1)
+	return wrap("delete", p, c.conn.Delete(c.full(p), version))
+}
+
+// DeleteRecursive removes p and everything below it, depth first, ignoring
+// znodes that are already gone.
+func (c *Client) DeleteRecursive(ctx context.Context, p string) error {
+	children, err := c.Children(ctx, p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, ch := range children {
+		if err := c.DeleteRecursive(ctx, p+"/"+ch); err != nil {
+			return err
+		}
+	}
+	err = c.Delete(ctx, p, -1)
+	switch {
+	case err == nil, errors.Is(err, zk.ErrNoNode):
+		return nil
+	case errors.Is(err, zk.ErrNotEmpty):
+		// Someone created a child meanwhile (e.g. a lock contender); retry.
+		return c.DeleteRecursive(ctx, p)
+	}
+	return err
+}
+
+// Op is one operation of a Multi transaction.
+type Op interface{ zkOp(c *Client) any }
+
+// CreateOp creates a znode in a transaction.
+type CreateOp struct {
+	Path  string
+	Data  []byte
+	Flags CreateFlags
+}
+
+// SetOp sets data in a transaction.
+type SetOp struct {
+	Path    string
+	Data    []byte
+	Version int32
+}
+
+// DeleteOp deletes a znode in a transaction.
+type DeleteOp struct {
+	Path    string
+	Version int32
+}
+
+// CheckOp asserts a znode's version in a transaction.
+type CheckOp struct {
+	Path    string
+	Version int32
+}
+
+func (o CreateOp) zkOp(c *Client) any {
+	return &zk.CreateRequest{Path: c.full(o.Path), Data: o.Data, Acl: openACL, Flags: int32(o.Flags)}
+}
+func (o SetOp) zkOp(c *Client) any {
+	return &zk.SetDataRequest{Path: c.full(o.Path), Data: o.Data, Version: o.Version}
+}
+func (o DeleteOp) zkOp(c *Client) any {
+	return &zk.DeleteRequest{Path: c.full(o.Path), Version: o.Version}
+}
+func (o CheckOp) zkOp(c *Client) any {
+	return &zk.CheckVersionRequest{Path: c.full(o.Path), Version: o.Version}
+}
+
+// Multi runs the operations atomically. On failure the error of the first
+// failing operation is returned.
+func (c *Client) Multi(ctx context.Context, ops ...Op) ([]zk.MultiResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	reqs := make([]any, len(ops))
+	for i, o := range ops {
+		reqs[i] = o.zkOp(c)
+	}
+	c.ops.Multis.Add(1)
+	res, err := c.conn.Multi(reqs...)
+	if err != nil {
+		for i, r := range res {
+			if r.Error != nil && !errors.Is(r.Error, zk.ErrAPIError) {
+				return res, wrap("multi", fmt.Sprintf("op %d", i), r.Error)
+			}
+		}
+		return res, wrap("multi", "", err)
+	}
+	for i := range res {
+		res[i].String = c.strip(res[i].String)
+	}
+	return res, nil
+}

@@ -1,0 +1,188 @@
+package zkclient
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nodepool-go/nodepool/internal/pyjson"
+)
+
+// Member is one key of a stored JSON object that this package does not
+// model; it is kept so that a read-modify-write preserves what another
+// writer (Zuul, a newer nodepool) added.
+type Member struct {
+	Key   string
+	Value json.RawMessage
+}
+
+// ErrEmpty reports a znode whose data is the empty byte string, which every
+// reader treats as "no object".
+var ErrEmpty = errors.New("znode has no data")
+
+// MaxPayload is the largest znode payload the decoders accept (ZooKeeper's
+// own default jute.maxbuffer is 1 MiB).
+const MaxPayload = 1 << 20
+
+// eachMember calls fn for every top-level member of the JSON object in
+// data, in document order.
+func eachMember(data []byte, fn func(key string, raw json.RawMessage) error) error {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return ErrEmpty
+	}
+	if len(data) > MaxPayload {
+		return fmt.Errorf("payload of %d bytes exceeds %d", len(data), MaxPayload)
+	}
+	dec := json.NewDecoder(bytes.NewReader(pyjson.Sanitize(data)))
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return fmt.Errorf("expected a JSON object, got %v", tok)
+	}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("invalid JSON: %w", err)
+		}
+		key, _ := kt.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return fmt.Errorf("invalid JSON at key %q: %w", key, err)
+		}
+		if err := fn(key, raw); err != nil {
+			return fmt.Errorf("key %q: %w", key, err)
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	return nil
+}
+
+func isNull(raw json.RawMessage) bool {
+	return len(raw) == 0 || string(raw) == "null"
+}
+
+// str reads a string-or-null; null reads as "".
+func str(raw json.RawMessage, dst *string) error {
+	if isNull(raw) {
+		*dst = ""
+		return nil
+	}
+	if raw[0] != '"' {
+		return fmt.Errorf("expected string, got %s", truncate(raw))
+	}
+	return json.Unmarshal(raw, dst)
+}
+
+// num reads a number-or-null; null reads as 0. Numeric strings are accepted.
+func num(raw json.RawMessage, dst *float64) error {
+	if isNull(raw) {
+		*dst = 0
+		return nil
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return err
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("expected number, got %s", truncate(raw))
+		}
+		*dst = f
+		return nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return fmt.Errorf("expected number, got %s", truncate(raw))
+	}
+	return nil
+}
+
+// optInt reads an integer-or-null the way Python's int() coerces it:
+// floats are truncated, numeric strings parsed; lenient callers map other
+// values to 0.
+func optInt(raw json.RawMessage, dst **int) error {
+	if isNull(raw) {
+		*dst = nil
+		return nil
+	}
+	var f float64
+	if err := num(raw, &f); err != nil {
+		return err
+	}
+	v := int(f)
+	*dst = &v
+	return nil
+}
+
+func strList(raw json.RawMessage, dst *[]string) error {
+	if isNull(raw) {
+		*dst = nil
+		return nil
+	}
+	if raw[0] != '[' {
+		return fmt.Errorf("expected list, got %s", truncate(raw))
+	}
+	return json.Unmarshal(raw, dst)
+}
+
+func boolean(raw json.RawMessage, dst *bool, def bool) error {
+	if isNull(raw) {
+		*dst = def
+		return nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return fmt.Errorf("expected boolean, got %s", truncate(raw))
+	}
+	return nil
+}
+
+func rawValue(raw json.RawMessage) json.RawMessage {
+	if isNull(raw) {
+		return nil
+	}
+	return append(json.RawMessage(nil), raw...)
+}
+
+func numbers(raw json.RawMessage, dst *map[string]float64) error {
+	if isNull(raw) {
+		*dst = nil
+		return nil
+	}
+	var m map[string]*float64
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return fmt.Errorf("expected an object of numbers, got %s", truncate(raw))
+	}
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		if v != nil {
+			out[k] = *v
+		}
+	}
+	*dst = out
+	return nil
+}
+
+func truncate(raw []byte) string {
+	if len(raw) > 40 {
+		return string(raw[:40]) + "..."
+	}
+	return string(raw)
+}
+
+func appendExtras(o *pyjson.Object, extras []Member, skip ...string) {
+outer:
+	for _, m := range extras {
+		for _, s := range skip {
+			if m.Key == s {
+				continue outer
+			}
+		}
+		o.Raw(m.Key, m.Value)
+	}
+}

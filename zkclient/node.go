@@ -1,0 +1,320 @@
+package zkclient
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/nodepool-go/nodepool/internal/pyjson"
+)
+
+// NodeState is the state of a node record.
+type NodeState string
+
+// Node states, as stored in the "state" key.
+const (
+	NodeInit     NodeState = "init"
+	NodeBuilding NodeState = "building"
+	NodeTesting  NodeState = "testing"
+	NodeReady    NodeState = "ready"
+	NodeInUse    NodeState = "in-use"
+	NodeUsed     NodeState = "used"
+	NodeHold     NodeState = "hold"
+	NodeDeleting NodeState = "deleting"
+	NodeFailed   NodeState = "failed"
+	NodeAborted  NodeState = "aborted"
+	NodeDeleted  NodeState = "deleted"
+)
+
+// NodeStates lists every valid node state in upstream's order.
+var NodeStates = []NodeState{NodeBuilding, NodeTesting, NodeReady, NodeInUse, NodeUsed,
+	NodeHold, NodeDeleting, NodeFailed, NodeInit, NodeAborted, NodeDeleted}
+
+// Valid reports whether s is one of the node states of the protocol.
+func (s NodeState) Valid() bool {
+	for _, v := range NodeStates {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Node is the record stored at /nodepool/nodes/<id>. String fields that
+// are null on the wire are empty here; an empty string is written as null.
+type Node struct {
+	ID             string    // znode name, not part of the payload
+	Version        int32     // znode data version when read
+	State          NodeState // required
+	StateTime      float64
+	Cloud          string
+	Provider       string
+	Pool           string
+	Type           []string // labels
+	AllocatedTo    string
+	AZ             string
+	Region         string
+	PublicIPv4     string
+	PrivateIPv4    string
+	PublicIPv6     string
+	HostID         string
+	InterfaceIP    string
+	ConnectionPort json.RawMessage // a number, or an object for kubectl-style connections
+	ImageID        string
+	Launcher       string
+	CreatedTime    float64
+	ExternalID     string
+	Hostname       string
+	Comment        string
+	UserData       json.RawMessage
+	HoldJob        string
+	HostKeys       []string
+	Username       string
+	ConnectionType string
+	ShellType      string
+	HoldExpiration *int
+	Resources      map[string]float64
+	Slot           *int
+	Attributes     json.RawMessage
+	PythonPath     string
+	TenantName     string
+	DriverData     json.RawMessage
+	Requestor      string
+	Extra          []Member // keys written by others, preserved on rewrite
+}
+
+// Port returns the numeric connection port, or 0 when it is an object.
+func (n *Node) Port() int {
+	var p int
+	if err := json.Unmarshal(n.ConnectionPort, &p); err != nil {
+		var f float64
+		if json.Unmarshal(n.ConnectionPort, &f) == nil {
+			return int(f)
+		}
+		return 0
+	}
+	return p
+}
+
+// SetPort sets a numeric connection port.
+func (n *Node) SetPort(p int) { n.ConnectionPort = json.RawMessage(strconv.Itoa(p)) }
+
+// HasLabel reports whether the node's type list contains label.
+func (n *Node) HasLabel(label string) bool {
+	for _, t := range n.Type {
+		if t == label {
+			return true
+		}
+	}
+	return false
+}
+
+// Clone returns a deep copy of the node.
+func (n *Node) Clone() *Node {
+	c := *n
+	c.Type = append([]string(nil), n.Type...)
+	c.HostKeys = append([]string(nil), n.HostKeys...)
+	c.Extra = append([]Member(nil), n.Extra...)
+	if n.Resources != nil {
+		c.Resources = make(map[string]float64, len(n.Resources))
+		for k, v := range n.Resources {
+			c.Resources[k] = v
+		}
+	}
+	if n.HoldExpiration != nil {
+		v := *n.HoldExpiration
+		c.HoldExpiration = &v
+	}
+	if n.Slot != nil {
+		v := *n.Slot
+		c.Slot = &v
+	}
+	return &c
+}
+
+// MarshalJSON encodes the node with nodepool's key order and Python's
+// separators; keys added by other writers follow.
+func (n *Node) MarshalJSON() ([]byte, error) {
+	return n.AppendJSON(make([]byte, 0, 1024)), nil
+}
+
+// AppendJSON appends the encoded node to dst.
+func (n *Node) AppendJSON(dst []byte) []byte {
+	o := pyjson.NewObject(dst)
+	o.Str("state", string(n.State))
+	o.NullFloat("state_time", n.StateTime)
+	o.NullStr("cloud", n.Cloud)
+	o.NullStr("provider", n.Provider)
+	o.NullStr("pool", n.Pool)
+	o.Strings("type", n.Type)
+	o.NullStr("allocated_to", n.AllocatedTo)
+	o.NullStr("az", n.AZ)
+	o.NullStr("region", n.Region)
+	o.NullStr("public_ipv4", n.PublicIPv4)
+	o.NullStr("private_ipv4", n.PrivateIPv4)
+	o.NullStr("public_ipv6", n.PublicIPv6)
+	o.NullStr("host_id", n.HostID)
+	o.NullStr("interface_ip", n.InterfaceIP)
+	port := n.ConnectionPort
+	if len(port) == 0 {
+		port = json.RawMessage("22")
+	}
+	o.Raw("connection_port", port)
+	o.Raw("ssh_port", port)
+	o.NullStr("image_id", n.ImageID)
+	o.NullStr("launcher", n.Launcher)
+	o.NullFloat("created_time", n.CreatedTime)
+	o.NullStr("external_id", n.ExternalID)
+	o.NullStr("hostname", n.Hostname)
+	o.NullStr("comment", n.Comment)
+	o.Raw("user_data", n.UserData)
+	o.NullStr("hold_job", n.HoldJob)
+	o.Strings("host_keys", n.HostKeys)
+	o.NullStr("username", n.Username)
+	o.NullStr("connection_type", n.ConnectionType)
+	o.NullStr("shell_type", n.ShellType)
+	o.NullInt("hold_expiration", n.HoldExpiration)
+	o.Numbers("resources", n.Resources, "cores", "instances", "ram")
+	o.NullInt("slot", n.Slot)
+	o.Raw("attributes", n.Attributes)
+	o.NullStr("python_path", n.PythonPath)
+	o.NullStr("tenant_name", n.TenantName)
+	o.Raw("driver_data", n.DriverData)
+	o.NullStr("requestor", n.Requestor)
+	appendExtras(o, n.Extra)
+	return o.Bytes()
+}
+
+// UnmarshalJSON decodes a node payload with the reading rules of the
+// protocol: defaults for absent keys, a bare-string type, numeric
+// coercion of hold_expiration, and unknown keys kept in Extra.
+func (n *Node) UnmarshalJSON(data []byte) error {
+	id, version := n.ID, n.Version
+	*n = Node{ID: id, Version: version, Username: "zuul"}
+	var sshPort json.RawMessage
+	haveState := false
+	err := eachMember(data, func(key string, raw json.RawMessage) error {
+		switch key {
+		case "state":
+			haveState = true
+			var s string
+			if err := str(raw, &s); err != nil {
+				return err
+			}
+			n.State = NodeState(s)
+		case "state_time":
+			return num(raw, &n.StateTime)
+		case "cloud":
+			return str(raw, &n.Cloud)
+		case "provider":
+			return str(raw, &n.Provider)
+		case "pool":
+			return str(raw, &n.Pool)
+		case "type":
+			if !isNull(raw) && raw[0] == '"' {
+				var s string
+				if err := json.Unmarshal(raw, &s); err != nil {
+					return err
+				}
+				n.Type = nil
+				if s != "" {
+					n.Type = []string{s}
+				}
+				return nil
+			}
+			return strList(raw, &n.Type)
+		case "allocated_to":
+			return str(raw, &n.AllocatedTo)
+		case "az":
+			return str(raw, &n.AZ)
+		case "region":
+			return str(raw, &n.Region)
+		case "public_ipv4":
+			return str(raw, &n.PublicIPv4)
+		case "private_ipv4":
+			return str(raw, &n.PrivateIPv4)
+		case "public_ipv6":
+			return str(raw, &n.PublicIPv6)
+		case "host_id":
+			return str(raw, &n.HostID)
+		case "interface_ip":
+			return str(raw, &n.InterfaceIP)
+		case "connection_port":
+			n.ConnectionPort = rawValue(raw)
+		case "ssh_port":
+			sshPort = rawValue(raw)
+		case "image_id":
+			return str(raw, &n.ImageID)
+		case "launcher":
+			return str(raw, &n.Launcher)
+		case "created_time":
+			return num(raw, &n.CreatedTime)
+		case "external_id":
+			return str(raw, &n.ExternalID)
+		case "hostname":
+			return str(raw, &n.Hostname)
+		case "comment":
+			return str(raw, &n.Comment)
+		case "user_data":
+			n.UserData = rawValue(raw)
+		case "hold_job":
+			return str(raw, &n.HoldJob)
+		case "host_keys":
+			return strList(raw, &n.HostKeys)
+		case "username":
+			return str(raw, &n.Username)
+		case "connection_type":
+			return str(raw, &n.ConnectionType)
+		case "shell_type":
+			return str(raw, &n.ShellType)
+		case "hold_expiration":
+			// Python coerces with int(); anything non-numeric means 0.
+			if err := optInt(raw, &n.HoldExpiration); err != nil {
+				zero := 0
+				n.HoldExpiration = &zero
+			}
+		case "resources":
+			return numbers(raw, &n.Resources)
+		case "slot":
+			return optInt(raw, &n.Slot)
+		case "attributes":
+			n.Attributes = rawValue(raw)
+		case "python_path":
+			return str(raw, &n.PythonPath)
+		case "tenant_name":
+			return str(raw, &n.TenantName)
+		case "driver_data":
+			n.DriverData = rawValue(raw)
+		case "requestor":
+			return str(raw, &n.Requestor)
+		default:
+			n.Extra = append(n.Extra, Member{Key: key, Value: rawValue(raw)})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !haveState {
+		return fmt.Errorf("node has no state")
+	}
+	if !n.State.Valid() {
+		return fmt.Errorf("unknown node state %q", n.State)
+	}
+	if len(n.ConnectionPort) == 0 {
+		n.ConnectionPort = sshPort
+	}
+	if len(n.ConnectionPort) == 0 {
+		n.ConnectionPort = json.RawMessage("22")
+	}
+	return nil
+}
+
+// DecodeNode decodes a node payload read from the znode named id.
+func DecodeNode(id string, data []byte) (*Node, error) {
+	n := &Node{ID: id}
+	if err := n.UnmarshalJSON(data); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
