@@ -98,6 +98,7 @@ type Client struct {
 	lost      chan struct{} // closed when the current session is lost
 
 	events chan zk.Event
+	routes atomic.Pointer[[]watchRoute]
 	ops    Counters
 	locals localLocks
 	closed atomic.Bool
@@ -186,6 +187,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		zk.WithDialer(dialer),
 		zk.WithEventCallback(func(ev zk.Event) {
 			if ev.Type != zk.EventSession {
+				c.routeWatch(ev)
 				return
 			}
 			select {
@@ -664,4 +666,54 @@ func (c *Client) Multi(ctx context.Context, ops ...Op) ([]zk.MultiResponse, erro
 		res[i].String = c.strip(res[i].String)
 	}
 	return res, nil
+}
+
+type watchRoute struct {
+	prefix string
+	fn     func(zk.Event)
+}
+
+// routeWatch hands a watch event (path relative to the chroot) to the
+// route whose prefix matches. It runs on go-zookeeper's receive loop and
+// must not block.
+func (c *Client) routeWatch(ev zk.Event) {
+	rs := c.routes.Load()
+	if rs == nil {
+		return
+	}
+	ev.Path = c.strip(ev.Path)
+	for _, r := range *rs {
+		if ev.Path == r.prefix || strings.HasPrefix(ev.Path, r.prefix+"/") {
+			r.fn(ev)
+			return
+		}
+	}
+}
+
+// addWatchRoute delivers watch events under prefix to fn (which must not
+// block), and returns a function that removes the route.
+func (c *Client) addWatchRoute(prefix string, fn func(zk.Event)) func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var cur []watchRoute
+	if p := c.routes.Load(); p != nil {
+		cur = *p
+	}
+	next := append(append([]watchRoute(nil), cur...), watchRoute{prefix, fn})
+	c.routes.Store(&next)
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		var cur []watchRoute
+		if p := c.routes.Load(); p != nil {
+			cur = *p
+		}
+		var out []watchRoute
+		for _, r := range cur {
+			if r.prefix != prefix {
+				out = append(out, r)
+			}
+		}
+		c.routes.Store(&out)
+	}
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 
 	"github.com/nodepool-go/nodepool/internal/pyjson"
 )
@@ -118,6 +120,36 @@ func optInt(raw json.RawMessage, dst **int) error {
 	v := int(f)
 	*dst = &v
 	return nil
+}
+
+// pyInt coerces a non-null JSON value the way Python's int() does: numbers
+// are truncated, strings must hold a decimal integer (surrounding
+// whitespace allowed), booleans are 0/1. ok is false (and the value 0)
+// where int() raises, including for values outside the int64 range.
+func pyInt(raw json.RawMessage) (v int, ok bool) {
+	switch {
+	case len(raw) == 0:
+		return 0, false
+	case raw[0] == '"':
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return 0, false
+		}
+		i, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		return int(i), true
+	case string(raw) == "true":
+		return 1, true
+	case string(raw) == "false":
+		return 0, true
+	}
+	var f float64
+	if json.Unmarshal(raw, &f) != nil || math.IsNaN(f) || math.Abs(f) >= 1<<63 {
+		return 0, false
+	}
+	return int(f), true
 }
 
 func strList(raw json.RawMessage, dst *[]string) error {

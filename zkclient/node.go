@@ -268,11 +268,13 @@ func (n *Node) UnmarshalJSON(data []byte) error {
 		case "shell_type":
 			return str(raw, &n.ShellType)
 		case "hold_expiration":
-			// Python coerces with int(); anything non-numeric means 0.
-			if err := optInt(raw, &n.HoldExpiration); err != nil {
-				zero := 0
-				n.HoldExpiration = &zero
+			// Python coerces with int(); anything int() rejects means 0.
+			if isNull(raw) {
+				n.HoldExpiration = nil
+				return nil
 			}
+			v, _ := pyInt(raw)
+			n.HoldExpiration = &v
 		case "resources":
 			return numbers(raw, &n.Resources)
 		case "slot":

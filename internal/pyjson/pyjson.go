@@ -220,7 +220,8 @@ func AppendString(dst []byte, s string) []byte {
 			case '\f':
 				dst = append(dst, '\\', 'f')
 			default:
-				if c < 0x20 {
+				if c < 0x20 || c == 0x7f {
+					// Python's ensure_ascii escapes everything outside ' '..'~'.
 					dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 				} else {
 					dst = append(dst, c)

@@ -1,0 +1,328 @@
+// Package builder is nodepool's image builder (builder.md): it builds
+// diskimages with diskimage-builder, records each build (UUID id) and each
+// upload per provider in ZooKeeper, uploads builds through the drivers'
+// ImageManager interface and prunes old builds, uploads and local files.
+package builder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/zkclient"
+)
+
+// Default intervals and counts (builder.md §10).
+const (
+	DefaultBuildInterval   = 10 * time.Second
+	DefaultUploadInterval  = 10 * time.Second
+	DefaultCleanupInterval = 60 * time.Second
+	DefaultBuildWorkers    = 1
+	DefaultUploadWorkers   = 4
+	errorBackoff           = 10 * time.Second
+	suspendedRecheck       = 30 * time.Second
+	// BuilderIDFile is the name of the builder identity file in images-dir.
+	BuilderIDFile = "builder_id.txt"
+	keepBuilds    = 2
+	keepUploads   = 2
+)
+
+// ConfigSource returns the current configuration; it is called at the
+// start of every worker iteration (re-reading the files).
+type ConfigSource func(ctx context.Context) (*nodepool.Config, error)
+
+// Options configure a Builder.
+type Options struct {
+	// Config re-reads the configuration (required).
+	Config ConfigSource
+	// ZooKeeper is the session every worker shares (required).
+	ZooKeeper *zkclient.Client
+	// BuildWorkers and UploadWorkers default to 1 and 4.
+	BuildWorkers  int
+	UploadWorkers int
+	// Intervals between worker iterations; zero means the default and a
+	// negative CleanupInterval disables the cleanup worker.
+	BuildInterval   time.Duration
+	UploadInterval  time.Duration
+	CleanupInterval time.Duration
+	// Now is the wall clock used for state_time, rebuild-age and upload
+	// timestamps (default time.Now).
+	Now func() time.Time
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Hostname (short, for the component) and FQDN (stored on builds)
+	// default to the host's names.
+	Hostname string
+	FQDN     string
+	// InstallDir replaces %p in dib-cmd (default: the executable's dir).
+	InstallDir string
+}
+
+// Builder runs the build, upload and cleanup workers.
+type Builder struct {
+	opts      Options
+	zk        *zkclient.Client
+	log       *slog.Logger
+	now       func() time.Time
+	builderID string
+	fqdn      string
+	hostname  string
+	providers *providerManagers
+	leaks     *leakTracker
+
+	mu        sync.Mutex
+	component *zkclient.Component
+}
+
+// New validates the options and returns a builder; nothing is started.
+func New(opts Options) (*Builder, error) {
+	if opts.Config == nil {
+		return nil, errors.New("builder: no config source")
+	}
+	if opts.ZooKeeper == nil {
+		return nil, errors.New("builder: no ZooKeeper client")
+	}
+	if opts.BuildWorkers <= 0 {
+		opts.BuildWorkers = DefaultBuildWorkers
+	}
+	if opts.UploadWorkers <= 0 {
+		opts.UploadWorkers = DefaultUploadWorkers
+	}
+	if opts.BuildInterval == 0 {
+		opts.BuildInterval = DefaultBuildInterval
+	}
+	if opts.UploadInterval == 0 {
+		opts.UploadInterval = DefaultUploadInterval
+	}
+	if opts.CleanupInterval == 0 {
+		opts.CleanupInterval = DefaultCleanupInterval
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Hostname == "" {
+		h, _ := os.Hostname()
+		opts.Hostname, _, _ = strings.Cut(h, ".")
+	}
+	if opts.FQDN == "" {
+		opts.FQDN = fqdn()
+	}
+	if opts.InstallDir == "" {
+		if exe, err := os.Executable(); err == nil {
+			opts.InstallDir = filepath.Dir(exe)
+		}
+	}
+	b := &Builder{
+		opts:     opts,
+		zk:       opts.ZooKeeper,
+		log:      opts.Logger,
+		now:      opts.Now,
+		fqdn:     opts.FQDN,
+		hostname: opts.Hostname,
+		leaks:    newLeakTracker(),
+	}
+	b.providers = newProviderManagers(b.log)
+	return b, nil
+}
+
+// fqdn approximates Python's socket.getfqdn().
+func fqdn() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	if strings.Contains(h, ".") {
+		return h
+	}
+	addrs, err := net.LookupHost(h)
+	if err != nil {
+		return h
+	}
+	for _, a := range addrs {
+		names, err := net.LookupAddr(a)
+		if err != nil {
+			continue
+		}
+		for _, n := range names {
+			n = strings.TrimSuffix(n, ".")
+			if strings.HasPrefix(n, h+".") {
+				return n
+			}
+		}
+	}
+	return h
+}
+
+// BuilderID returns the builder's identity (after Start or LoadIdentity).
+func (b *Builder) BuilderID() string { return b.builderID }
+
+// LoadIdentity reads or creates <images-dir>/builder_id.txt (builder.md §7).
+func (b *Builder) LoadIdentity(ctx context.Context) error {
+	cfg, err := b.opts.Config(ctx)
+	if err != nil {
+		return err
+	}
+	id, err := ReadOrCreateBuilderID(cfg.ImagesDir)
+	if err != nil {
+		return err
+	}
+	b.builderID = id
+	return nil
+}
+
+// ReadOrCreateBuilderID returns the contents of <dir>/builder_id.txt,
+// creating it with a dashed UUID4 (no trailing newline) when missing.
+func ReadOrCreateBuilderID(dir string) (string, error) {
+	if dir == "" {
+		return "", errors.New("No images-dir specified in config.")
+	}
+	p := filepath.Join(dir, BuilderIDFile)
+	data, err := os.ReadFile(p)
+	if err == nil {
+		return string(data), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	id := uuid.NewString()
+	if err := os.WriteFile(p, []byte(id), 0o644); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// Register creates the builder component registration (kind builder,
+// state "stopped", as upstream never reports running).
+func (b *Builder) Register(ctx context.Context) error {
+	comp := &zkclient.Component{
+		Kind:     zkclient.KindBuilder,
+		Hostname: b.hostname,
+		ModelAPI: zkclient.ModelAPI,
+		State:    zkclient.ComponentStopped,
+		Release:  nodepool.Version,
+	}
+	if err := b.zk.RegisterComponent(ctx, comp); err != nil {
+		return fmt.Errorf("registering builder component: %w", err)
+	}
+	b.mu.Lock()
+	b.component = comp
+	b.mu.Unlock()
+	return nil
+}
+
+// Run starts the workers and blocks until ctx ends; then it waits for the
+// workers (an in-flight DIB run is waited for), closes the provider
+// adapters and removes the component registration.
+func (b *Builder) Run(ctx context.Context) error {
+	cfg, err := b.opts.Config(ctx)
+	if err != nil {
+		return err
+	}
+	if cfg.ImagesDir == "" {
+		return errors.New("No images-dir specified in config.")
+	}
+	if b.builderID == "" {
+		if err := b.LoadIdentity(ctx); err != nil {
+			return err
+		}
+	}
+	if err := b.Register(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		b.mu.Lock()
+		comp := b.component
+		b.mu.Unlock()
+		if comp != nil {
+			c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = b.zk.UnregisterComponent(c, comp)
+			cancel()
+		}
+		b.providers.closeAll()
+	}()
+	g, gctx := errgroup.WithContext(ctx)
+	for i := 0; i < b.opts.BuildWorkers; i++ {
+		g.Go(func() error { b.loop(gctx, "build", b.opts.BuildInterval, b.BuildOnce); return nil })
+	}
+	for i := 0; i < b.opts.UploadWorkers; i++ {
+		g.Go(func() error {
+			b.loop(gctx, "upload", b.opts.UploadInterval, func(ctx context.Context) error {
+				_, err := b.UploadOnce(ctx)
+				return err
+			})
+			return nil
+		})
+	}
+	if b.opts.CleanupInterval > 0 {
+		g.Go(func() error { b.loop(gctx, "cleanup", b.opts.CleanupInterval, b.CleanupOnce); return nil })
+	}
+	b.log.Info("builder started", "builder_id", b.builderID, "build_workers", b.opts.BuildWorkers, "upload_workers", b.opts.UploadWorkers)
+	return g.Wait()
+}
+
+// loop runs body every interval until ctx ends (builder.md §2).
+func (b *Builder) loop(ctx context.Context, name string, interval time.Duration, body func(context.Context) error) {
+	log := b.log.With("worker", name)
+	for ctx.Err() == nil {
+		if !b.waitZooKeeper(ctx, log) {
+			return
+		}
+		if err := body(ctx); err != nil && ctx.Err() == nil {
+			log.Error("worker iteration failed", "error", err)
+			if !sleep(ctx, errorBackoff) {
+				return
+			}
+		}
+		if !sleep(ctx, interval) {
+			return
+		}
+	}
+}
+
+// waitZooKeeper blocks while the session is suspended or lost.
+func (b *Builder) waitZooKeeper(ctx context.Context, log *slog.Logger) bool {
+	if b.zk.Connected() {
+		return true
+	}
+	log.Info("ZooKeeper suspended. Waiting")
+	for !b.zk.Connected() {
+		if !sleep(ctx, suspendedRecheck) {
+			return false
+		}
+	}
+	log.Info("ZooKeeper available. Resuming")
+	return true
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// stateTime returns the clock as float Unix seconds.
+func (b *Builder) stateTime() float64 {
+	return float64(b.now().UnixNano()) / 1e9
+}

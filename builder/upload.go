@@ -1,0 +1,309 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/zkclient"
+)
+
+// ImageNameFormatter is implemented by provider Settings that configure the
+// cloud image name template (OpenStack image-name-format). The default is
+// "{image_name}-{timestamp}".
+type ImageNameFormatter interface {
+	ImageNameFormat() string
+}
+
+// PostUploadHooker is implemented by provider Settings that configure a
+// post-upload-hook executable.
+type PostUploadHooker interface {
+	PostUploadHook() string
+}
+
+// DefaultImageNameFormat is the cloud name template of most drivers.
+const DefaultImageNameFormat = "{image_name}-{timestamp}"
+
+// FormatImageName expands a Python str.format-style template with
+// image_name, timestamp and upload_id ("{{"/"}}" are literal braces).
+func FormatImageName(tmpl, image, timestamp, uploadID string) string {
+	r := strings.NewReplacer("{{", "{", "}}", "}",
+		"{image_name}", image, "{timestamp}", timestamp, "{upload_id}", uploadID)
+	return r.Replace(tmpl)
+}
+
+type providerManager struct {
+	cfg     *driver.ProviderConfig
+	adapter driver.Adapter
+}
+
+// providerManagers holds one open adapter per image-managing provider.
+type providerManagers struct {
+	log *slog.Logger
+	mu  sync.Mutex
+	m   map[string]*providerManager
+}
+
+func newProviderManagers(log *slog.Logger) *providerManagers {
+	return &providerManagers{log: log, m: map[string]*providerManager{}}
+}
+
+// configure starts, replaces and stops adapters to match cfg.
+func (pm *providerManagers) configure(ctx context.Context, cfg *nodepool.Config) {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	want := map[string]*driver.ProviderConfig{}
+	for _, p := range cfg.Providers {
+		if p.ManageImages {
+			want[p.Name] = p
+		}
+	}
+	for name, m := range pm.m {
+		if p, ok := want[name]; !ok || !reflect.DeepEqual(p, m.cfg) {
+			_ = m.adapter.Close()
+			delete(pm.m, name)
+		}
+	}
+	for name, p := range want {
+		if _, ok := pm.m[name]; ok {
+			continue
+		}
+		d, ok := driver.Lookup(p.Driver)
+		if !ok {
+			pm.log.Error("unknown driver", "provider", name, "driver", p.Driver)
+			continue
+		}
+		a, err := d.Open(ctx, p, driver.Env{Logger: pm.log.With("provider", name)})
+		if err != nil {
+			pm.log.Error("unable to start provider manager", "provider", name, "error", err)
+			continue
+		}
+		pm.m[name] = &providerManager{cfg: p, adapter: a}
+	}
+}
+
+// get returns the adapter of a provider, or nil.
+func (pm *providerManagers) get(name string) driver.Adapter {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	if m := pm.m[name]; m != nil {
+		return m.adapter
+	}
+	return nil
+}
+
+func (pm *providerManagers) closeAll() {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	for name, m := range pm.m {
+		_ = m.adapter.Close()
+		delete(pm.m, name)
+	}
+}
+
+// UploadOnce runs one upload-worker iteration (builder.md §4). It stops
+// after the first upload attempt and reports whether one was made.
+func (b *Builder) UploadOnce(ctx context.Context) (bool, error) {
+	cfg, err := b.opts.Config(ctx)
+	if err != nil {
+		return false, err
+	}
+	b.providers.configure(ctx, cfg)
+	for _, p := range cfg.Providers {
+		if !p.ManageImages {
+			continue
+		}
+		for _, pd := range p.Diskimages {
+			if ctx.Err() != nil || !b.zk.Connected() {
+				return false, nil
+			}
+			attempted, err := b.checkUpload(ctx, cfg, p, pd)
+			if err != nil {
+				b.log.Error("upload check failed", "image", pd.Name, "provider", p.Name, "error", err)
+			}
+			if attempted {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// checkUpload is builder.md §4.1.
+func (b *Builder) checkUpload(ctx context.Context, cfg *nodepool.Config, p *driver.ProviderConfig, pd *driver.ProviderDiskimage) (bool, error) {
+	if pd.Pause {
+		return false, nil
+	}
+	build, err := b.mostRecentBuild(ctx, pd.Name)
+	if err != nil || build == nil {
+		return false, err
+	}
+	if !HasLocalFile(cfg.ImagesDir, pd.Name, build.ID) {
+		return false, nil
+	}
+	ready, err := b.zk.Uploads(ctx, pd.Name, build.ID, p.Name, zkclient.ImageReady)
+	if err != nil || len(ready) > 0 {
+		return false, err
+	}
+	if !contains(build.Formats, p.ImageFormat) {
+		return false, nil
+	}
+	lock := b.zk.NewLock(zkclient.UploadLockPath(pd.Name, build.ID, p.Name))
+	got, err := lock.TryAcquire(ctx)
+	if err != nil || !got {
+		return false, err
+	}
+	defer lock.Release(context.WithoutCancel(ctx))
+	ready, err = b.zk.Uploads(ctx, pd.Name, build.ID, p.Name, zkclient.ImageReady)
+	if err != nil || len(ready) > 0 {
+		return false, err
+	}
+	build, err = b.zk.GetBuild(ctx, pd.Name, build.ID)
+	if err != nil || build.State == zkclient.ImageDeleting {
+		return false, nil
+	}
+	rec := &zkclient.ImageUpload{
+		ImageName:    pd.Name,
+		BuildID:      build.ID,
+		ProviderName: p.Name,
+		State:        zkclient.ImageUploading,
+		StateTime:    b.stateTime(),
+		Username:     build.Username,
+		PythonPath:   build.PythonPath,
+		ShellType:    build.ShellType,
+	}
+	if err := b.zk.CreateUpload(ctx, rec); err != nil {
+		return false, err
+	}
+	result, err := b.upload(ctx, cfg, p, pd, build, rec.ID)
+	if err != nil {
+		// The record stays uploading; cleanup removes it (lock free).
+		return true, err
+	}
+	if err := b.zk.StoreUpload(context.WithoutCancel(ctx), result); err != nil {
+		return true, err
+	}
+	return true, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// upload is builder.md §4.2; it returns the record to store.
+func (b *Builder) upload(ctx context.Context, cfg *nodepool.Config, p *driver.ProviderConfig, pd *driver.ProviderDiskimage, build *zkclient.ImageBuild, uploadID string) (*zkclient.ImageUpload, error) {
+	log := b.log.With("image", pd.Name, "build", build.ID, "provider", p.Name, "upload", uploadID)
+	start := b.now()
+	timestamp := strconv.FormatInt(start.Unix(), 10)
+	file, ok := LocalImageFile(cfg.ImagesDir, pd.Name, build.ID, p.ImageFormat)
+	if !ok {
+		return nil, fmt.Errorf("Unable to find image file of type %s for id %s to upload", p.ImageFormat, build.ID)
+	}
+	failed := &zkclient.ImageUpload{
+		ImageName: pd.Name, BuildID: build.ID, ProviderName: p.Name, ID: uploadID,
+		State: zkclient.ImageFailed, StateTime: b.stateTime(),
+	}
+	adapter := b.providers.get(p.Name)
+	im, ok := adapter.(driver.ImageManager)
+	if !ok {
+		log.Error(fmt.Sprintf("Failed to upload build %s of image %s to provider %s", build.ID, pd.Name, p.Name), "error", "provider does not manage images")
+		return failed, nil
+	}
+	tmpl := DefaultImageNameFormat
+	if f, ok := p.Settings.(ImageNameFormatter); ok && f.ImageNameFormat() != "" {
+		tmpl = f.ImageNameFormat()
+	}
+	name := FormatImageName(tmpl, pd.Name, timestamp, uploadID)
+	meta := map[string]string{}
+	if d := cfg.Diskimage(pd.Name); d != nil {
+		maps.Copy(meta, d.Metadata)
+	}
+	maps.Copy(meta, pd.Meta)
+	meta[driver.MetaBuildID] = build.ID
+	meta[driver.MetaUploadID] = uploadID
+	meta[driver.MetaProviderName] = p.Name
+	spec := driver.UploadSpec{
+		ImageName: name,
+		Diskimage: pd.Name,
+		Filename:  file,
+		Format:    p.ImageFormat,
+		Metadata:  meta,
+		MD5:       readChecksum(file+".md5", 32),
+		SHA256:    readChecksum(file+".sha256", 64),
+	}
+	log.Info(fmt.Sprintf("Uploading DIB image build %s from %s to %s", build.ID, file, p.Name))
+	extID, err := im.UploadImage(ctx, spec)
+	if err != nil {
+		log.Error(fmt.Sprintf("Failed to upload build %s of image %s to provider %s", build.ID, pd.Name, p.Name), "error", err)
+		failed.StateTime = b.stateTime()
+		return failed, nil
+	}
+	if h, ok := p.Settings.(PostUploadHooker); ok && h.PostUploadHook() != "" {
+		if err := runPostUploadHook(ctx, h.PostUploadHook(), p.Name, extID, file, log); err != nil {
+			if derr := im.DeleteImage(context.WithoutCancel(ctx), extID); derr != nil {
+				log.Error(fmt.Sprintf("Unable to delete image %q", name), "error", derr)
+			}
+			failed.StateTime = b.stateTime()
+			return failed, nil
+		}
+	}
+	log.Info(fmt.Sprintf("Image build %s-%s (external_id %s) in %s is ready", pd.Name, build.ID, extID, p.Name))
+	return &zkclient.ImageUpload{
+		ImageName: pd.Name, BuildID: build.ID, ProviderName: p.Name, ID: uploadID,
+		State:        zkclient.ImageReady,
+		StateTime:    b.stateTime(),
+		ExternalID:   extID,
+		ExternalName: name,
+		Format:       p.ImageFormat,
+		Username:     build.Username,
+		PythonPath:   build.PythonPath,
+		ShellType:    build.ShellType,
+	}, nil
+}
+
+func readChecksum(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if len(data) > n {
+		data = data[:n]
+	}
+	return string(data)
+}
+
+func runPostUploadHook(ctx context.Context, hook, provider, extID, file string, log *slog.Logger) error {
+	cmd := exec.CommandContext(ctx, hook, provider, extID, file)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	rc := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			log.Error("Post upload hook failed", "error", err)
+			return err
+		}
+		rc = ee.ExitCode()
+		log.Error(fmt.Sprintf("Post upload hook failed with exit code %d", rc), "stdout", stdout.String(), "stderr", stderr.String())
+		return err
+	}
+	log.Info(fmt.Sprintf("Post upload hook exited with exit code %d", rc), "stdout", stdout.String(), "stderr", stderr.String())
+	return nil
+}

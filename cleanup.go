@@ -1,0 +1,368 @@
+package nodepool
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nodepool-go/nodepool/quota"
+	"github.com/nodepool-go/nodepool/zkclient"
+)
+
+// Intervals of the periodic workers (launcher.md §1).
+const (
+	deleteInterval  = 5 * time.Second
+	cleanupInterval = 60 * time.Second
+	lockCleanupAge  = 8 * time.Hour
+)
+
+// cleanupState is what the cleanup worker keeps between passes.
+type cleanupState struct{}
+
+// deletableStates are the states in which an unlocked node is deleted.
+var deletableStates = map[zkclient.NodeState]bool{
+	zkclient.NodeUsed: true, zkclient.NodeInUse: true, zkclient.NodeBuilding: true, zkclient.NodeFailed: true,
+	zkclient.NodeDeleting: true, zkclient.NodeDeleted: true, zkclient.NodeAborted: true,
+}
+
+// deletedNodeLoop deletes nodes that need deleting, on node changes and
+// every deleteInterval (launcher.md §10).
+func (l *Launcher) deletedNodeLoop(ctx context.Context) {
+	ch := l.nodes.Subscribe()
+	t := time.NewTicker(deleteInterval)
+	defer t.Stop()
+	for {
+		if l.zk.Connected() {
+			l.deletePass(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		case <-l.deleteReq:
+		case <-t.C:
+		}
+	}
+}
+
+func (l *Launcher) deletePass(ctx context.Context) {
+	provs := l.providerNames()
+	for _, n := range l.nodes.List() {
+		if ctx.Err() != nil {
+			return
+		}
+		if n.State == zkclient.NodeReady && n.AllocatedTo != "" {
+			if _, ok := l.requests.Get(n.AllocatedTo); !ok {
+				l.freeOrphan(ctx, n)
+			}
+			continue
+		}
+		p, ok := provs[n.Provider]
+		if !ok || !deletableStates[n.State] || p.deleting(n.ID) || l.launching(n.ID) {
+			continue
+		}
+		lock := l.zk.NodeLock(n.ID)
+		got, err := lock.TryAcquire(ctx)
+		if err != nil || !got {
+			continue
+		}
+		fresh, err := l.zk.GetNode(ctx, n.ID)
+		if err != nil || !deletableStates[fresh.State] {
+			_ = lock.Release(ctx)
+			continue
+		}
+		if fresh.State == zkclient.NodeDeleted || fresh.Provider == "" {
+			if err := l.zk.DeleteNode(ctx, fresh, lock); err != nil {
+				_ = lock.Release(ctx)
+			}
+			continue
+		}
+		if !p.startDelete(fresh, lock) {
+			_ = lock.Release(ctx)
+		}
+	}
+}
+
+// launching reports whether a launch of ours holds the node.
+func (l *Launcher) launching(id string) bool {
+	for _, p := range l.providerNames() {
+		p.mu.Lock()
+		for nl := range p.launches {
+			if nl.node.ID == id {
+				p.mu.Unlock()
+				return true
+			}
+		}
+		p.mu.Unlock()
+	}
+	return false
+}
+
+// freeOrphan clears the allocation of a ready node whose request is gone.
+func (l *Launcher) freeOrphan(ctx context.Context, n *Node) {
+	if _, err := l.zk.GetRequest(ctx, n.AllocatedTo); !errors.Is(err, zkclient.ErrNoNode) {
+		return
+	}
+	lock := l.zk.NodeLock(n.ID)
+	if got, err := lock.TryAcquire(ctx); err != nil || !got {
+		return
+	}
+	defer func() { _ = lock.Release(ctx) }()
+	fresh, err := l.zk.GetNode(ctx, n.ID)
+	if err != nil || fresh.State != zkclient.NodeReady || fresh.AllocatedTo == "" {
+		return
+	}
+	if _, err := l.zk.GetRequest(ctx, fresh.AllocatedTo); !errors.Is(err, zkclient.ErrNoNode) {
+		return
+	}
+	fresh.AllocatedTo = ""
+	if err := l.zk.StoreNode(ctx, fresh, lock); err != nil {
+		l.log.Warn("clearing orphaned allocation failed", "node", n.ID, "error", err)
+	}
+}
+
+// cleanupLoop runs the periodic cleanup tasks (launcher.md §11).
+func (l *Launcher) cleanupLoop(ctx context.Context) {
+	t := time.NewTicker(cleanupInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if l.zk.Connected() {
+			l.CleanupPass(ctx)
+		}
+	}
+}
+
+// CleanupPass runs every cleanup task once; each task's failure is logged
+// and the next one runs.
+func (l *Launcher) CleanupPass(ctx context.Context) {
+	tasks := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"request locks", l.cleanupRequestLocks},
+		{"leaked resources", l.cleanupLeaked},
+		{"lost requests", l.cleanupLostRequests},
+		{"max-ready-age", l.cleanupMaxReadyAge},
+		{"held nodes", l.cleanupHeld},
+		{"empty nodes", l.cleanupEmptyNodes},
+	}
+	for _, t := range tasks {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := t.fn(ctx); err != nil {
+			l.log.Warn("cleanup task failed", "task", t.name, "error", err)
+		}
+	}
+}
+
+func (l *Launcher) cleanupRequestLocks(ctx context.Context) error {
+	ids, err := l.zk.Children(ctx, zkclient.RequestLockRoot)
+	if err != nil {
+		return err
+	}
+	now := l.now()
+	for _, id := range ids {
+		if _, ok := l.requests.Get(id); ok {
+			continue
+		}
+		if ok, _, _ := l.zk.Exists(ctx, zkclient.RequestPath(id)); ok {
+			continue
+		}
+		ok, st, err := l.zk.Exists(ctx, zkclient.RequestLockPath(id))
+		if err != nil || !ok {
+			continue
+		}
+		if now.Sub(time.UnixMilli(st.Mtime)) > lockCleanupAge {
+			if err := l.zk.DeleteRecursive(ctx, zkclient.RequestLockPath(id)); err != nil {
+				l.log.Warn("deleting request lock failed", "request", id, "error", err)
+			}
+		}
+	}
+	return nil
+}
+
+func (l *Launcher) cleanupLeaked(ctx context.Context) error {
+	for _, p := range l.providerNames() {
+		p.cleanupLeaks(ctx, l.knownUploads(ctx, p.cfg.Name))
+	}
+	return nil
+}
+
+// knownUploads returns "<build>/<upload>" of every upload to a provider.
+func (l *Launcher) knownUploads(ctx context.Context, provider string) map[string]bool {
+	out := map[string]bool{}
+	images, err := l.zk.ImageNames(ctx)
+	if err != nil {
+		return nil
+	}
+	for _, img := range images {
+		builds, err := l.zk.BuildIDs(ctx, img)
+		if err != nil {
+			return nil
+		}
+		for _, b := range builds {
+			ids, err := l.zk.Children(ctx, zkclient.UploadsPath(img, b, provider))
+			if err != nil && !errors.Is(err, zkclient.ErrNoNode) {
+				return nil
+			}
+			for _, u := range ids {
+				out[b+"/"+u] = true
+			}
+		}
+	}
+	return out
+}
+
+// cleanupLostRequests requeues pending requests nobody holds (§11.3).
+func (l *Launcher) cleanupLostRequests(ctx context.Context) error {
+	for _, r := range l.requests.List() {
+		if r.State != zkclient.RequestPending {
+			continue
+		}
+		lock := l.zk.RequestLock(r.ID)
+		got, err := lock.TryAcquire(ctx)
+		if err != nil || !got {
+			continue
+		}
+		l.resetLostRequest(ctx, r.ID, lock)
+		_ = lock.Release(ctx)
+	}
+	return nil
+}
+
+func (l *Launcher) resetLostRequest(ctx context.Context, id string, lock *zkclient.Lock) {
+	req, err := l.zk.GetRequest(ctx, id)
+	if err != nil || req.State != zkclient.RequestPending {
+		return
+	}
+	for _, n := range l.nodes.List() {
+		if n.AllocatedTo != id {
+			continue
+		}
+		nlock := l.zk.NodeLock(n.ID)
+		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := nlock.Acquire(lctx)
+		cancel()
+		if err != nil {
+			l.log.Warn("lost request: cannot lock its node; leaving it for the next pass", "request", id, "node", n.ID, "error", err)
+			return
+		}
+		fresh, err := l.zk.GetNode(ctx, n.ID)
+		if err == nil && fresh.AllocatedTo == id {
+			if fresh.State == zkclient.NodeInit {
+				fresh.State = zkclient.NodeDeleting
+				fresh.StateTime = unixNow(l.now())
+			}
+			fresh.AllocatedTo = ""
+			_ = l.zk.StoreNode(ctx, fresh, nlock)
+		}
+		_ = nlock.Release(ctx)
+	}
+	req.State = zkclient.RequestRequested
+	req.StateTime = unixNow(l.now())
+	req.Nodes = nil
+	if err := l.zk.StoreRequest(ctx, req, lock); err != nil {
+		l.log.Warn("resetting lost request failed", "request", id, "error", err)
+		return
+	}
+	l.log.Info("reset lost request", "request", id)
+}
+
+// markDeleting locks a node and moves it to deleting if check still holds.
+func (l *Launcher) markDeleting(ctx context.Context, id string, check func(*Node) bool) {
+	lock := l.zk.NodeLock(id)
+	if got, err := lock.TryAcquire(ctx); err != nil || !got {
+		return
+	}
+	defer func() { _ = lock.Release(ctx) }()
+	n, err := l.zk.GetNode(ctx, id)
+	if err != nil || !check(n) {
+		return
+	}
+	n.State = zkclient.NodeDeleting
+	n.StateTime = unixNow(l.now())
+	if err := l.zk.StoreNode(ctx, n, lock); err == nil {
+		l.wakeDeleter()
+	}
+}
+
+func (l *Launcher) cleanupMaxReadyAge(ctx context.Context) error {
+	cfg := l.Config()
+	provs := l.providerNames()
+	now := unixNow(l.now())
+	for _, n := range l.nodes.List() {
+		if n.State != zkclient.NodeReady || n.AllocatedTo != "" {
+			continue
+		}
+		if _, ok := provs[n.Provider]; !ok {
+			continue
+		}
+		for _, t := range n.Type {
+			lc := cfg.Label(t)
+			if lc == nil || lc.MaxReadyAge <= 0 {
+				continue
+			}
+			if now-n.StateTime >= lc.MaxReadyAge.Seconds() {
+				l.markDeleting(ctx, n.ID, func(x *Node) bool { return x.State == zkclient.NodeReady && x.AllocatedTo == "" })
+				break
+			}
+		}
+	}
+	return nil
+}
+
+func (l *Launcher) cleanupHeld(ctx context.Context) error {
+	cfg := l.Config()
+	provs := l.providerNames()
+	now := unixNow(l.now())
+	for _, n := range l.nodes.List() {
+		if n.State != zkclient.NodeHold {
+			continue
+		}
+		if _, ok := provs[n.Provider]; !ok {
+			continue
+		}
+		limit := quota.Inf
+		if n.HoldExpiration != nil && *n.HoldExpiration > 0 {
+			limit = float64(*n.HoldExpiration)
+		}
+		if cfg.MaxHoldAge > 0 && cfg.MaxHoldAge.Seconds() < limit {
+			limit = cfg.MaxHoldAge.Seconds()
+		}
+		if now-n.StateTime >= limit {
+			l.markDeleting(ctx, n.ID, func(x *Node) bool { return x.State == zkclient.NodeHold })
+		}
+	}
+	return nil
+}
+
+// cleanupEmptyNodes removes node znodes with empty data (left by locks on
+// deleted nodes). Unreadable non-empty records are logged, not deleted:
+// they may describe a real instance.
+func (l *Launcher) cleanupEmptyNodes(ctx context.Context) error {
+	ids, err := l.zk.NodeIDs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, ok := l.nodes.Get(id); ok {
+			continue
+		}
+		data, _, err := l.zk.Get(ctx, zkclient.NodePath(id))
+		if err != nil {
+			continue
+		}
+		if len(data) == 0 {
+			if err := l.zk.DeleteRecursive(ctx, zkclient.NodePath(id)); err == nil {
+				l.log.Info("removed empty node znode", "node", id)
+			}
+		}
+	}
+	return nil
+}

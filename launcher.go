@@ -1,0 +1,411 @@
+package nodepool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/zkclient"
+)
+
+// Launcher serves node requests from ZooKeeper with the providers of its
+// configuration. It is the library form of nodepool-launcher.
+type Launcher struct {
+	log        *slog.Logger
+	zk         *zkclient.Client
+	ownZK      bool
+	drivers    map[string]driver.Driver
+	configPath string
+	securePath string
+	hostname   string
+	now        func() time.Time
+
+	cfgMu sync.RWMutex
+	cfg   *Config
+
+	nodes    *zkclient.TreeCache[*Node]
+	requests *zkclient.TreeCache[*NodeRequest]
+	pools    *zkclient.TreeCache[*Component]
+
+	mu        sync.Mutex
+	providers map[string]*provider
+	workers   map[string]*poolWorker
+
+	component *Component
+	ready     atomic.Bool
+	minReady  minReady
+	cleanup   cleanupState
+	deleteReq chan struct{}
+	stats     statsd
+}
+
+// Option configures a Launcher.
+type Option func(*Launcher)
+
+// WithZooKeeper makes the launcher use an existing connection instead of
+// connecting with the configuration's zookeeper settings.
+func WithZooKeeper(c *zkclient.Client) Option { return func(l *Launcher) { l.zk = c } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(log *slog.Logger) Option { return func(l *Launcher) { l.log = log } }
+
+// WithDriver adds a driver that is used for providers naming it, in
+// addition to (and ahead of) the registered ones.
+func WithDriver(name string, d driver.Driver) Option {
+	return func(l *Launcher) { l.drivers[name] = d }
+}
+
+// WithConfigFile makes the launcher re-read the configuration files every
+// second and apply changes, restarting only the providers that changed.
+func WithConfigFile(path, securePath string) Option {
+	return func(l *Launcher) { l.configPath, l.securePath = path, securePath }
+}
+
+// WithHostname overrides the hostname used in component registrations.
+func WithHostname(h string) Option { return func(l *Launcher) { l.hostname = h } }
+
+// NewLauncher returns a launcher for cfg.
+func NewLauncher(cfg *Config, opts ...Option) (*Launcher, error) {
+	if cfg == nil {
+		return nil, errors.New("nodepool: NewLauncher needs a configuration")
+	}
+	l := &Launcher{
+		log:       slog.Default(),
+		drivers:   map[string]driver.Driver{},
+		cfg:       cfg,
+		now:       time.Now,
+		providers: map[string]*provider{},
+		workers:   map[string]*poolWorker{},
+		deleteReq: make(chan struct{}, 1),
+	}
+	for _, o := range opts {
+		o(l)
+	}
+	if l.hostname == "" {
+		l.hostname, _ = os.Hostname()
+	}
+	return l, nil
+}
+
+// Config returns the configuration in effect.
+func (l *Launcher) Config() *Config {
+	l.cfgMu.RLock()
+	defer l.cfgMu.RUnlock()
+	return l.cfg
+}
+
+// ZooKeeper returns the launcher's ZooKeeper client (nil before Run).
+func (l *Launcher) ZooKeeper() *zkclient.Client { return l.zk }
+
+// Ready reports whether the launcher has completed its first start-up pass.
+func (l *Launcher) Ready() bool { return l.ready.Load() }
+
+// Nodes returns the launcher's node cache (nil before Run).
+func (l *Launcher) Nodes() *zkclient.TreeCache[*Node] { return l.nodes }
+
+func (l *Launcher) lookupDriver(name string) (driver.Driver, bool) {
+	if d, ok := l.drivers[name]; ok {
+		return d, true
+	}
+	return driver.Lookup(name)
+}
+
+// Run serves requests until ctx ends, then stops gracefully.
+func (l *Launcher) Run(ctx context.Context) error {
+	if l.zk == nil {
+		zc, err := l.Config().ZooKeeperClientConfig()
+		if err != nil {
+			return err
+		}
+		zc.Logger = l.log
+		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		l.zk, err = zkclient.Connect(cctx, zc)
+		cancel()
+		if err != nil {
+			return err
+		}
+		l.ownZK = true
+		defer l.zk.Close()
+	}
+	for _, p := range []string{zkclient.RequestRoot, zkclient.NodeRoot, zkclient.RequestLockRoot,
+		zkclient.ComponentPath(zkclient.KindPool), zkclient.ComponentPath(zkclient.KindLauncher), zkclient.ComponentPath(zkclient.KindBuilder)} {
+		if err := l.zk.EnsurePath(ctx, p); err != nil {
+			return fmt.Errorf("nodepool: preparing ZooKeeper: %w", err)
+		}
+	}
+	l.nodes = zkclient.NewNodeCache(l.zk)
+	l.requests = zkclient.NewRequestCache(l.zk)
+	l.pools = zkclient.NewPoolComponentCache(l.zk)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return l.nodes.Run(gctx) })
+	g.Go(func() error { return l.requests.Run(gctx) })
+	g.Go(func() error { return l.pools.Run(gctx) })
+	for _, c := range []interface{ Synced() <-chan struct{} }{l.nodes, l.requests, l.pools} {
+		select {
+		case <-c.Synced():
+		case <-gctx.Done():
+			return g.Wait()
+		}
+	}
+	l.component = &Component{Kind: zkclient.KindLauncher, Hostname: l.hostname, State: zkclient.ComponentStopped, Release: Version}
+	if err := l.zk.RegisterComponent(gctx, l.component); err != nil {
+		return fmt.Errorf("nodepool: registering launcher: %w", err)
+	}
+	g.Go(func() error { l.watchSession(gctx); return nil })
+	g.Go(func() error { l.mainLoop(gctx); return nil })
+	g.Go(func() error { l.deletedNodeLoop(gctx); return nil })
+	g.Go(func() error { l.cleanupLoop(gctx); return nil })
+	err := g.Wait()
+	l.stop()
+	return err
+}
+
+// watchSession re-registers the launcher component after a session loss.
+func (l *Launcher) watchSession(ctx context.Context) {
+	ch := l.zk.Subscribe()
+	defer l.zk.Unsubscribe(ch)
+	lost := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-ch:
+			switch ev.State {
+			case zkclient.StateLost:
+				lost = true
+			case zkclient.StateConnected:
+				if lost {
+					lost = false
+					comp := &Component{Kind: zkclient.KindLauncher, Hostname: l.hostname, State: zkclient.ComponentRunning, Release: Version}
+					if err := l.zk.RegisterComponent(ctx, comp); err != nil {
+						l.log.Error("re-registering launcher failed", "error", err)
+					} else {
+						l.mu.Lock()
+						l.component = comp
+						l.mu.Unlock()
+					}
+				}
+			}
+		}
+	}
+}
+
+// mainLoop reloads the configuration, reconciles providers and pool
+// workers and runs min-ready, once a second.
+func (l *Launcher) mainLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	first := true
+	for {
+		if l.zk.Connected() {
+			l.reloadConfig()
+			l.reconcile(ctx)
+			if first {
+				l.mu.Lock()
+				comp := l.component
+				l.mu.Unlock()
+				comp.State = zkclient.ComponentRunning
+				if err := l.zk.UpdateComponent(ctx, comp); err != nil {
+					l.log.Warn("updating launcher component failed", "error", err)
+				}
+				first = false
+				l.ready.Store(true)
+			}
+			l.runMinReady(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (l *Launcher) reloadConfig() {
+	if l.configPath == "" {
+		return
+	}
+	cfg, err := LoadConfig(l.configPath, l.securePath)
+	if err != nil {
+		l.log.Error("reloading configuration failed; keeping the previous one", "error", err)
+		return
+	}
+	l.cfgMu.Lock()
+	l.cfg = cfg
+	l.cfgMu.Unlock()
+}
+
+// reconcile starts, restarts and stops providers and pool workers to
+// match the configuration.
+func (l *Launcher) reconcile(ctx context.Context) {
+	cfg := l.Config()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	want := map[string]*driver.ProviderConfig{}
+	for _, pc := range cfg.Providers {
+		want[pc.Name] = pc
+	}
+	// Providers: keep unchanged ones, restart changed ones, stop removed.
+	for name, p := range l.providers {
+		pc, ok := want[name]
+		if ok && reflect.DeepEqual(pc, p.cfg) {
+			continue
+		}
+		if ok {
+			l.log.Info("provider configuration changed; restarting it", "provider", name)
+		} else {
+			l.log.Info("provider removed from configuration; stopping it", "provider", name)
+		}
+		for key, w := range l.workers {
+			if w.provider == p {
+				w.stop()
+				delete(l.workers, key)
+			}
+		}
+		p.stop()
+		delete(l.providers, name)
+	}
+	for _, pc := range cfg.Providers {
+		if _, ok := l.providers[pc.Name]; ok {
+			continue
+		}
+		p, err := l.startProvider(ctx, pc)
+		if err != nil {
+			l.log.Error("starting provider failed", "provider", pc.Name, "error", err)
+			continue
+		}
+		l.providers[pc.Name] = p
+	}
+	// Pool workers.
+	wantPools := map[string]bool{}
+	for _, p := range l.providers {
+		for _, pool := range p.cfg.Pools {
+			key := p.cfg.Name + "-" + pool.Name
+			wantPools[key] = true
+			if w, ok := l.workers[key]; ok && !w.dead() {
+				continue
+			}
+			w := newPoolWorker(l, p, pool)
+			if err := w.start(ctx); err != nil {
+				l.log.Error("starting pool worker failed", "provider", p.cfg.Name, "pool", pool.Name, "error", err)
+				continue
+			}
+			l.workers[key] = w
+		}
+	}
+	for key, w := range l.workers {
+		if !wantPools[key] {
+			w.stop()
+			delete(l.workers, key)
+		}
+	}
+}
+
+func (l *Launcher) startProvider(ctx context.Context, pc *driver.ProviderConfig) (*provider, error) {
+	d, ok := l.lookupDriver(pc.Driver)
+	if !ok {
+		return nil, fmt.Errorf("%s: unknown driver", pc.Driver)
+	}
+	log := l.log.With("provider", pc.Name)
+	octx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	ad, err := d.Open(octx, pc, driver.Env{Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	p := newProvider(l, pc, ad, log)
+	p.start(ctx)
+	return p, nil
+}
+
+// stop ends every worker and provider (graceful stop, launcher.md §14).
+func (l *Launcher) stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for key, w := range l.workers {
+		w.stop()
+		delete(l.workers, key)
+	}
+	for name, p := range l.providers {
+		p.stop()
+		delete(l.providers, name)
+	}
+	if l.component != nil && l.zk.Connected() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = l.zk.UnregisterComponent(ctx, l.component)
+		cancel()
+	}
+}
+
+// provider returns the running provider manager by name.
+func (l *Launcher) provider(name string) *provider {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.providers[name]
+}
+
+// registeredPools returns every registered pool component.
+func (l *Launcher) registeredPools() []*Component { return l.pools.List() }
+
+// providerNames returns the names of the running providers.
+func (l *Launcher) providerNames() map[string]*provider {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]*provider, len(l.providers))
+	for k, v := range l.providers {
+		out[k] = v
+	}
+	return out
+}
+
+// wakeDeleter asks the deleted-node worker for an immediate pass.
+func (l *Launcher) wakeDeleter() {
+	select {
+	case l.deleteReq <- struct{}{}:
+	default:
+	}
+}
+
+func sortRequests(reqs []*NodeRequest, poolLabels map[string]bool) {
+	missing := func(r *NodeRequest) int {
+		n := 0
+		for _, t := range r.NodeTypes {
+			if !poolLabels[t] {
+				n++
+			}
+		}
+		return n
+	}
+	sort.SliceStable(reqs, func(i, j int) bool {
+		a, b := reqs[i], reqs[j]
+		if ma, mb := missing(a), missing(b); ma != mb {
+			return ma < mb
+		}
+		if pa, pb := a.Priority(), b.Priority(); pa != pb {
+			return pa < pb
+		}
+		if a.RelativePriority != b.RelativePriority {
+			return a.RelativePriority < b.RelativePriority
+		}
+		return a.Sequence() < b.Sequence()
+	})
+}
+
+func fqdn(host string) string {
+	if strings.Contains(host, ".") {
+		return host
+	}
+	return host
+}

@@ -1,0 +1,417 @@
+package nodepool
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/quota"
+	"github.com/nodepool-go/nodepool/zkclient"
+)
+
+// maxQuotaAge is how long a provider's cloud quota estimate is cached.
+const maxQuotaAge = 300 * time.Second
+
+// tick is how often a provider advances its state machines while any run.
+const tick = 20 * time.Millisecond
+
+// provider runs one configured provider: its adapter, the create and
+// delete state machines, and its quota estimate.
+type provider struct {
+	l       *Launcher
+	cfg     *driver.ProviderConfig
+	adapter driver.Adapter
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	launches map[*nodeLaunch]struct{}
+	deletes  map[string]*nodeDelete // by node id
+	wake     chan struct{}
+
+	quotaMu   sync.Mutex
+	cloudQ    *quota.Resources
+	cloudQAt  time.Time
+	needCache map[string]quota.Resources
+
+	leakMu     sync.Mutex
+	leakPrev   map[string]bool
+	cancel     context.CancelFunc
+	done       chan struct{}
+	pendingMu  sync.Mutex
+	pendingNew map[string]*Node // created nodes not yet seen by the cache
+}
+
+func newProvider(l *Launcher, cfg *driver.ProviderConfig, ad driver.Adapter, log *slog.Logger) *provider {
+	return &provider{
+		l: l, cfg: cfg, adapter: ad, log: log,
+		launches:   map[*nodeLaunch]struct{}{},
+		deletes:    map[string]*nodeDelete{},
+		wake:       make(chan struct{}, 1),
+		needCache:  map[string]quota.Resources{},
+		leakPrev:   map[string]bool{},
+		pendingNew: map[string]*Node{},
+		done:       make(chan struct{}),
+	}
+}
+
+func (p *provider) start(ctx context.Context) {
+	ctx, p.cancel = context.WithCancel(ctx)
+	go p.loop(ctx)
+}
+
+// stop stops the provider after its machines finished (bounded), then
+// closes the adapter.
+func (p *provider) stop() {
+	if p.cancel == nil {
+		return
+	}
+	p.cancel()
+	<-p.done
+	if err := p.adapter.Close(); err != nil {
+		p.log.Warn("closing adapter failed", "error", err)
+	}
+}
+
+func (p *provider) kick() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop advances every create and delete machine.
+func (p *provider) loop(ctx context.Context) {
+	defer close(p.done)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			p.drain()
+			return
+		case <-t.C:
+		case <-p.wake:
+		}
+		p.advanceAll(ctx)
+	}
+}
+
+// drain gives in-flight deletes a short grace period at shutdown; launches
+// are left to the restart cleanup (their nodes stay building and unlocked).
+func (p *provider) drain() {
+	p.mu.Lock()
+	for nl := range p.launches {
+		nl.abandon()
+	}
+	p.launches = map[*nodeLaunch]struct{}{}
+	dels := make([]*nodeDelete, 0, len(p.deletes))
+	for _, d := range p.deletes {
+		dels = append(dels, d)
+	}
+	p.deletes = map[string]*nodeDelete{}
+	p.mu.Unlock()
+	for _, d := range dels {
+		d.release()
+	}
+}
+
+func (p *provider) advanceAll(ctx context.Context) {
+	p.mu.Lock()
+	launches := make([]*nodeLaunch, 0, len(p.launches))
+	for nl := range p.launches {
+		launches = append(launches, nl)
+	}
+	dels := make([]*nodeDelete, 0, len(p.deletes))
+	for _, d := range p.deletes {
+		dels = append(dels, d)
+	}
+	p.mu.Unlock()
+	if len(launches) == 0 && len(dels) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for _, nl := range launches {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if nl.step(ctx) {
+				p.mu.Lock()
+				delete(p.launches, nl)
+				p.mu.Unlock()
+				nl.h.pw.kick()
+			}
+		}()
+	}
+	for _, d := range dels {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if d.step(ctx) {
+				p.mu.Lock()
+				delete(p.deletes, d.node.ID)
+				p.mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func (p *provider) addLaunch(nl *nodeLaunch) {
+	p.mu.Lock()
+	p.launches[nl] = struct{}{}
+	p.mu.Unlock()
+	p.kick()
+}
+
+// startDelete hands a locked node to the delete loop; false when a delete
+// of it is already running.
+func (p *provider) startDelete(n *Node, lock *zkclient.Lock) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.deletes[n.ID]; ok {
+		return false
+	}
+	p.deletes[n.ID] = &nodeDelete{p: p, node: n, lock: lock}
+	p.kick()
+	return true
+}
+
+func (p *provider) deleting(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.deletes[id]
+	return ok
+}
+
+// activeLaunches counts launches in progress (for max-concurrency).
+func (p *provider) activeLaunches() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.launches)
+}
+
+// labelNeed returns what one node of label costs in this provider.
+func (p *provider) labelNeed(ctx context.Context, pool *driver.PoolConfig, label string) quota.Resources {
+	lc := pool.Label(label)
+	if lc == nil {
+		return quota.New(0, 1, 0, 0, nil)
+	}
+	key := pool.Name + "\x00" + label
+	p.quotaMu.Lock()
+	if r, ok := p.needCache[key]; ok {
+		p.quotaMu.Unlock()
+		return r.Clone()
+	}
+	p.quotaMu.Unlock()
+	need := lc.Need()
+	if qr, ok := p.adapter.(driver.QuotaReporter); ok {
+		if r, err := qr.QuotaForLabel(ctx, lc); err == nil {
+			need = r
+		} else {
+			p.log.Warn("driver could not estimate label quota; using the label config", "label", label, "error", err)
+		}
+	}
+	p.quotaMu.Lock()
+	p.needCache[key] = need
+	p.quotaMu.Unlock()
+	return need.Clone()
+}
+
+// cloudQuota returns the cloud's limits minus unmanaged usage, cached.
+func (p *provider) cloudQuota(ctx context.Context) (quota.Resources, error) {
+	qr, ok := p.adapter.(driver.QuotaReporter)
+	if !ok {
+		return quota.Unlimited(), nil
+	}
+	p.quotaMu.Lock()
+	if p.cloudQ != nil && p.l.now().Sub(p.cloudQAt) < maxQuotaAge {
+		v := p.cloudQ.Clone()
+		p.quotaMu.Unlock()
+		return v, nil
+	}
+	p.quotaMu.Unlock()
+	lim, err := qr.QuotaLimits(ctx)
+	if err == nil {
+		var insts []driver.Instance
+		insts, err = p.adapter.ListInstances(ctx)
+		if err == nil {
+			for _, in := range insts {
+				if p.managed(in.Metadata) || in.Resources == nil {
+					continue
+				}
+				lim.Sub(*in.Resources)
+			}
+		}
+	}
+	p.quotaMu.Lock()
+	defer p.quotaMu.Unlock()
+	if err != nil {
+		if p.cloudQ != nil {
+			p.log.Warn("refreshing cloud quota failed; using the cached value", "error", err)
+			return p.cloudQ.Clone(), nil
+		}
+		return quota.Resources{}, err
+	}
+	p.cloudQ = &lim
+	p.cloudQAt = p.l.now()
+	return lim.Clone(), nil
+}
+
+func (p *provider) invalidateQuota() {
+	p.quotaMu.Lock()
+	p.cloudQ = nil
+	p.quotaMu.Unlock()
+}
+
+// managed reports whether cloud metadata marks an instance as one of this
+// provider's nodes that exists in ZooKeeper.
+func (p *provider) managed(md map[string]string) bool {
+	if md[driver.MetaProviderName] != p.cfg.Name {
+		return false
+	}
+	id := md[driver.MetaNodeID]
+	if id == "" {
+		return false
+	}
+	_, ok := p.l.nodes.Get(id)
+	return ok
+}
+
+// notePending remembers a just-created node until the cache has it.
+func (p *provider) notePending(n *Node) {
+	p.pendingMu.Lock()
+	p.pendingNew[n.ID] = n
+	p.pendingMu.Unlock()
+}
+
+// usage sums the needs of every node of this provider (and pool, when
+// given) in any state, including created nodes the cache has not seen.
+func (p *provider) usage(ctx context.Context, pool string) quota.Resources {
+	total := quota.Zero()
+	seen := map[string]bool{}
+	add := func(n *Node) {
+		if n.Provider != p.cfg.Name || (pool != "" && n.Pool != pool) || len(n.Type) == 0 {
+			return
+		}
+		pc := p.cfg.Pool(n.Pool)
+		if pc == nil || pc.Label(n.Type[0]) == nil {
+			// Unknown pool or label: count an instance so limits hold.
+			total.Add(quota.New(0, 1, 0, 0, nil))
+			return
+		}
+		total.Add(p.labelNeed(ctx, pc, n.Type[0]))
+	}
+	for _, n := range p.l.nodes.List() {
+		seen[n.ID] = true
+		add(n)
+	}
+	p.pendingMu.Lock()
+	for id, n := range p.pendingNew {
+		if seen[id] {
+			delete(p.pendingNew, id)
+			continue
+		}
+		add(n)
+	}
+	p.pendingMu.Unlock()
+	return total
+}
+
+// hasProviderQuota reports whether the labels could ever fit (quota.md §4).
+func (p *provider) hasProviderQuota(ctx context.Context, pool *driver.PoolConfig, labels []string) (bool, error) {
+	need := quota.Zero()
+	for _, lb := range labels {
+		need.Add(p.labelNeed(ctx, pool, lb))
+	}
+	if !pool.IgnoreProviderQuota {
+		q, err := p.cloudQuota(ctx)
+		if err != nil {
+			return false, err
+		}
+		q.Sub(need)
+		if !q.NonNegative() {
+			return false, nil
+		}
+	}
+	lim := pool.Limits()
+	lim.Sub(need)
+	return lim.NonNegative(), nil
+}
+
+// hasRemainingQuota reports whether one more node of label fits now
+// (quota.md §5).
+func (p *provider) hasRemainingQuota(ctx context.Context, pool *driver.PoolConfig, label string) (bool, error) {
+	n := p.labelNeed(ctx, pool, label)
+	if !pool.IgnoreProviderQuota {
+		q, err := p.cloudQuota(ctx)
+		if err != nil {
+			return false, err
+		}
+		q.Sub(p.usage(ctx, ""))
+		q.Sub(n)
+		if !q.NonNegative() {
+			return false, nil
+		}
+	}
+	lim := pool.Limits()
+	lim.Sub(p.usage(ctx, pool.Name))
+	lim.Sub(n)
+	return lim.NonNegative(), nil
+}
+
+// cleanupLeaks deletes cloud resources tagged for this provider whose node
+// or upload is unknown on two consecutive passes (launcher.md §11.2).
+func (p *provider) cleanupLeaks(ctx context.Context, knownUploads map[string]bool) {
+	lc, ok := p.adapter.(driver.LeakCleaner)
+	if !ok {
+		return
+	}
+	res, err := lc.ListResources(ctx)
+	if err != nil {
+		p.log.Warn("listing resources for leak cleanup failed", "error", err)
+		return
+	}
+	candidates := map[string]bool{}
+	for _, r := range res {
+		if r.Metadata[driver.MetaProviderName] != p.cfg.Name {
+			continue
+		}
+		leaked := false
+		if id := r.Metadata[driver.MetaNodeID]; id != "" {
+			if _, ok := p.l.nodes.Get(id); !ok {
+				if _, err := p.l.zk.GetNode(ctx, id); errors.Is(err, zkclient.ErrNoNode) {
+					leaked = true
+				}
+			}
+		}
+		if id := r.Metadata[driver.MetaUploadID]; id != "" && knownUploads != nil && !knownUploads[r.Metadata[driver.MetaBuildID]+"/"+id] {
+			leaked = true
+		}
+		if !leaked {
+			continue
+		}
+		key := r.Type + "/" + r.ID
+		candidates[key] = true
+		p.leakMu.Lock()
+		seenBefore := p.leakPrev[key]
+		p.leakMu.Unlock()
+		if !seenBefore {
+			continue
+		}
+		if err := lc.DeleteResource(ctx, r); err != nil && !driver.IsNotFound(err) {
+			p.log.Warn("deleting leaked resource failed", "type", r.Type, "id", r.ID, "error", err)
+			continue
+		}
+		p.log.Info("deleted leaked resource", "type", r.Type, "id", r.ID)
+		p.l.stats.incr("nodepool.provider." + p.cfg.Name + ".leaked." + r.PluralName())
+	}
+	p.leakMu.Lock()
+	p.leakPrev = candidates
+	p.leakMu.Unlock()
+}

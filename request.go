@@ -1,0 +1,866 @@
+package nodepool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/zkclient"
+)
+
+// poolWorker selects requests for one provider pool and runs a handler
+// for each request it accepts (launcher.md §5–§8).
+type poolWorker struct {
+	l        *Launcher
+	provider *provider
+	pool     *driver.PoolConfig
+	id       string // launcher id: "<host>-PoolWorker.<provider>-<pool>-<hex>"
+	log      *slog.Logger
+	comp     *Component
+
+	mu       sync.Mutex
+	active   []*handler
+	wake     chan struct{}
+	cancel   context.CancelFunc
+	done     chan struct{}
+	finished bool
+}
+
+func newPoolWorker(l *Launcher, p *provider, pool *driver.PoolConfig) *poolWorker {
+	id := fmt.Sprintf("%s-PoolWorker.%s-%s-%s", l.hostname, p.cfg.Name, pool.Name, strings.ReplaceAll(uuid.NewString(), "-", ""))
+	return &poolWorker{l: l, provider: p, pool: pool, id: id,
+		log:  l.log.With("provider", p.cfg.Name, "pool", pool.Name),
+		wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (w *poolWorker) kick() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *poolWorker) component() *Component {
+	return &Component{Kind: zkclient.KindPool, Hostname: w.l.hostname, State: zkclient.ComponentRunning,
+		Release: Version, ID: w.id, ProviderName: w.provider.cfg.Name,
+		SupportedLabels: w.pool.LabelNames(), Priority: w.provider.cfg.EffectivePriority(w.pool)}
+}
+
+func (w *poolWorker) start(ctx context.Context) error {
+	w.comp = w.component()
+	if err := w.l.zk.RegisterComponent(ctx, w.comp); err != nil {
+		return err
+	}
+	ctx, w.cancel = context.WithCancel(ctx)
+	go w.loop(ctx)
+	return nil
+}
+
+func (w *poolWorker) dead() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.finished
+}
+
+// stop unregisters the pool and releases paused handlers' locks; launches
+// in flight stay with the provider.
+func (w *poolWorker) stop() {
+	if w.cancel == nil {
+		return
+	}
+	w.cancel()
+	<-w.done
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = w.l.zk.UnregisterComponent(ctx, w.comp)
+	w.mu.Lock()
+	handlers := w.active
+	w.active = nil
+	w.mu.Unlock()
+	for _, h := range handlers {
+		if h.paused {
+			h.releaseAll(ctx, true)
+		}
+	}
+}
+
+func (w *poolWorker) loop(ctx context.Context) {
+	defer func() {
+		w.mu.Lock()
+		w.finished = true
+		w.mu.Unlock()
+		close(w.done)
+	}()
+	reqCh := w.l.requests.Subscribe()
+	nodeCh := w.l.nodes.Subscribe()
+	poolCh := w.l.pools.Subscribe()
+	sessions := w.l.zk.Subscribe()
+	defer w.l.zk.Unsubscribe(sessions)
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if w.l.zk.Connected() {
+			w.pass(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-reqCh:
+		case <-nodeCh:
+		case <-poolCh:
+		case <-w.wake:
+		case <-t.C:
+		case ev := <-sessions:
+			if ev.State == zkclient.StateLost {
+				w.dropHandlers()
+			}
+			if ev.State == zkclient.StateConnected {
+				w.reregister(ctx)
+			}
+		}
+	}
+}
+
+// dropHandlers forgets every handler after a session loss: their locks
+// are gone and other launchers may now serve their requests.
+func (w *poolWorker) dropHandlers() {
+	w.mu.Lock()
+	hs := w.active
+	w.active = nil
+	w.mu.Unlock()
+	for _, h := range hs {
+		h.forget()
+	}
+	w.log.Warn("ZooKeeper session lost; dropped request handlers", "handlers", len(hs))
+}
+
+func (w *poolWorker) reregister(ctx context.Context) {
+	ok, _, err := w.l.zk.Exists(ctx, zkclient.ComponentPath(zkclient.KindPool)+"/"+w.comp.Name)
+	if err != nil || ok {
+		return
+	}
+	comp := w.component()
+	if err := w.l.zk.RegisterComponent(ctx, comp); err != nil {
+		w.log.Error("re-registering pool failed", "error", err)
+		return
+	}
+	w.comp = comp
+}
+
+// pass is one iteration: paused handlers, assignment, completion.
+func (w *poolWorker) pass(ctx context.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("pool worker pass panicked", "panic", r)
+		}
+	}()
+	w.updateComponent(ctx)
+	w.processPaused(ctx)
+	w.assign(ctx)
+	w.poll(ctx)
+}
+
+func (w *poolWorker) paused() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, h := range w.active {
+		if h.paused {
+			return true
+		}
+	}
+	return false
+}
+
+func (w *poolWorker) updateComponent(ctx context.Context) {
+	paused := w.paused()
+	labels := w.pool.LabelNames()
+	prio := w.provider.cfg.EffectivePriority(w.pool)
+	if w.comp.Paused == paused && w.comp.Priority == prio && equalStrings(w.comp.SupportedLabels, labels) {
+		return
+	}
+	w.comp.Paused, w.comp.Priority, w.comp.SupportedLabels = paused, prio, labels
+	if err := w.l.zk.UpdateComponent(ctx, w.comp); err != nil {
+		if cur, ok := w.l.pools.Get(w.comp.Name); ok {
+			w.comp.Version = cur.Version
+		}
+		w.log.Debug("updating pool component failed", "error", err)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// processPaused retries paused handlers in request-priority order.
+func (w *poolWorker) processPaused(ctx context.Context) {
+	w.mu.Lock()
+	var paused []*handler
+	for _, h := range w.active {
+		if h.paused {
+			paused = append(paused, h)
+		}
+	}
+	w.mu.Unlock()
+	if len(paused) == 0 {
+		return
+	}
+	sort.SliceStable(paused, func(i, j int) bool {
+		a, b := paused[i].req, paused[j].req
+		if a.Priority() != b.Priority() {
+			return a.Priority() < b.Priority()
+		}
+		if a.RelativePriority != b.RelativePriority {
+			return a.RelativePriority < b.RelativePriority
+		}
+		return a.Sequence() < b.Sequence()
+	})
+	for _, h := range paused {
+		h.run(ctx)
+	}
+}
+
+// assign runs the request-selection pass (launcher.md §6).
+func (w *poolWorker) assign(ctx context.Context) {
+	cfg := w.provider.cfg
+	if cfg.MaxConcurrency == 0 {
+		return
+	}
+	poolLabels := map[string]bool{}
+	for _, lb := range w.pool.Labels {
+		poolLabels[lb.Name] = true
+	}
+	reqs := w.l.requests.List()
+	sortRequests(reqs, poolLabels)
+	registered := w.l.registeredPools()
+	myPrio := cfg.EffectivePriority(w.pool)
+	start := time.Now()
+	for _, r := range reqs {
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > 15*time.Second {
+			w.poll(ctx)
+			w.processPaused(ctx)
+			start = time.Now()
+		}
+		if r.State != zkclient.RequestRequested || r.DeclinedByID(w.id) {
+			continue
+		}
+		if w.handling(r.ID) {
+			continue
+		}
+		candidates := candidatePools(registered, r)
+		if r.Provider != "" && r.Provider != cfg.Name {
+			if hasProvider(candidates, r.Provider) {
+				continue
+			}
+		}
+		if lowerPriority(candidates, myPrio) {
+			continue
+		}
+		missing := false
+		for _, t := range r.NodeTypes {
+			if !poolLabels[t] {
+				missing = true
+			}
+		}
+		if missing && len(candidates) > 0 {
+			continue
+		}
+		if !w.tenantAllows(ctx, r) {
+			continue
+		}
+		h := &handler{pw: w, req: r.Clone(), log: w.log.With("request", r.ID)}
+		reason := h.declineReason(ctx)
+		if reason == "" && w.paused() {
+			continue
+		}
+		if reason == "" && cfg.MaxConcurrency > 0 && w.l.activeHandlers(cfg.Name) >= cfg.MaxConcurrency {
+			continue
+		}
+		lock := w.l.zk.RequestLock(r.ID)
+		got, err := lock.TryAcquire(ctx)
+		if err != nil || !got {
+			continue
+		}
+		fresh, err := w.l.zk.GetRequest(ctx, r.ID)
+		if err != nil || fresh.State != zkclient.RequestRequested || fresh.DeclinedByID(w.id) {
+			_ = lock.Release(ctx)
+			continue
+		}
+		h.req, h.lock = fresh, lock
+		if reason != "" {
+			h.decline(ctx, reason)
+			continue
+		}
+		w.mu.Lock()
+		w.active = append(w.active, h)
+		w.mu.Unlock()
+		h.run(ctx)
+	}
+}
+
+func (w *poolWorker) handling(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, h := range w.active {
+		if h.req.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// activeHandlers counts unfinished handlers of a provider's pools.
+func (l *Launcher) activeHandlers(provider string) int {
+	l.mu.Lock()
+	ws := make([]*poolWorker, 0, len(l.workers))
+	for _, w := range l.workers {
+		if w.provider.cfg.Name == provider {
+			ws = append(ws, w)
+		}
+	}
+	l.mu.Unlock()
+	n := 0
+	for _, w := range ws {
+		w.mu.Lock()
+		n += len(w.active)
+		w.mu.Unlock()
+	}
+	return n
+}
+
+// poll completes finished handlers (launcher.md §7.6).
+func (w *poolWorker) poll(ctx context.Context) {
+	w.mu.Lock()
+	hs := append([]*handler(nil), w.active...)
+	w.mu.Unlock()
+	var keep []*handler
+	for _, h := range hs {
+		if !h.poll(ctx) {
+			keep = append(keep, h)
+		}
+	}
+	w.mu.Lock()
+	// Keep handlers added meanwhile.
+	var added []*handler
+	for _, h := range w.active {
+		found := false
+		for _, x := range hs {
+			if x == h {
+				found = true
+				break
+			}
+		}
+		if !found {
+			added = append(added, h)
+		}
+	}
+	w.active = append(keep, added...)
+	w.mu.Unlock()
+}
+
+func candidatePools(registered []*Component, r *NodeRequest) []*Component {
+	var out []*Component
+	for _, c := range registered {
+		if r.DeclinedByID(c.ID) {
+			continue
+		}
+		labels := map[string]bool{}
+		for _, l := range c.SupportedLabels {
+			labels[l] = true
+		}
+		ok := true
+		for _, t := range r.NodeTypes {
+			if !labels[t] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func hasProvider(cs []*Component, provider string) bool {
+	for _, c := range cs {
+		if c.ProviderName == provider {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerPriority(cs []*Component, mine int) bool {
+	for _, c := range cs {
+		if c.Priority < mine && !c.Paused {
+			return true
+		}
+	}
+	return false
+}
+
+// tenantAllows applies tenant-resource-limits (quota.md §6).
+func (w *poolWorker) tenantAllows(ctx context.Context, r *NodeRequest) bool {
+	if r.TenantName == "" {
+		return true
+	}
+	limits, ok := w.l.Config().TenantLimits[r.TenantName]
+	if !ok {
+		return true
+	}
+	lim := tenantLimit(limits)
+	for _, n := range w.l.nodes.List() {
+		if n.TenantName == r.TenantName && len(n.Resources) > 0 {
+			lim.Sub(resourcesOf(n))
+		}
+	}
+	for _, t := range r.NodeTypes {
+		if w.pool.Label(t) != nil {
+			lim.Sub(w.provider.labelNeed(ctx, w.pool, t))
+		}
+	}
+	return lim.NonNegative()
+}
+
+// handler serves one request in one pool (launcher.md §7).
+type handler struct {
+	pw     *poolWorker
+	req    *NodeRequest
+	lock   *zkclient.Lock
+	log    *slog.Logger
+	nodes  []*handlerNode
+	paused bool
+	done   bool
+	az     string
+}
+
+type handlerNode struct {
+	node   *Node
+	lock   *zkclient.Lock
+	label  string
+	launch *nodeLaunch
+}
+
+func (h *handler) requestInfo() driver.RequestInfo {
+	return driver.RequestInfo{ID: h.req.ID, Labels: h.req.NodeTypes, Requestor: h.req.Requestor,
+		RelativePriority: h.req.RelativePriority, EventID: h.req.EventID, TenantName: h.req.TenantName,
+		RequestorData: h.req.RequestorData}
+}
+
+// declineReason returns why this pool cannot serve the request, or "".
+func (h *handler) declineReason(ctx context.Context) string {
+	pool := h.pw.pool
+	if pool.MaxServers <= 0 {
+		return "pool is disabled by max_servers"
+	}
+	var missing []string
+	for _, t := range h.req.NodeTypes {
+		if pool.Label(t) == nil {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Sprintf("node type(s) [%s] not available", strings.Join(missing, ", "))
+	}
+	if !h.pw.imagesAvailable(ctx, h.req.NodeTypes) {
+		return "images are not available"
+	}
+	ok, err := h.pw.provider.hasProviderQuota(ctx, pool, h.req.NodeTypes)
+	if err != nil {
+		return "error computing quota: " + err.Error()
+	}
+	if !ok {
+		return "it would exceed quota"
+	}
+	return ""
+}
+
+// imagesAvailable reports whether every label's image exists.
+func (w *poolWorker) imagesAvailable(ctx context.Context, labels []string) bool {
+	for _, t := range labels {
+		lc := w.pool.Label(t)
+		if lc == nil {
+			return false
+		}
+		if lc.Diskimage != "" {
+			up, err := w.l.zk.MostRecentUpload(ctx, lc.Diskimage, w.provider.cfg.Name, zkclient.ImageReady)
+			if err != nil || up == nil {
+				return false
+			}
+			continue
+		}
+		if chk, ok := w.provider.adapter.(driver.LabelChecker); ok && !chk.LabelReady(ctx, lc) {
+			return false
+		}
+	}
+	return true
+}
+
+// run accepts (or retries) the request and fills its node set.
+func (h *handler) run(ctx context.Context) {
+	if h.done {
+		return
+	}
+	if reason := h.declineReason(ctx); reason != "" {
+		h.decline(ctx, reason)
+		return
+	}
+	if !h.paused {
+		h.req.State = zkclient.RequestPending
+		h.req.StateTime = unixNow(h.pw.l.now())
+		if err := h.pw.l.zk.StoreRequest(ctx, h.req, h.lock); err != nil {
+			h.log.Warn("accepting request failed", "error", err)
+			h.forget()
+			return
+		}
+	}
+	h.fill(ctx)
+}
+
+// needed returns the labels still to satisfy, in request order.
+func (h *handler) needed() []string {
+	have := map[string]int{}
+	for _, n := range h.nodes {
+		have[n.label]++
+	}
+	var out []string
+	for _, t := range h.req.NodeTypes {
+		if have[t] > 0 {
+			have[t]--
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// fill reuses ready nodes or launches new ones for each needed label.
+func (h *handler) fill(ctx context.Context) {
+	pw := h.pw
+	l := pw.l
+	p := pw.provider
+	for _, label := range h.needed() {
+		if h.req.Reuse && h.reuse(ctx, label) {
+			h.paused = false
+			continue
+		}
+		ok, err := p.hasRemainingQuota(ctx, pw.pool, label)
+		if err != nil {
+			h.decline(ctx, "error computing quota: "+err.Error())
+			return
+		}
+		if !ok {
+			if h.req.Requestor == zkclient.RequestorMinReady {
+				h.decline(ctx, "pool is at quota")
+				return
+			}
+			l.deleteOldestUnused(ctx, p, pw.pool)
+			if p.cfg.PausesAtQuota {
+				if !h.paused {
+					h.log.Info("pausing request handling: pool at quota")
+				}
+				h.paused = true
+				return
+			}
+			h.releaseAll(ctx, false)
+			return
+		}
+		h.paused = false
+		if err := h.launch(ctx, label); err != nil {
+			h.log.Error("creating node failed", "label", label, "error", err)
+			h.decline(ctx, "error creating node: "+err.Error())
+			return
+		}
+	}
+}
+
+// reuse takes a ready unallocated node of this pool for label.
+func (h *handler) reuse(ctx context.Context, label string) bool {
+	pw := h.pw
+	l := pw.l
+	var cands []*Node
+	for _, n := range l.nodes.List() {
+		if n.State == zkclient.NodeReady && n.AllocatedTo == "" && n.Provider == pw.provider.cfg.Name &&
+			n.Pool == pw.pool.Name && n.HasLabel(label) && (h.az == "" || n.AZ == "" || n.AZ == h.az) {
+			cands = append(cands, n)
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].StateTime < cands[j].StateTime })
+	for _, c := range cands {
+		lock := l.zk.NodeLock(c.ID)
+		got, err := lock.TryAcquire(ctx)
+		if err != nil || !got {
+			continue
+		}
+		n, err := l.zk.GetNode(ctx, c.ID)
+		if err != nil || n.State != zkclient.NodeReady || n.AllocatedTo != "" {
+			_ = lock.Release(ctx)
+			continue
+		}
+		n.AllocatedTo, n.TenantName, n.Requestor = h.req.ID, h.req.TenantName, h.req.Requestor
+		if err := l.zk.StoreNode(ctx, n, lock); err != nil {
+			_ = lock.Release(ctx)
+			continue
+		}
+		if h.az == "" && n.AZ != "" {
+			h.az = n.AZ
+		}
+		h.nodes = append(h.nodes, &handlerNode{node: n, lock: lock, label: label})
+		return true
+	}
+	return false
+}
+
+// launch creates a node record (init → locked → building) and starts it.
+func (h *handler) launch(ctx context.Context, label string) error {
+	pw := h.pw
+	l := pw.l
+	p := pw.provider
+	if h.az == "" {
+		h.az = h.chooseAZ(ctx)
+	}
+	var attrs []byte
+	if pw.pool.NodeAttributes != nil {
+		attrs, _ = marshalAttributes(pw.pool.NodeAttributes)
+	}
+	now := unixNow(l.now())
+	n := &Node{State: zkclient.NodeInit, StateTime: now, CreatedTime: now, Provider: p.cfg.Name,
+		Pool: pw.pool.Name, Type: []string{label}, Launcher: pw.id, AllocatedTo: h.req.ID,
+		TenantName: h.req.TenantName, Requestor: h.req.Requestor, Attributes: attrs, AZ: h.az}
+	n.SetPort(22)
+	if _, err := l.zk.CreateNode(ctx, n); err != nil {
+		return err
+	}
+	p.notePending(n)
+	lock := l.zk.NodeLock(n.ID)
+	got, err := lock.TryAcquire(ctx)
+	if err != nil || !got {
+		return fmt.Errorf("locking new node %s: %v", n.ID, err)
+	}
+	n.State = zkclient.NodeBuilding
+	n.StateTime = unixNow(l.now())
+	if err := l.zk.StoreNode(ctx, n, lock); err != nil {
+		_ = lock.Release(ctx)
+		return err
+	}
+	nl := &nodeLaunch{h: h, p: p, node: n, lock: lock, label: pw.pool.Label(label), az: h.az}
+	h.nodes = append(h.nodes, &handlerNode{node: n, lock: lock, label: label, launch: nl})
+	p.addLaunch(nl)
+	return nil
+}
+
+func (h *handler) chooseAZ(ctx context.Context) string {
+	azs := h.pw.pool.AZs
+	if len(azs) == 0 {
+		if al, ok := h.pw.provider.adapter.(driver.AZLister); ok {
+			azs, _ = al.AvailabilityZones(ctx)
+		}
+	}
+	if len(azs) == 0 {
+		return ""
+	}
+	return azs[rand.IntN(len(azs))]
+}
+
+// poll reports whether the handler is finished (launcher.md §7.6).
+func (h *handler) poll(ctx context.Context) bool {
+	if h.done {
+		return true
+	}
+	if h.paused {
+		return false
+	}
+	for _, hn := range h.nodes {
+		if hn.launch != nil && !hn.launch.finished {
+			return false
+		}
+	}
+	l := h.pw.l
+	var failed, aborted bool
+	var keep []*handlerNode
+	for _, hn := range h.nodes {
+		switch hn.node.State {
+		case zkclient.NodeReady:
+			keep = append(keep, hn)
+		case zkclient.NodeAborted:
+			aborted = true
+			_ = hn.lock.Release(ctx)
+		default:
+			failed = true
+			keep = append(keep, hn)
+		}
+	}
+	h.nodes = keep
+	if ok, _, err := l.zk.Exists(ctx, zkclient.RequestPath(h.req.ID)); err == nil && !ok {
+		h.log.Info("request disappeared while being handled; releasing its nodes")
+		h.releaseNodes(ctx, true)
+		_ = h.lock.Release(ctx)
+		h.done = true
+		return true
+	}
+	if failed {
+		h.markDeclined()
+		h.releaseNodes(ctx, false)
+	} else if aborted {
+		h.paused = true
+		return false
+	} else {
+		h.req.Nodes = nil
+		used := make([]bool, len(h.nodes))
+		for _, t := range h.req.NodeTypes {
+			for i, hn := range h.nodes {
+				if !used[i] && hn.label == t {
+					used[i] = true
+					h.req.Nodes = append(h.req.Nodes, hn.node.ID)
+					break
+				}
+			}
+		}
+		h.req.State = zkclient.RequestFulfilled
+		h.req.StateTime = unixNow(l.now())
+		h.releaseNodes(ctx, false)
+	}
+	if err := l.zk.StoreRequest(ctx, h.req, h.lock); err != nil {
+		h.log.Warn("storing request failed", "error", err)
+	} else if h.req.State == zkclient.RequestFulfilled {
+		h.log.Info("fulfilled request", "nodes", strings.Join(h.req.Nodes, ","))
+	}
+	_ = h.lock.Release(ctx)
+	h.done = true
+	return true
+}
+
+// markDeclined adds our id to declined_by and sets requested or failed.
+func (h *handler) markDeclined() {
+	if !h.req.DeclinedByID(h.pw.id) {
+		h.req.DeclinedBy = append(h.req.DeclinedBy, h.pw.id)
+	}
+	all := true
+	for _, c := range h.pw.l.registeredPools() {
+		if !h.req.DeclinedByID(c.ID) {
+			all = false
+			break
+		}
+	}
+	if all {
+		h.req.State = zkclient.RequestFailed
+	} else {
+		h.req.State = zkclient.RequestRequested
+	}
+	h.req.StateTime = unixNow(h.pw.l.now())
+}
+
+// decline gives the request back (or fails it when every pool declined).
+func (h *handler) decline(ctx context.Context, reason string) {
+	h.log.Info("declining request", "reason", reason)
+	h.markDeclined()
+	h.releaseNodes(ctx, true)
+	h.paused = false
+	if err := h.pw.l.zk.StoreRequest(ctx, h.req, h.lock); err != nil {
+		h.log.Warn("storing declined request failed", "error", err)
+	}
+	_ = h.lock.Release(ctx)
+	h.done = true
+}
+
+// releaseAll gives everything back without declining (static pools and
+// shutdown): the request stays pending and unlocked, so the lost-request
+// cleanup requeues it.
+func (h *handler) releaseAll(ctx context.Context, clear bool) {
+	h.releaseNodes(ctx, clear)
+	h.paused = false
+	_ = h.lock.Release(ctx)
+	h.done = true
+}
+
+// releaseNodes unlocks the node set, clearing allocations when asked.
+func (h *handler) releaseNodes(ctx context.Context, clear bool) {
+	l := h.pw.l
+	for _, hn := range h.nodes {
+		if clear && hn.node.State == zkclient.NodeReady {
+			hn.node.AllocatedTo = ""
+			if err := l.zk.StoreNode(ctx, hn.node, hn.lock); err != nil {
+				h.log.Warn("clearing allocation failed", "node", hn.node.ID, "error", err)
+			}
+		}
+		_ = hn.lock.Release(ctx)
+	}
+	h.nodes = nil
+}
+
+// forget drops the handler after its locks were lost.
+func (h *handler) forget() {
+	for _, hn := range h.nodes {
+		if hn.launch != nil {
+			hn.launch.abandon()
+		}
+		hn.lock.Forget()
+	}
+	h.nodes = nil
+	if h.lock != nil {
+		h.lock.Forget()
+	}
+	h.done = true
+}
+
+// deleteOldestUnused marks the oldest idle ready node of the pool deleting
+// so an at-quota pool cannot wedge (launcher.md §7.4).
+func (l *Launcher) deleteOldestUnused(ctx context.Context, p *provider, pool *driver.PoolConfig) bool {
+	var cands []*Node
+	now := unixNow(l.now())
+	for _, n := range l.nodes.List() {
+		if n.Provider != p.cfg.Name || n.Pool != pool.Name {
+			continue
+		}
+		if n.State == zkclient.NodeDeleting && now-n.StateTime < 300 {
+			return false
+		}
+		if n.State == zkclient.NodeReady && n.AllocatedTo == "" {
+			cands = append(cands, n)
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].StateTime < cands[j].StateTime })
+	for _, c := range cands {
+		lock := l.zk.NodeLock(c.ID)
+		if got, err := lock.TryAcquire(ctx); err != nil || !got {
+			continue
+		}
+		n, err := l.zk.GetNode(ctx, c.ID)
+		if err == nil && n.State == zkclient.NodeReady && n.AllocatedTo == "" {
+			n.State = zkclient.NodeDeleting
+			n.StateTime = unixNow(l.now())
+			err = l.zk.StoreNode(ctx, n, lock)
+			_ = lock.Release(ctx)
+			if err == nil {
+				l.log.Info("marked oldest unused node for deletion to free quota", "node", n.ID, "provider", p.cfg.Name)
+				l.wakeDeleter()
+				return true
+			}
+			continue
+		}
+		_ = lock.Release(ctx)
+	}
+	return false
+}
+
+var errStopped = errors.New("stopped")

@@ -1,0 +1,382 @@
+package zkclient
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/go-zookeeper/zk"
+	"golang.org/x/sync/errgroup"
+)
+
+// TreeCache mirrors the direct children of one directory (requests or
+// nodes) in memory. It is event driven: one child watch on the directory
+// and one data watch per child, dispatched from the connection's event
+// stream without a goroutine per watch, so a change costs one read of the
+// changed znode, never a re-read of the tree. Corrupt children are logged
+// once and left out.
+type TreeCache[T any] struct {
+	c      *Client
+	root   string
+	decode func(id string, data []byte) (T, error)
+	log    *slog.Logger
+
+	mu      sync.RWMutex
+	items   map[string]T
+	vers    map[string]int32
+	bad     map[string]int32 // corrupt children, by version logged
+	watched map[string]bool  // data watch set and not yet fired
+
+	events   chan zk.Event
+	overflow atomic.Bool
+	kick     chan struct{}
+
+	subsMu sync.Mutex
+	subs   []chan struct{}
+
+	synced    chan struct{}
+	syncOnce  sync.Once
+	fetchSize int
+}
+
+// NewNodeCache returns a cache of /nodepool/nodes.
+func NewNodeCache(c *Client) *TreeCache[*Node] {
+	return newTreeCache(c, NodeRoot, DecodeNode)
+}
+
+// NewRequestCache returns a cache of /nodepool/requests.
+func NewRequestCache(c *Client) *TreeCache[*NodeRequest] {
+	return newTreeCache(c, RequestRoot, DecodeRequest)
+}
+
+func newTreeCache[T any](c *Client, root string, decode func(string, []byte) (T, error)) *TreeCache[T] {
+	return &TreeCache[T]{
+		c: c, root: root, decode: decode, log: c.log.With("cache", root),
+		items:     map[string]T{},
+		vers:      map[string]int32{},
+		bad:       map[string]int32{},
+		watched:   map[string]bool{},
+		events:    make(chan zk.Event, 8192),
+		kick:      make(chan struct{}, 1),
+		synced:    make(chan struct{}),
+		fetchSize: 16,
+	}
+}
+
+// Subscribe returns a channel that receives a token whenever the cache
+// changed (changes are coalesced; read the cache after each token).
+func (t *TreeCache[T]) Subscribe() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	t.subsMu.Lock()
+	t.subs = append(t.subs, ch)
+	t.subsMu.Unlock()
+	return ch
+}
+
+func (t *TreeCache[T]) notify() {
+	t.subsMu.Lock()
+	defer t.subsMu.Unlock()
+	for _, s := range t.subs {
+		select {
+		case s <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Synced is closed once the first full read has completed.
+func (t *TreeCache[T]) Synced() <-chan struct{} { return t.synced }
+
+// Get returns a cached child.
+func (t *TreeCache[T]) Get(id string) (T, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	v, ok := t.items[id]
+	return v, ok
+}
+
+// Len returns the number of cached children.
+func (t *TreeCache[T]) Len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.items)
+}
+
+// List returns a snapshot of the cached children. Callers must not modify
+// the values (clone before changing).
+func (t *TreeCache[T]) List() []T {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make([]T, 0, len(t.items))
+	for _, v := range t.items {
+		out = append(out, v)
+	}
+	return out
+}
+
+// onEvent runs on the connection's receive loop: queue, never block.
+func (t *TreeCache[T]) onEvent(ev zk.Event) {
+	select {
+	case t.events <- ev:
+	default:
+		t.overflow.Store(true)
+		select {
+		case t.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run keeps the cache in sync until ctx ends.
+func (t *TreeCache[T]) Run(ctx context.Context) error {
+	remove := t.c.addWatchRoute(t.root, t.onEvent)
+	defer remove()
+	sessions := t.c.Subscribe()
+	defer t.c.Unsubscribe(sessions)
+	needResync := true
+	for {
+		if needResync && t.c.Connected() {
+			if err := t.resync(ctx); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				t.log.Warn("cache resync failed; retrying", "error", err)
+			} else {
+				needResync = false
+				t.syncOnce.Do(func() { close(t.synced) })
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-sessions:
+			if ev.State == StateLost {
+				needResync = true // watches died with the session
+			}
+			if ev.State == StateConnected && needResync {
+				continue
+			}
+		case <-t.kick:
+			if t.overflow.Swap(false) {
+				needResync = true
+			}
+		case ev := <-t.events:
+			batch := []zk.Event{ev}
+		drain:
+			for len(batch) < 4096 {
+				select {
+				case e := <-t.events:
+					batch = append(batch, e)
+				default:
+					break drain
+				}
+			}
+			if t.handle(ctx, batch) {
+				needResync = true
+			}
+		}
+		if needResync && !t.c.Connected() {
+			// Wait for the session before resyncing.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-sessions:
+			}
+		}
+	}
+}
+
+// handle applies a batch of watch events; it reports whether a full
+// resync is needed.
+func (t *TreeCache[T]) handle(ctx context.Context, batch []zk.Event) bool {
+	childrenChanged := false
+	fetch := map[string]bool{}
+	changed := false
+	for _, ev := range batch {
+		if ev.Type == zk.EventNotWatching {
+			return true
+		}
+		if ev.Path == t.root {
+			if ev.Type == zk.EventNodeChildrenChanged || ev.Type == zk.EventNodeDeleted || ev.Type == zk.EventNodeCreated {
+				childrenChanged = true
+			}
+			continue
+		}
+		rel := strings.TrimPrefix(ev.Path, t.root+"/")
+		if strings.Contains(rel, "/") {
+			continue // below a child (e.g. its lock); not watched
+		}
+		switch ev.Type {
+		case zk.EventNodeDataChanged:
+			t.mu.Lock()
+			delete(t.watched, rel)
+			t.mu.Unlock()
+			fetch[rel] = true
+		case zk.EventNodeDeleted:
+			t.mu.Lock()
+			delete(t.watched, rel)
+			if _, ok := t.items[rel]; ok {
+				changed = true
+			}
+			delete(t.items, rel)
+			delete(t.vers, rel)
+			delete(t.bad, rel)
+			t.mu.Unlock()
+			delete(fetch, rel)
+		}
+	}
+	if childrenChanged {
+		ids, _, err := t.c.ChildrenW(ctx, t.root)
+		if err != nil {
+			t.log.Warn("listing children failed", "error", err)
+			return true
+		}
+		present := make(map[string]bool, len(ids))
+		t.mu.Lock()
+		for _, id := range ids {
+			present[id] = true
+			if _, ok := t.items[id]; !ok && !t.watched[id] {
+				if _, bad := t.bad[id]; !bad {
+					fetch[id] = true
+				}
+			}
+		}
+		for id := range t.items {
+			if !present[id] {
+				delete(t.items, id)
+				delete(t.vers, id)
+				changed = true
+			}
+		}
+		t.mu.Unlock()
+	}
+	if len(fetch) > 0 {
+		if t.fetch(ctx, fetch) {
+			changed = true
+		}
+	}
+	if changed {
+		t.notify()
+	}
+	return false
+}
+
+// fetch reads children with a data watch, a few at a time.
+func (t *TreeCache[T]) fetch(ctx context.Context, ids map[string]bool) bool {
+	var changed atomic.Bool
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(t.fetchSize)
+	for id := range ids {
+		g.Go(func() error {
+			if t.fetchOne(gctx, id) {
+				changed.Store(true)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return changed.Load()
+}
+
+func (t *TreeCache[T]) fetchOne(ctx context.Context, id string) bool {
+	p := t.root + "/" + id
+	data, st, _, err := t.c.GetW(ctx, p)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if errors.Is(err, zk.ErrNoNode) {
+		delete(t.watched, id)
+		if _, ok := t.items[id]; ok {
+			delete(t.items, id)
+			delete(t.vers, id)
+			return true
+		}
+		return false
+	}
+	if err != nil {
+		t.log.Warn("reading child failed", "path", p, "error", err)
+		return false
+	}
+	t.watched[id] = true
+	if v, ok := t.vers[id]; ok && st.Version < v {
+		return false // a stale read raced a newer one
+	}
+	item, err := t.decode(id, data)
+	if err != nil {
+		_, had := t.items[id]
+		delete(t.items, id)
+		delete(t.vers, id)
+		if v, ok := t.bad[id]; !ok || v != st.Version {
+			if !errors.Is(err, ErrEmpty) {
+				t.log.Warn("skipping unreadable znode", "path", p, "error", err)
+			}
+			t.bad[id] = st.Version
+		}
+		return had
+	}
+	delete(t.bad, id)
+	setVersion(item, st.Version)
+	t.items[id] = item
+	t.vers[id] = st.Version
+	return true
+}
+
+func setVersion(item any, v int32) {
+	switch x := item.(type) {
+	case *Node:
+		x.Version = v
+	case *NodeRequest:
+		x.Version = v
+	case *Component:
+		x.Version = v
+	}
+}
+
+// resync reads the whole directory, replacing the cache's contents.
+func (t *TreeCache[T]) resync(ctx context.Context) error {
+	if err := t.c.EnsurePath(ctx, t.root); err != nil {
+		return err
+	}
+	ids, _, err := t.c.ChildrenW(ctx, t.root)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.watched = map[string]bool{}
+	present := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		present[id] = true
+	}
+	for id := range t.items {
+		if !present[id] {
+			delete(t.items, id)
+			delete(t.vers, id)
+		}
+	}
+	t.bad = map[string]int32{}
+	t.mu.Unlock()
+	fetch := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		fetch[id] = true
+	}
+	t.fetch(ctx, fetch)
+	t.notify()
+	return nil
+}
+
+// Base returns the last element of a path.
+func Base(p string) string { return path.Base(p) }
+
+// NewPoolComponentCache returns a cache of the registered pool components.
+func NewPoolComponentCache(c *Client) *TreeCache[*Component] {
+	return newTreeCache(c, ComponentPath(KindPool), func(name string, data []byte) (*Component, error) {
+		comp := &Component{Name: name}
+		if err := comp.UnmarshalJSON(data); err != nil {
+			return nil, err
+		}
+		return comp, nil
+	})
+}
