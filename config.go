@@ -1,6 +1,7 @@
 package nodepool
 
 import (
+	"sort"
 	"time"
 
 	"github.com/nodepool-go/nodepool/driver"
@@ -26,7 +27,17 @@ type Config struct {
 	Diskimages        []*DiskimageConfig // non-abstract images, inheritance resolved
 	Providers         []*driver.ProviderConfig
 	MaxHoldAge        time.Duration // 0 = unlimited
-	TenantLimits      map[string]map[string]float64
+	// TenantLimits maps a tenant to its limits: cores, instances and ram
+	// always (default +Inf), volumes/volume-gb when given, other keys verbatim.
+	TenantLimits map[string]map[string]float64
+	// Warnings are the non-fatal problems found while loading (unknown keys).
+	Warnings []*driver.ConfigError
+}
+
+// PoolRef names one provider pool.
+type PoolRef struct {
+	Provider *driver.ProviderConfig
+	Pool     *driver.PoolConfig
 }
 
 // WebAppConfig is the webapp section.
@@ -64,6 +75,8 @@ type DiskimageConfig struct {
 	PythonPath   string // default "auto"
 	ShellType    string
 	Metadata     map[string]string
+	// Parent is the configured parent entry ("" for none), for display.
+	Parent string
 }
 
 // Label returns the top-level label with the given name.
@@ -94,4 +107,44 @@ func (c *Config) Provider(name string) *driver.ProviderConfig {
 		}
 	}
 	return nil
+}
+
+// PoolsForLabel returns every provider pool offering the label, in config
+// order.
+func (c *Config) PoolsForLabel(label string) []PoolRef {
+	var out []PoolRef
+	for _, p := range c.Providers {
+		for _, pl := range p.Pools {
+			if pl.Label(label) != nil {
+				out = append(out, PoolRef{Provider: p, Pool: pl})
+			}
+		}
+	}
+	return out
+}
+
+// ImageFormats returns the sorted formats built for a diskimage: its own
+// formats plus the upload format of every provider listing it (config.md
+// §5.4). Empty means the image is never built.
+func (c *Config) ImageFormats(image string) []string {
+	set := map[string]bool{}
+	if d := c.Diskimage(image); d != nil {
+		for _, f := range d.Formats {
+			set[f] = true
+		}
+	}
+	for _, p := range c.Providers {
+		if p.ImageFormat != "" && p.Diskimage(image) != nil {
+			set[p.ImageFormat] = true
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(set))
+	for f := range set {
+		out = append(out, f)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -415,3 +415,63 @@ func (p *provider) cleanupLeaks(ctx context.Context, knownUploads map[string]boo
 	p.leakPrev = candidates
 	p.leakMu.Unlock()
 }
+
+// quotaLockRoot holds one lock per provider, taken around "check quota,
+// create node" when several launchers serve the same provider, so that
+// together they never exceed its limits. It is outside upstream's schema;
+// Python launchers ignore it.
+const quotaLockRoot = "/nodepool/quota-locks"
+
+// shared reports whether another launcher's pool serves this provider.
+func (p *provider) shared() bool {
+	mine := map[string]bool{}
+	p.l.mu.Lock()
+	for _, w := range p.l.workers {
+		mine[w.id] = true
+	}
+	p.l.mu.Unlock()
+	for _, c := range p.l.registeredPools() {
+		if c.ProviderName == p.cfg.Name && !mine[c.ID] {
+			return true
+		}
+	}
+	return false
+}
+
+// coordinate runs fn while holding the provider's quota lock when other
+// launchers share the provider, after bringing the usage view up to date
+// with every node record in ZooKeeper.
+func (p *provider) coordinate(ctx context.Context, fn func() error) error {
+	if !p.shared() {
+		return fn()
+	}
+	lock := p.l.zk.NewLock(quotaLockRoot + "/" + p.cfg.Name)
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := lock.Acquire(lctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lock.Release(ctx) }()
+	ids, err := p.l.zk.NodeIDs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, ok := p.l.nodes.Get(id); ok {
+			continue
+		}
+		p.pendingMu.Lock()
+		_, known := p.pendingNew[id]
+		p.pendingMu.Unlock()
+		if known {
+			continue
+		}
+		n, err := p.l.zk.GetNode(ctx, id)
+		if err != nil {
+			continue
+		}
+		p.notePending(n)
+	}
+	return fn()
+}

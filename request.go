@@ -564,12 +564,21 @@ func (h *handler) fill(ctx context.Context) {
 			h.paused = false
 			continue
 		}
-		ok, err := p.hasRemainingQuota(ctx, pw.pool, label)
+		var atQuota bool
+		err := p.coordinate(ctx, func() error {
+			ok, err := p.hasRemainingQuota(ctx, pw.pool, label)
+			if err != nil || !ok {
+				atQuota = err == nil
+				return err
+			}
+			return h.launch(ctx, label)
+		})
 		if err != nil {
-			h.decline(ctx, "error computing quota: "+err.Error())
+			h.log.Error("launching node failed", "label", label, "error", err)
+			h.decline(ctx, "error launching node: "+err.Error())
 			return
 		}
-		if !ok {
+		if atQuota {
 			if h.req.Requestor == zkclient.RequestorMinReady {
 				h.decline(ctx, "pool is at quota")
 				return
@@ -586,11 +595,6 @@ func (h *handler) fill(ctx context.Context) {
 			return
 		}
 		h.paused = false
-		if err := h.launch(ctx, label); err != nil {
-			h.log.Error("creating node failed", "label", label, "error", err)
-			h.decline(ctx, "error creating node: "+err.Error())
-			return
-		}
 	}
 }
 

@@ -3,7 +3,6 @@ package driver
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -37,10 +36,32 @@ func (e *ConfigError) Error() string {
 
 // Problems collects configuration errors and warnings.
 type Problems struct {
-	File     string
-	Strict   bool // unknown keys are errors (config-validate) instead of warnings
+	File string
+	// Strict selects config-validate semantics: unknown keys and null
+	// values of typed keys are errors, load-time cross-checks are skipped.
+	Strict   bool
 	Errors   []*ConfigError
 	Warnings []*ConfigError
+	// Step is the config-validate step that failed (StepParse, StepSchema,
+	// StepReferences); 0 when none failed or when loading.
+	Step int
+}
+
+// Validation steps of config-validate (config.md §9).
+const (
+	StepParse      = 1
+	StepSchema     = 2
+	StepReferences = 3
+)
+
+// Errorf records an error that belongs to no section.
+func (p *Problems) Errorf(line int, path, format string, args ...any) {
+	p.Errors = append(p.Errors, &ConfigError{File: p.File, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Warnf records a warning that belongs to no section.
+func (p *Problems) Warnf(line int, path, format string, args ...any) {
+	p.Warnings = append(p.Warnings, &ConfigError{File: p.File, Line: line, Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
 // Err returns the collected errors as one error, or nil.
@@ -143,23 +164,97 @@ func (s *Section) lookup(key string) *yaml.Node {
 	if s.node == nil || key == "" {
 		return nil
 	}
-	for i := 0; i+1 < len(s.node.Content); i += 2 {
-		if s.node.Content[i].Value == key {
-			return s.node.Content[i+1]
+	return lookupIn(s.node, key, 0)
+}
+
+// lookupIn finds key in a mapping, following merge keys (<<).
+func lookupIn(m *yaml.Node, key string, depth int) *yaml.Node {
+	if m.Kind == yaml.AliasNode {
+		m = m.Alias
+	}
+	if m == nil || m.Kind != yaml.MappingNode || depth > 32 {
+		return nil
+	}
+	var found *yaml.Node // the last occurrence wins, as in PyYAML
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key && m.Content[i].Tag != "!!merge" {
+			found = m.Content[i+1]
+		}
+	}
+	if found != nil {
+		return found
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Tag != "!!merge" {
+			continue
+		}
+		v := m.Content[i+1]
+		if v.Kind == yaml.AliasNode {
+			v = v.Alias
+		}
+		srcs := []*yaml.Node{v}
+		if v != nil && v.Kind == yaml.SequenceNode {
+			srcs = v.Content
+		}
+		for _, src := range srcs {
+			if n := lookupIn(src, key, depth+1); n != nil {
+				return n
+			}
 		}
 	}
 	return nil
+}
+
+// allKeys returns the keys of a mapping in file order, including merged
+// ones, with the key nodes.
+func allKeys(m *yaml.Node, depth int) []*yaml.Node {
+	if m.Kind == yaml.AliasNode {
+		m = m.Alias
+	}
+	if m == nil || m.Kind != yaml.MappingNode || depth > 32 {
+		return nil
+	}
+	var out []*yaml.Node
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k := m.Content[i]
+		if k.Tag != "!!merge" {
+			out = append(out, k)
+			continue
+		}
+		v := m.Content[i+1]
+		if v.Kind == yaml.AliasNode {
+			v = v.Alias
+		}
+		srcs := []*yaml.Node{v}
+		if v != nil && v.Kind == yaml.SequenceNode {
+			srcs = v.Content
+		}
+		for _, src := range srcs {
+			out = append(out, allKeys(src, depth+1)...)
+		}
+	}
+	return out
 }
 
 // value returns the node of key, marking it read; nil when absent or null.
 func (s *Section) value(key string) *yaml.Node {
 	s.seen[key] = true
 	n := s.lookup(key)
+	if n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
 	if n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
 		return nil
 	}
-	if n.Kind == yaml.AliasNode {
-		n = n.Alias
+	return n
+}
+
+// typed is value for a getter expecting typ: in strict mode a key that is
+// present with a null value is an error (upstream's schema rejects None).
+func (s *Section) typed(key, typ string) *yaml.Node {
+	n := s.value(key)
+	if n == nil && s.probs.Strict && s.IsNull(key) {
+		s.fail(s.lookup(key), key, "expected %s, got null", typ)
 	}
 	return n
 }
@@ -167,21 +262,48 @@ func (s *Section) value(key string) *yaml.Node {
 // Has reports whether key is present with a non-null value.
 func (s *Section) Has(key string) bool { return s.lookup(key) != nil && s.value(key) != nil }
 
+// IsNull reports whether key is present with a null value.
+func (s *Section) IsNull(key string) bool {
+	n := s.lookup(key)
+	if n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n != nil && n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+// Node returns the raw YAML node of key without marking it read (nil when
+// absent).
+func (s *Section) Node(key string) *yaml.Node {
+	n := s.lookup(key)
+	if n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+// Exists reports whether the section is present in the file (not absent
+// or null).
+func (s *Section) Exists() bool { return s.node != nil }
+
 // Keys returns the section's keys in file order.
 func (s *Section) Keys() []string {
 	if s.node == nil {
 		return nil
 	}
 	var out []string
-	for i := 0; i+1 < len(s.node.Content); i += 2 {
-		out = append(out, s.node.Content[i].Value)
+	seen := map[string]bool{}
+	for _, k := range allKeys(s.node, 0) {
+		if !seen[k.Value] {
+			seen[k.Value] = true
+			out = append(out, k.Value)
+		}
 	}
 	return out
 }
 
 // String reads a string; numbers and booleans are refused.
 func (s *Section) String(key, def string) string {
-	n := s.value(key)
+	n := s.typed(key, "str")
 	if n == nil {
 		return def
 	}
@@ -194,7 +316,7 @@ func (s *Section) String(key, def string) string {
 
 // Scalar reads a string, accepting numbers and booleans in their text form.
 func (s *Section) Scalar(key, def string) string {
-	n := s.value(key)
+	n := s.typed(key, "a scalar")
 	if n == nil {
 		return def
 	}
@@ -216,7 +338,7 @@ func (s *Section) RequiredString(key string) string {
 
 // Int reads an integer.
 func (s *Section) Int(key string, def int) int {
-	n := s.value(key)
+	n := s.typed(key, "int")
 	if n == nil {
 		return def
 	}
@@ -238,7 +360,7 @@ func (s *Section) Int(key string, def int) int {
 
 // Float reads a number (integers accepted).
 func (s *Section) Float(key string, def float64) float64 {
-	n := s.value(key)
+	n := s.typed(key, "float")
 	if n == nil {
 		return def
 	}
@@ -260,7 +382,7 @@ func (s *Section) IsFloatLiteral(key string) bool {
 
 // Bool reads a boolean.
 func (s *Section) Bool(key string, def bool) bool {
-	n := s.value(key)
+	n := s.typed(key, "bool")
 	if n == nil {
 		return def
 	}
@@ -268,6 +390,15 @@ func (s *Section) Bool(key string, def bool) bool {
 		var v bool
 		if err := n.Decode(&v); err == nil {
 			return v
+		}
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" && n.Style == 0 {
+		// YAML 1.1 booleans (PyYAML's safe loader) that yaml.v3 leaves as strings.
+		switch n.Value {
+		case "yes", "Yes", "YES", "on", "On", "ON":
+			return true
+		case "no", "No", "NO", "off", "Off", "OFF":
+			return false
 		}
 	}
 	s.fail(n, key, "expected bool, got %s", describe(n))
@@ -283,7 +414,7 @@ const Unlimited = math.MaxInt32
 
 // StringList reads a list of strings.
 func (s *Section) StringList(key string) []string {
-	n := s.value(key)
+	n := s.typed(key, "list")
 	if n == nil {
 		return nil
 	}
@@ -302,9 +433,26 @@ func (s *Section) StringList(key string) []string {
 	return out
 }
 
+// StringOrList reads a string or a list of strings; wasString reports
+// which form was used.
+func (s *Section) StringOrList(key string) (vals []string, wasString bool) {
+	n := s.typed(key, "str or list")
+	if n == nil {
+		return nil, false
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		return []string{n.Value}, true
+	}
+	if n.Kind != yaml.SequenceNode {
+		s.fail(n, key, "expected str or list, got %s", describe(n))
+		return nil, false
+	}
+	return s.StringList(key), false
+}
+
 // StringMap reads a mapping of strings to strings.
 func (s *Section) StringMap(key string) map[string]string {
-	n := s.value(key)
+	n := s.typed(key, "a dictionary")
 	if n == nil {
 		return nil
 	}
@@ -326,7 +474,7 @@ func (s *Section) StringMap(key string) map[string]string {
 
 // NumberMap reads a mapping of names to numbers.
 func (s *Section) NumberMap(key string) map[string]float64 {
-	n := s.value(key)
+	n := s.typed(key, "a dictionary")
 	if n == nil {
 		return nil
 	}
@@ -385,7 +533,7 @@ func normalize(v any) any {
 
 // Map returns the sub-section of key (an empty section when absent).
 func (s *Section) Map(key string) *Section {
-	n := s.value(key)
+	n := s.typed(key, "a dictionary")
 	sub := NewSection(nil, s.keyPath(key), s.probs)
 	if n == nil {
 		return sub
@@ -395,7 +543,7 @@ func (s *Section) Map(key string) *Section {
 
 // List returns the entries of a list of mappings.
 func (s *Section) List(key string) []*Section {
-	n := s.value(key)
+	n := s.typed(key, "list")
 	if n == nil {
 		return nil
 	}
@@ -426,19 +574,18 @@ func (s *Section) Finish() {
 	if s.node == nil {
 		return
 	}
-	var extra []string
-	for i := 0; i+1 < len(s.node.Content); i += 2 {
-		k := s.node.Content[i]
-		if !s.seen[k.Value] && k.Value != "<<" {
-			extra = append(extra, k.Value)
-			if s.probs.Strict {
-				s.fail(k, k.Value, "extra keys not allowed")
-			} else {
-				s.probs.Warnings = append(s.probs.Warnings, &ConfigError{File: s.probs.File, Line: k.Line, Path: s.keyPath(k.Value), Msg: "unknown key ignored"})
-			}
+	reported := map[string]bool{}
+	for _, k := range allKeys(s.node, 0) {
+		if s.seen[k.Value] || reported[k.Value] {
+			continue
+		}
+		reported[k.Value] = true
+		if s.probs.Strict {
+			s.fail(k, k.Value, "extra keys not allowed")
+		} else {
+			s.probs.Warnings = append(s.probs.Warnings, &ConfigError{File: s.probs.File, Line: k.Line, Path: s.keyPath(k.Value), Msg: "unknown key ignored"})
 		}
 	}
-	sort.Strings(extra)
 }
 
 func describe(n *yaml.Node) string {

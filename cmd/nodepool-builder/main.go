@@ -1,0 +1,121 @@
+// Command nodepool-builder builds diskimages with diskimage-builder, uploads
+// them to the providers and prunes old ones: the reference binary around
+// package builder.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/builder"
+	_ "github.com/nodepool-go/nodepool/driver/simcloud"
+	"github.com/nodepool-go/nodepool/zkclient"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("nodepool-builder", flag.ContinueOnError)
+	config := fs.String("c", "/etc/nodepool/nodepool.yaml", "path to the config file")
+	secure := fs.String("s", "", "path to the secure config file")
+	buildWorkers := fs.Int("build-workers", builder.DefaultBuildWorkers, "number of build workers")
+	uploadWorkers := fs.Int("upload-workers", builder.DefaultUploadWorkers, "number of upload workers")
+	debug := fs.Bool("debug", false, "log at debug level")
+	fs.Bool("d", false, "run in the foreground (always the case)")
+	fs.Bool("f", false, "run in the foreground (always the case)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	path, _ := filepath.Abs(*config)
+	securePath := *secure
+	if securePath != "" {
+		securePath, _ = filepath.Abs(securePath)
+	}
+	load := func(context.Context) (*nodepool.Config, error) { return nodepool.LoadConfig(path, securePath) }
+	cfg, err := load(context.Background())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		return 1
+	}
+	if len(cfg.ZooKeeperServers) == 0 {
+		fmt.Fprintln(os.Stderr, "Error: No ZooKeeper servers specified in config.")
+		return 1
+	}
+	if cfg.ImagesDir == "" {
+		fmt.Fprintln(os.Stderr, "Error: No images-dir specified in config.")
+		return 1
+	}
+	if cfg.ZooKeeperTLS == nil {
+		log.Warn("zookeeper-tls is not configured; connecting to ZooKeeper without TLS")
+	}
+	if _, err := builder.ReadOrCreateBuilderID(cfg.ImagesDir); err != nil {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		return 1
+	}
+	zcfg, err := cfg.ZooKeeperClientConfig()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		return 1
+	}
+	zcfg.Logger = log
+	cctx, ccancel := context.WithTimeout(context.Background(), 60*time.Second)
+	zc, err := zkclient.Connect(cctx, zcfg)
+	ccancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		return 1
+	}
+	defer zc.Close()
+
+	b, err := builder.New(builder.Options{
+		Config:        load,
+		ZooKeeper:     zc,
+		BuildWorkers:  *buildWorkers,
+		UploadWorkers: *uploadWorkers,
+		Logger:        log,
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		return 1
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// SIGTERM keeps its default action (immediate termination).
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGUSR2)
+	go func() {
+		for s := range sigs {
+			if s == syscall.SIGUSR2 {
+				buf := make([]byte, 1<<20)
+				n := runtime.Stack(buf, true)
+				log.Debug("thread stack dump", "stacks", string(buf[:n]))
+				continue
+			}
+			log.Info("stopping gracefully", "signal", s.String())
+			cancel()
+		}
+	}()
+	if err := b.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		return 1
+	}
+	return 0
+}

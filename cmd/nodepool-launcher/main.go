@@ -1,0 +1,98 @@
+// Command nodepool-launcher serves node requests from ZooKeeper: the
+// reference binary around nodepool.Launcher.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/nodepool-go/nodepool"
+	_ "github.com/nodepool-go/nodepool/driver/simcloud"
+	"github.com/nodepool-go/nodepool/internal/webapp"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("nodepool-launcher", flag.ContinueOnError)
+	config := fs.String("c", "/etc/nodepool/nodepool.yaml", "path to the config file")
+	secure := fs.String("s", "", "path to the secure config file")
+	noWeb := fs.Bool("no-webapp", false, "do not serve the web status API")
+	debug := fs.Bool("debug", false, "log at debug level")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	level := slog.LevelInfo
+	if *debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	path, _ := filepath.Abs(*config)
+	securePath := *secure
+	if securePath != "" {
+		securePath, _ = filepath.Abs(securePath)
+	}
+	cfg, err := nodepool.LoadConfig(path, securePath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		return 1
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration", "warning", w.Error())
+	}
+	l, err := nodepool.NewLauncher(cfg, nodepool.WithLogger(log), nodepool.WithConfigFile(path, securePath))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		return 1
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGUSR1, syscall.SIGTERM)
+	go func() {
+		for s := range sigs {
+			if s == syscall.SIGTERM {
+				// Upstream: immediate exit, no cleanup.
+				os.Exit(0)
+			}
+			log.Info("stopping gracefully", "signal", s.String())
+			cancel()
+		}
+	}()
+
+	errs := make(chan error, 1)
+	go func() { errs <- l.Run(ctx) }()
+
+	if !*noWeb {
+		addr := net.JoinHostPort(cfg.WebApp.ListenAddress, strconv.Itoa(cfg.WebApp.Port))
+		go func() {
+			for l.ZooKeeper() == nil {
+				time.Sleep(50 * time.Millisecond)
+			}
+			srv := &http.Server{Addr: addr, Handler: webapp.New(l.ZooKeeper(), l.Ready), ReadHeaderTimeout: 10 * time.Second}
+			log.Info("serving web status API", "address", addr)
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("web status API stopped", "error", err)
+			}
+		}()
+	}
+	if err := <-errs; err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		return 1
+	}
+	return 0
+}

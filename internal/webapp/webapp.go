@@ -1,0 +1,285 @@
+// Package webapp is the read-only web status API of the launcher
+// (cli-and-web.md §4): the status listings as text tables or JSON, chosen
+// by the Accept header, cached for one second, plus a readiness probe.
+package webapp
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nodepool-go/nodepool/internal/status"
+	"github.com/nodepool-go/nodepool/zkclient"
+)
+
+// CacheExpiry is how long a computed result is served unchanged.
+const CacheExpiry = time.Second
+
+// Content types of the responses.
+const (
+	ContentTypeText = "text/plain; charset=UTF-8"
+	ContentTypeJSON = "application/json"
+)
+
+// Handler serves the status API.
+type Handler struct {
+	src   *status.Source
+	ready func() bool
+	now   func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]*entry
+}
+
+type entry struct {
+	body     []byte
+	json     bool
+	modified time.Time
+}
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithClock makes the handler read the time from now (ages, caching).
+func WithClock(now func() time.Time) Option {
+	return func(h *Handler) { h.now = now; h.src.Now = now }
+}
+
+// New returns the status API handler reading from zk. ready reports
+// whether the launcher finished its first main-loop iteration; nil means
+// always ready.
+func New(zk *zkclient.Client, ready func() bool, opts ...Option) *Handler {
+	h := &Handler{
+		src:   &status.Source{ZK: zk},
+		ready: ready,
+		now:   time.Now,
+		cache: map[string]*entry{},
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+type producer func(h *Handler, ctx context.Context, q url.Values) (*status.Table, error)
+
+var endpoints = map[string]producer{
+	"/image-list": func(h *Handler, ctx context.Context, _ url.Values) (*status.Table, error) {
+		return h.src.ImageList(ctx)
+	},
+	"/dib-image-list": func(h *Handler, ctx context.Context, _ url.Values) (*status.Table, error) {
+		return h.src.DibImageList(ctx)
+	},
+	"/image-status": func(h *Handler, ctx context.Context, _ url.Values) (*status.Table, error) {
+		return h.src.ImageStatus(ctx)
+	},
+	"/node-list": func(h *Handler, ctx context.Context, q url.Values) (*status.Table, error) {
+		return h.src.NodeList(ctx, q.Get("node_id"))
+	},
+	"/request-list": func(h *Handler, ctx context.Context, _ url.Values) (*status.Table, error) {
+		return h.src.RequestList(ctx)
+	},
+	"/label-list": func(h *Handler, ctx context.Context, _ url.Values) (*status.Table, error) {
+		return h.src.LabelList(ctx)
+	},
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	wantJSON := Negotiate(r.Header.Values("Accept")) == ContentTypeJSON
+	if r.URL.Path == "/ready" {
+		h.serveReady(w, wantJSON)
+		return
+	}
+	prod, ok := endpoints[r.URL.Path]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	q := r.URL.Query()
+	key := cacheKey(r.URL.Path, q, wantJSON)
+	now := h.now()
+	h.mu.Lock()
+	e := h.cache[key]
+	h.mu.Unlock()
+	if e == nil || now.Sub(e.modified) >= CacheExpiry || now.Before(e.modified) {
+		t, err := prod(h, r.Context(), q)
+		if err != nil {
+			http.Error(w, "Internal Server Error: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		e = &entry{json: wantJSON, modified: now}
+		if wantJSON {
+			e.body = t.JSON()
+		} else {
+			if f := q.Get("fields"); f != "" {
+				t = t.Select(strings.Split(f, ","))
+			}
+			e.body = []byte(t.Text())
+		}
+		h.mu.Lock()
+		h.expire(now)
+		h.cache[key] = e
+		h.mu.Unlock()
+	}
+	hd := w.Header()
+	hd.Set("Access-Control-Allow-Origin", "*")
+	hd.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(CacheExpiry/time.Second)))
+	hd.Set("Last-Modified", e.modified.UTC().Format(http.TimeFormat))
+	hd.Set("Expires", e.modified.Add(CacheExpiry).UTC().Format(http.TimeFormat))
+	if ims := r.Header.Get("If-Modified-Since"); ims != "" {
+		if t, err := http.ParseTime(ims); err == nil && !e.modified.Truncate(time.Second).After(t) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	if e.json {
+		hd.Set("Content-Type", ContentTypeJSON)
+	} else {
+		hd.Set("Content-Type", ContentTypeText)
+	}
+	hd.Set("Content-Length", strconv.Itoa(len(e.body)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(e.body)
+	}
+}
+
+// expire drops stale cache entries; h.mu must be held.
+func (h *Handler) expire(now time.Time) {
+	for k, e := range h.cache {
+		if now.Sub(e.modified) >= CacheExpiry {
+			delete(h.cache, k)
+		}
+	}
+}
+
+func (h *Handler) serveReady(w http.ResponseWriter, wantJSON bool) {
+	if h.ready != nil && !h.ready() {
+		http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	if wantJSON {
+		w.Header().Set("Content-Type", ContentTypeJSON)
+	} else {
+		w.Header().Set("Content-Type", ContentTypeText)
+	}
+	_, _ = w.Write([]byte("OK"))
+}
+
+func cacheKey(path string, q url.Values, wantJSON bool) string {
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(path)
+	for _, k := range keys {
+		for _, v := range q[k] {
+			b.WriteString("\x00" + k + "=" + v)
+		}
+	}
+	if wantJSON {
+		b.WriteString("\x00json")
+	}
+	return b.String()
+}
+
+// offers are the media types the API can produce, in preference order.
+var offers = []string{"text/html", "text/plain", ContentTypeJSON}
+
+// Negotiate picks the offer (text/html, text/plain, application/json) with
+// the highest q-value in the Accept header values; ties go to the earlier
+// offer. No header selects text/html; nothing acceptable selects
+// text/plain.
+func Negotiate(accept []string) string {
+	ranges := parseAccept(strings.Join(accept, ","))
+	if len(ranges) == 0 {
+		return offers[0]
+	}
+	best, bestQ := "", 0.0
+	for _, o := range offers {
+		q := offerQ(o, ranges)
+		if q > bestQ {
+			best, bestQ = o, q
+		}
+	}
+	if best == "" {
+		return "text/plain"
+	}
+	return best
+}
+
+type mediaRange struct {
+	typ, sub string
+	params   int
+	q        float64
+}
+
+func parseAccept(h string) []mediaRange {
+	var out []mediaRange
+	for _, part := range strings.Split(h, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		fields := strings.Split(part, ";")
+		mt := strings.ToLower(strings.TrimSpace(fields[0]))
+		typ, sub, ok := strings.Cut(mt, "/")
+		if !ok {
+			if mt != "*" {
+				continue
+			}
+			typ, sub = "*", "*"
+		}
+		mr := mediaRange{typ: typ, sub: sub, q: 1}
+		for _, p := range fields[1:] {
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(strings.TrimSpace(k), "q") {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+					mr.q = f
+				}
+			} else {
+				mr.params++
+			}
+		}
+		out = append(out, mr)
+	}
+	return out
+}
+
+// offerQ returns the q-value of the most specific range matching offer.
+func offerQ(offer string, ranges []mediaRange) float64 {
+	typ, sub, _ := strings.Cut(offer, "/")
+	bestSpec, q := -1, 0.0
+	for _, r := range ranges {
+		spec := -1
+		switch {
+		case r.typ == typ && r.sub == sub:
+			spec = 2
+		case r.typ == typ && r.sub == "*":
+			spec = 1
+		case r.typ == "*" && r.sub == "*":
+			spec = 0
+		}
+		if spec < 0 {
+			continue
+		}
+		spec = spec*100 + r.params
+		if spec > bestSpec {
+			bestSpec, q = spec, r.q
+		}
+	}
+	return q
+}

@@ -1,0 +1,294 @@
+package nodepool_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/driver/simcloud"
+	"github.com/nodepool-go/nodepool/internal/zktest"
+	"github.com/nodepool-go/nodepool/internal/zuulsim"
+	"github.com/nodepool-go/nodepool/zkclient"
+)
+
+// startLauncher runs a launcher with the given config on its own
+// ZooKeeper session in chroot; the launcher stops when the test ends.
+func startLauncher(t *testing.T, chroot, yaml string) *nodepool.Launcher {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "nodepool.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
+	cfg, err := nodepool.LoadConfig(path, "")
+	require.NoError(t, err)
+	zk := zktest.ConnectChroot(t, chroot)
+	l, err := nodepool.NewLauncher(cfg, nodepool.WithZooKeeper(zk), nodepool.WithHostname("test-"+t.Name()))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Error("launcher did not stop")
+		}
+	})
+	require.Eventually(t, l.Ready, 20*time.Second, 20*time.Millisecond)
+	return l
+}
+
+const simConfig = `
+labels:
+  - name: small
+  - name: large
+providers:
+  - name: %s
+    driver: simcloud
+    cloud: %s
+    pools:
+      - name: main
+        max-servers: %d
+        labels:
+          - name: small
+          - name: large
+`
+
+func simYAML(provider, cloud string, maxServers int) string {
+	return sprintf(simConfig, provider, cloud, maxServers)
+}
+
+func TestRequestsFulfilledInOrderAndDeletedAfterUse(t *testing.T) {
+	zk, chroot := zktest.Connect(t)
+	cloud := "cloud-" + chroot[1:]
+	startLauncher(t, chroot, simYAML("sim", cloud, 10))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	req, err := zuulsim.Submit(ctx, zk, []string{"large", "small", "large"}, zuulsim.Options{})
+	require.NoError(t, err)
+	got, err := req.Wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, zkclient.RequestFulfilled, got.State)
+	require.Len(t, got.Nodes, 3)
+	for i, id := range got.Nodes {
+		n, err := zk.GetNode(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, zkclient.NodeReady, n.State)
+		require.Equal(t, []string{got.NodeTypes[i]}, n.Type, "nodes follow node_types order")
+		require.Equal(t, req.ID, n.AllocatedTo)
+		require.NotEmpty(t, n.HostKeys)
+		require.NotEmpty(t, n.ExternalID)
+	}
+	ns, err := req.Accept(ctx)
+	require.NoError(t, err)
+	require.NoError(t, ns.Return(ctx))
+	require.Eventually(t, func() bool {
+		ids, _ := zk.NodeIDs(ctx)
+		return len(ids) == 0
+	}, 30*time.Second, 50*time.Millisecond, "used nodes are deleted")
+	require.Eventually(t, func() bool { return len(simcloud.Get(cloud).Instances()) == 0 }, 10*time.Second, 50*time.Millisecond)
+}
+
+func TestUnknownLabelFailsAfterEveryPoolDeclined(t *testing.T) {
+	zk, chroot := zktest.Connect(t)
+	startLauncher(t, chroot, simYAML("sim", "cloud-"+chroot[1:], 10))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := zuulsim.Submit(ctx, zk, []string{"no-such-label"}, zuulsim.Options{})
+	require.NoError(t, err)
+	got, err := req.Wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, zkclient.RequestFailed, got.State)
+	require.Len(t, got.DeclinedBy, 1)
+}
+
+func TestTwoLaunchersDifferentProviders(t *testing.T) {
+	zk, chroot := zktest.Connect(t)
+	startLauncher(t, chroot, sprintf(`
+labels:
+  - name: small
+providers:
+  - name: first
+    driver: simcloud
+    cloud: %s-a
+    pools:
+      - name: main
+        labels:
+          - name: small
+`, chroot[1:]))
+	startLauncher(t, chroot, sprintf(`
+labels:
+  - name: special
+providers:
+  - name: second
+    driver: simcloud
+    cloud: %s-b
+    pools:
+      - name: main
+        labels:
+          - name: special
+`, chroot[1:]))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.Eventually(t, func() bool {
+		cs, _ := zk.Components(ctx, zkclient.KindPool)
+		return len(cs) == 2
+	}, 10*time.Second, 20*time.Millisecond)
+	req, err := zuulsim.Submit(ctx, zk, []string{"special"}, zuulsim.Options{})
+	require.NoError(t, err)
+	got, err := req.Wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, zkclient.RequestFulfilled, got.State)
+	n, err := zk.GetNode(ctx, got.Nodes[0])
+	require.NoError(t, err)
+	require.Equal(t, "second", n.Provider)
+}
+
+func TestTwoLaunchersShareProviderWithinMaxServers(t *testing.T) {
+	zk, chroot := zktest.Connect(t)
+	cloud := "cloud-" + chroot[1:]
+	const maxServers = 10
+	startLauncher(t, chroot, simYAML("shared", cloud, maxServers))
+	startLauncher(t, chroot, simYAML("shared", cloud, maxServers))
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	require.Eventually(t, func() bool {
+		cs, _ := zk.Components(ctx, zkclient.KindPool)
+		return len(cs) == 2
+	}, 10*time.Second, 20*time.Millisecond)
+
+	// Sample the provider's node count throughout.
+	stop := make(chan struct{})
+	var peak int
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if n := len(simcloud.Get(cloud).Instances()); n > peak {
+				peak = n
+			}
+		}
+	}()
+
+	const total = 60
+	allocated := map[string]string{}
+	var mu sync.Mutex
+	var cwg sync.WaitGroup
+	errs := make(chan error, total)
+	for i := 0; i < total; i++ {
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			req, err := zuulsim.Submit(ctx, zk, []string{"small"}, zuulsim.Options{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			got, err := req.Wait(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if got.State != zkclient.RequestFulfilled {
+				errs <- errorf("request %s ended %s", req.ID, got.State)
+				return
+			}
+			mu.Lock()
+			for _, id := range got.Nodes {
+				if prev, dup := allocated[id]; dup {
+					errs <- errorf("node %s allocated to %s and %s", id, prev, req.ID)
+				}
+				allocated[id] = req.ID
+			}
+			mu.Unlock()
+			ns, err := req.Accept(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if err := ns.Return(ctx); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	cwg.Wait()
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.Len(t, allocated, total)
+	require.LessOrEqual(t, peak, maxServers, "instances in the cloud never exceed max-servers")
+}
+
+func TestMinReadyRefills(t *testing.T) {
+	zk, chroot := zktest.Connect(t)
+	startLauncher(t, chroot, sprintf(`
+labels:
+  - name: small
+    min-ready: 2
+providers:
+  - name: sim
+    driver: simcloud
+    cloud: %s
+    pools:
+      - name: main
+        max-servers: 5
+        labels:
+          - name: small
+`, "cloud-"+chroot[1:]))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	readyUnallocated := func() int {
+		nodes, _ := zk.Nodes(ctx, nil)
+		c := 0
+		for _, n := range nodes {
+			if n.State == zkclient.NodeReady && n.AllocatedTo == "" {
+				c++
+			}
+		}
+		return c
+	}
+	require.Eventually(t, func() bool { return readyUnallocated() == 2 }, 20*time.Second, 50*time.Millisecond)
+	req, err := zuulsim.Submit(ctx, zk, []string{"small"}, zuulsim.Options{})
+	require.NoError(t, err)
+	got, err := req.Wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, zkclient.RequestFulfilled, got.State)
+	ns, err := req.Accept(ctx)
+	require.NoError(t, err)
+	require.NoError(t, ns.Return(ctx))
+	require.Eventually(t, func() bool { return readyUnallocated() == 2 }, 20*time.Second, 50*time.Millisecond, "min-ready refills")
+}
+
+func TestLaunchRetriesThenDecline(t *testing.T) {
+	zk, chroot := zktest.Connect(t)
+	cloud := "cloud-" + chroot[1:]
+	startLauncher(t, chroot, simYAML("sim", cloud, 10))
+	simcloud.Get(cloud).FailNextCreates(3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, err := zuulsim.Submit(ctx, zk, []string{"small"}, zuulsim.Options{})
+	require.NoError(t, err)
+	got, err := req.Wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, zkclient.RequestFailed, got.State, "three failed attempts decline the request; the only pool declined")
+	require.Eventually(t, func() bool {
+		ids, _ := zk.NodeIDs(ctx)
+		return len(ids) == 0
+	}, 30*time.Second, 50*time.Millisecond, "failed node is deleted")
+}
