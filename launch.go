@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nodepool-go/nodepool/driver"
@@ -33,7 +34,7 @@ type nodeLaunch struct {
 	firstTick time.Time
 	scan      chan scanResult
 	inst      *driver.Instance
-	finished  bool
+	finished  atomic.Bool // set last; readers may then read node
 }
 
 type scanResult struct {
@@ -43,11 +44,11 @@ type scanResult struct {
 
 // abandon stops tracking the launch at shutdown: the node stays building
 // and becomes unlocked with the session, so any launcher deletes it.
-func (nl *nodeLaunch) abandon() { nl.finished = true }
+func (nl *nodeLaunch) abandon() { nl.finished.Store(true) }
 
 // step advances the launch; it returns true once the node left building.
 func (nl *nodeLaunch) step(ctx context.Context) bool {
-	if nl.finished {
+	if nl.finished.Load() {
 		return true
 	}
 	now := nl.p.l.now()
@@ -136,7 +137,7 @@ func (nl *nodeLaunch) step(ctx context.Context) bool {
 		return nl.storeFailed(ctx, err)
 	}
 	nl.p.l.stats.launch(nl, "ready")
-	nl.finished = true
+	nl.finished.Store(true)
 	return true
 }
 
@@ -259,7 +260,7 @@ func (nl *nodeLaunch) abort(ctx context.Context, err error) {
 		nl.p.log.Warn("storing aborted node failed", "node", nl.node.ID, "error", serr)
 	}
 	nl.p.l.stats.launch(nl, "error.quota")
-	nl.finished = true
+	nl.finished.Store(true)
 }
 
 // attemptFailed counts a failed attempt and either retries or fails.
@@ -306,7 +307,7 @@ func (nl *nodeLaunch) fail(ctx context.Context, err error, metric string, persis
 		}
 	}
 	nl.p.log.Error("launch failed", "node", nl.node.ID, "error", err)
-	nl.finished = true
+	nl.finished.Store(true)
 }
 
 // nodeDelete deletes one node's instance and then its record.

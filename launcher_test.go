@@ -104,7 +104,7 @@ func TestUnknownLabelFailsAfterEveryPoolDeclined(t *testing.T) {
 	req, err := zuulsim.Submit(ctx, zk, []string{"no-such-label"}, zuulsim.Options{})
 	require.NoError(t, err)
 	got, err := req.Wait(ctx)
-	require.NoError(t, err)
+	require.ErrorIs(t, err, zuulsim.ErrRequestFailed)
 	require.Equal(t, zkclient.RequestFailed, got.State)
 	require.Len(t, got.DeclinedBy, 1)
 }
@@ -285,7 +285,7 @@ func TestLaunchRetriesThenDecline(t *testing.T) {
 	req, err := zuulsim.Submit(ctx, zk, []string{"small"}, zuulsim.Options{})
 	require.NoError(t, err)
 	got, err := req.Wait(ctx)
-	require.NoError(t, err)
+	require.ErrorIs(t, err, zuulsim.ErrRequestFailed)
 	require.Equal(t, zkclient.RequestFailed, got.State, "three failed attempts decline the request; the only pool declined")
 	require.Eventually(t, func() bool {
 		ids, _ := zk.NodeIDs(ctx)

@@ -695,7 +695,7 @@ func (h *handler) poll(ctx context.Context) bool {
 		return false
 	}
 	for _, hn := range h.nodes {
-		if hn.launch != nil && !hn.launch.finished {
+		if hn.launch != nil && !hn.launch.finished.Load() {
 			return false
 		}
 	}

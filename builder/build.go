@@ -19,31 +19,6 @@ import (
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
-// ImageFormats returns the sorted set of formats built for an image: its
-// own formats plus the upload format of every provider listing it
-// (config.md §5.4). Empty means the image is never built.
-func ImageFormats(cfg *nodepool.Config, image string) []string {
-	d := cfg.Diskimage(image)
-	if d == nil {
-		return nil
-	}
-	set := map[string]bool{}
-	for _, f := range d.Formats {
-		set[f] = true
-	}
-	for _, p := range cfg.Providers {
-		if p.ImageFormat != "" && p.Diskimage(image) != nil {
-			set[p.ImageFormat] = true
-		}
-	}
-	out := make([]string, 0, len(set))
-	for f := range set {
-		out = append(out, f)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // BuildOnce runs one build-worker iteration: scheduled checks, then manual
 // requests, for every diskimage in config order (builder.md §3).
 func (b *Builder) BuildOnce(ctx context.Context) error {
@@ -87,7 +62,7 @@ func (b *Builder) buildable(ctx context.Context, cfg *nodepool.Config, d *nodepo
 	if err != nil || paused {
 		return nil, false, err
 	}
-	formats := ImageFormats(cfg, d.Name)
+	formats := cfg.ImageFormats(d.Name)
 	return formats, len(formats) > 0, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -612,6 +613,7 @@ func TestBuildTimeout(t *testing.T) {
 	e.update(func(c *nodepool.Config) {
 		c.Diskimages[0].BuildTimeout = time.Second
 		c.Diskimages[0].EnvVars["FAKE_DIB_SLEEP"] = "30"
+		c.Diskimages[0].EnvVars["FAKE_DIB_PIDFILE"] = filepath.Join(e.dir, "sleep.pid")
 	})
 	start := time.Now()
 	build := e.buildOnce()
@@ -622,6 +624,15 @@ func TestBuildTimeout(t *testing.T) {
 	logData, err := os.ReadFile(filepath.Join(e.config().BuildLogDir, "fake-image-"+build.ID+".log"))
 	require.NoError(t, err)
 	require.NotContains(t, string(logData), "Exit code")
+	// The grandchild was killed with the process group.
+	pidData, err := os.ReadFile(filepath.Join(e.dir, "sleep.pid"))
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pidData)))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		return err != nil || strings.Contains(string(stat), ") Z ")
+	}, 5*time.Second, 50*time.Millisecond, "DIB child still running")
 
 	// The failed build record is removed by cleanup once a good build exists.
 	e.update(func(c *nodepool.Config) {

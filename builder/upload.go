@@ -121,7 +121,7 @@ func (b *Builder) UploadOnce(ctx context.Context) (bool, error) {
 	}
 	b.providers.configure(ctx, cfg)
 	for _, p := range cfg.Providers {
-		if !p.ManageImages {
+		if !p.ManageImages || b.providers.get(p.Name) == nil {
 			continue
 		}
 		for _, pd := range p.Diskimages {

@@ -164,6 +164,11 @@ func (l *Lock) acquire(ctx context.Context, blocking bool) (bool, error) {
 		entry, ok = l.c.locals.enter(l.dir)
 	}
 	got, err := l.contend(ctx, blocking)
+	if err != nil && ctx.Err() != nil {
+		// The context ended inside a ZooKeeper call: report it like the
+		// wait did (ErrLockTimeout for a passed deadline).
+		err = lockCtxErr(ctx)
+	}
 	if err != nil || !got {
 		l.c.locals.leave(l.dir, entry)
 		return false, err

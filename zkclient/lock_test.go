@@ -401,3 +401,18 @@ func TestPersistentContender(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok)
 }
+
+// TestLockExpiredContext: a deadline that has already passed is reported
+// as ErrLockTimeout (not a raw context error) and leaves nothing behind.
+func TestLockExpiredContext(t *testing.T) {
+	c, _ := zktest.Connect(t)
+	require.NoError(t, c.EnsurePath(ctxT(t, 10*time.Second), lockDir))
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	l := c.NewLock(lockDir)
+	require.ErrorIs(t, l.Acquire(ctx), zkclient.ErrLockTimeout)
+	require.False(t, l.Held())
+	require.Empty(t, children(t, c, lockDir))
+	// The in-process guard was released: a fresh attempt works.
+	require.NoError(t, c.NewLock(lockDir).Acquire(ctxT(t, 10*time.Second)))
+}

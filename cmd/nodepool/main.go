@@ -67,7 +67,7 @@ func buildParser() *parser {
 	p.add(&option{flags: []string{"-s"}, dest: "secure", help: "path to secure file"})
 	p.add(&option{flags: []string{"--debug"}, dest: "debug", kind: kindTrue, help: "show DEBUG level logging"})
 	p.add(&option{flags: []string{"--zk-timeout"}, dest: "zk_timeout", metavar: "SECONDS",
-		help: "seconds to wait for the ZooKeeper connection (default: 10)"})
+		help: "ZooKeeper connect timeout in seconds (default 10)"})
 	p.cmdTitle, p.cmdDesc, p.cmdHelp = "commands", "valid commands", "additional help"
 
 	s := p.addCommand("list", "list nodes")
@@ -243,6 +243,9 @@ func (c *cli) execute(cmd string) error {
 		return err
 	}
 	c.cfg = cfg
+	for _, w := range cfg.Warnings {
+		c.log.With("logger", "nodepool.config").Warn(w.Error())
+	}
 	zc, err := cfg.ZooKeeperClientConfig()
 	if err != nil {
 		return err
@@ -252,7 +255,7 @@ func (c *cli) execute(cmd string) error {
 	zk, err := zkclient.Connect(ctx, zc)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("cannot connect to ZooKeeper at %s within %s: %w", strings.Join(zc.Hosts, ","), timeout, errors.Unwrap(err))
+		return fmt.Errorf("cannot connect to ZooKeeper at %s within %s (%v)", strings.Join(zc.Hosts, ","), timeout, err)
 	}
 	defer zk.Close()
 	c.zk = zk

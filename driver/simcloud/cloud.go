@@ -507,17 +507,20 @@ func (c *Cloud) removeLocked(id string) bool {
 
 // createRequest is what a create machine asks the cloud for.
 type createRequest struct {
-	name     string
-	flavor   Flavor
-	image    string // cloud image name or uploaded image id
-	az       string
-	region   string
-	metadata map[string]string
+	name   string
+	flavor Flavor
+	image  string // cloud image name or uploaded image id
+	// diskimage is set for diskimage labels, which need an image id.
+	diskimage string
+	az        string
+	region    string
+	metadata  map[string]string
 }
 
 // create runs a server create call and returns the new server's id. An
 // error without an id means no server was created.
 func (c *Cloud) create(r createRequest) (string, error) {
+	hostKey := newHostKey() // outside the lock: the costliest step
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.counters.Creates++
@@ -525,6 +528,9 @@ func (c *Cloud) create(r createRequest) (string, error) {
 	if c.failCreate > 0 {
 		c.failCreate--
 		return "", errors.New("simcloud: injected create failure")
+	}
+	if r.image == "" && r.diskimage != "" {
+		return "", fmt.Errorf("simcloud: no uploaded image given for diskimage %s", r.diskimage)
 	}
 	if r.image != "" && c.findImageLocked(r.image) == nil {
 		return "", fmt.Errorf("simcloud: image %q not found", r.image)
@@ -565,6 +571,7 @@ func (c *Cloud) create(r createRequest) (string, error) {
 		Created:  now,
 		ReadyAt:  now.Add(boot),
 		Held:     c.hang,
+		HostKey:  hostKey,
 	}
 	if c.failWithID > 0 {
 		c.failWithID--

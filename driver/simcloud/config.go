@@ -5,6 +5,8 @@ import (
 	"math"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/nodepool-go/nodepool/driver"
 )
 
@@ -77,6 +79,48 @@ type LabelSettings struct {
 
 var defaultFlavor = Flavor{Name: "small", Cores: 2, RAM: 2048}
 
+var defaultImage = CloudImage{Name: "default", Username: "zuul", PythonPath: "auto", ConnectionType: "ssh", ConnectionPort: 22}
+
+// DefaultSettings returns the settings of a provider entry that gives no
+// simcloud keys.
+func DefaultSettings(provider string) *Settings {
+	return &Settings{
+		Cloud:       provider,
+		Knobs:       Knobs{Quota: UnlimitedQuota(), Images: []string{defaultImage.Name}},
+		Flavors:     []Flavor{defaultFlavor},
+		CloudImages: []CloudImage{defaultImage},
+	}
+}
+
+// NewProviderConfig returns the configuration of a default simcloud
+// provider with one pool "main" offering the labels, for programs that
+// build their configuration in code.
+func NewProviderConfig(name string, labels ...string) (*driver.ProviderConfig, error) {
+	if name == "" {
+		return nil, fmt.Errorf("simcloud: provider name is empty")
+	}
+	node := &yaml.Node{Kind: yaml.MappingNode}
+	add := func(m *yaml.Node, k string, v *yaml.Node) {
+		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, v)
+	}
+	str := func(v string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v} }
+	add(node, "name", str(name))
+	add(node, "driver", str("simcloud"))
+	lbls := &yaml.Node{Kind: yaml.SequenceNode}
+	for _, l := range labels {
+		m := &yaml.Node{Kind: yaml.MappingNode}
+		add(m, "name", str(l))
+		lbls.Content = append(lbls.Content, m)
+	}
+	pool := &yaml.Node{Kind: yaml.MappingNode}
+	add(pool, "name", str("main"))
+	add(pool, "labels", lbls)
+	add(node, "pools", &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{pool}})
+	probs := &driver.Problems{}
+	p := simDriver{}.ParseProvider(driver.NewSection(node, "provider", probs))
+	return p, probs.Err()
+}
+
 // ParseProvider decodes a simcloud provider entry.
 func (simDriver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 	p := driver.ParseProviderCommon(s)
@@ -147,7 +191,7 @@ func (simDriver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 		is.Finish()
 	}
 	if !s.Has("cloud-images") {
-		st.CloudImages = []CloudImage{{Name: "default", Username: "zuul", PythonPath: "auto", ConnectionType: "ssh", ConnectionPort: 22}}
+		st.CloudImages = []CloudImage{defaultImage}
 	}
 	for _, ci := range st.CloudImages {
 		k.Images = append(k.Images, ci.Name)

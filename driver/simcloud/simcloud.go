@@ -20,7 +20,6 @@ package simcloud
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -40,6 +39,9 @@ func Driver() driver.Driver { return simDriver{} }
 // Open returns the adapter of a simcloud provider, configuring its cloud.
 func (simDriver) Open(ctx context.Context, cfg *driver.ProviderConfig, env driver.Env) (driver.Adapter, error) {
 	st, ok := cfg.Settings.(*Settings)
+	if cfg.Settings == nil {
+		st, ok = DefaultSettings(cfg.Name), true
+	}
 	if !ok || st == nil {
 		return nil, fmt.Errorf("simcloud: provider %s has no simcloud settings", cfg.Name)
 	}
@@ -158,17 +160,21 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 		switch m.state {
 		case stStart:
 			l := m.spec.Label
-			img := m.spec.ImageExternalID
-			if img == "" && l != nil {
-				img = l.CloudImage
+			img, di := m.spec.ImageExternalID, ""
+			if l != nil {
+				di = l.Diskimage
+				if img == "" {
+					img = l.CloudImage
+				}
 			}
 			m.pending, m.err = c.create(createRequest{
-				name:     m.spec.Hostname,
-				flavor:   labelFlavor(l),
-				image:    img,
-				az:       m.spec.AZ,
-				region:   m.a.settings.Region,
-				metadata: m.spec.Metadata,
+				name:      m.spec.Hostname,
+				flavor:    labelFlavor(l),
+				image:     img,
+				diskimage: di,
+				az:        m.spec.AZ,
+				region:    m.a.settings.Region,
+				metadata:  m.spec.Metadata,
 			})
 			c.mu.Lock()
 			m.readyAt = c.now().Add(c.knobs.APILatency)
@@ -382,6 +388,3 @@ func (a *Adapter) DeleteImage(ctx context.Context, externalID string) error {
 	}
 	return a.cloud.deleteImage(externalID)
 }
-
-// ErrInjected is a convenient error for SetListError.
-var ErrInjected = errors.New("simcloud: injected failure")

@@ -1,0 +1,108 @@
+// Command nodepool-bench is the end-to-end load benchmark of a nodepool
+// launcher. It drives a running launcher only through ZooKeeper, as Zuul
+// would: N requests submitted at concurrency C, nodes locked and set in-use,
+// then returned; it reports throughput, latency, node deletion, ZooKeeper
+// traffic and the launcher's CPU time and peak memory.
+//
+//	nodepool-bench -zk 127.0.0.1:22181 -chroot /bench -n 1000 -c 1000 \
+//	    -label fake-label -zk-mntr 127.0.0.1:22181 -launcher-pid $(pidof nodepool-launcher)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/nodepool-go/nodepool/internal/bench"
+	"github.com/nodepool-go/nodepool/internal/zuulsim"
+	"github.com/nodepool-go/nodepool/zkclient"
+)
+
+// listFlag is a repeatable flag that also accepts comma-separated lists.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+func main() {
+	var (
+		hosts      = flag.String("zk", "127.0.0.1:22181", "ZooKeeper hosts, comma separated")
+		chroot     = flag.String("chroot", "", "ZooKeeper chroot of the launcher")
+		n          = flag.Int("n", 200, "number of requests")
+		conc       = flag.Int("c", 0, "requests in flight at once (default: all of them)")
+		pid        = flag.Int("launcher-pid", 0, "launcher process id, to report its CPU seconds and peak RSS")
+		mntr       = flag.String("zk-mntr", "", "host:port of the ZooKeeper server to read mntr counters from (empty: skip)")
+		returnWait = flag.Bool("return-wait", true, "wait until every returned node is deleted")
+		hold       = flag.Duration("hold", 0, "how long each node set stays in-use")
+		priority   = flag.String("priority", "200", "request priority (3 characters)")
+		timeout    = flag.Duration("timeout", 10*time.Minute, "give up after this long")
+		tlsCert    = flag.String("tls-cert", "", "ZooKeeper TLS client certificate")
+		tlsKey     = flag.String("tls-key", "", "ZooKeeper TLS client key")
+		tlsCA      = flag.String("tls-ca", "", "ZooKeeper TLS CA certificate")
+		labels     listFlag
+	)
+	flag.Var(&labels, "label", "label of each request; repeat or comma-separate for multi-node requests (default fake-label)")
+	flag.Parse()
+	if len(labels) == 0 {
+		labels = listFlag{"fake-label"}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+
+	cfg := zkclient.Config{
+		Hosts:  strings.Split(*hosts, ","),
+		Chroot: *chroot,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+	}
+	if *tlsCert != "" || *tlsKey != "" || *tlsCA != "" {
+		cfg.TLS = &zkclient.TLSFiles{Cert: *tlsCert, Key: *tlsKey, CA: *tlsCA}
+	}
+	c, err := zkclient.Connect(ctx, cfg)
+	if err != nil {
+		fail(err)
+	}
+	defer c.Close()
+
+	res, err := bench.Run(ctx, bench.Config{
+		Client:      c,
+		Requests:    *n,
+		Concurrency: *conc,
+		Labels:      labels,
+		Zuul:        zuulsim.Options{Priority: *priority},
+		Hold:        *hold,
+		ReturnWait:  *returnWait,
+		MntrAddr:    *mntr,
+		LauncherPID: *pid,
+		Progress: func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, "nodepool-bench: "+format+"\n", args...)
+		},
+	})
+	res.Print(os.Stdout)
+	if err != nil {
+		fail(err)
+	}
+	if res.Errors > 0 || res.Failed > 0 {
+		fail(fmt.Errorf("%d requests failed, %d errors", res.Failed, res.Errors))
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "nodepool-bench:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,328 @@
+// Package aws is the AWS EC2 driver (drivers.md B6). This build only
+// parses its configuration; the adapter comes later.
+package aws
+
+import (
+	"context"
+	"errors"
+
+	"github.com/nodepool-go/nodepool/driver"
+)
+
+// Name is the driver's registered name.
+const Name = "aws"
+
+// Defaults of drivers.md B6.
+const (
+	DefaultLaunchTimeout = 3600
+	DefaultBootTimeout   = 180
+	DefaultRate          = 2.0
+	DefaultImageFormat   = "raw"
+	DefaultArchitecture  = "x86_64"
+	DefaultVolumeType    = "gp2"
+)
+
+// ImageFormats are the accepted image-format values.
+var ImageFormats = []string{"ova", "vhd", "vhdx", "vmdk", "raw"}
+
+// ErrNotAvailable is returned by Open until the real driver lands.
+var ErrNotAvailable = errors.New(Name + " driver: not available in this build yet")
+
+// Driver parses AWS providers.
+type Driver struct{}
+
+func init() { driver.Register(Name, Driver{}) }
+
+// ProviderSettings are the AWS provider keys (ProviderConfig.Settings).
+type ProviderSettings struct {
+	RegionName     string
+	ProfileName    string
+	Rate           float64 // mutating calls per second
+	PostUploadHook string
+	BucketName     string // object-storage.bucket-name
+	CloudImages    []*CloudImage
+}
+
+// CloudImage returns the cloud image with the given name.
+func (s *ProviderSettings) CloudImage(name string) *CloudImage {
+	for _, c := range s.CloudImages {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// ImageFilter is one image-filters entry.
+type ImageFilter struct {
+	Name   string
+	Values []string
+}
+
+// CloudImage is a cloud-images entry.
+type CloudImage struct {
+	Name           string
+	ImageID        string
+	ImageFilters   []ImageFilter
+	Username       string
+	PythonPath     string
+	ShellType      string
+	ConnectionType string
+	ConnectionPort int
+}
+
+// DiskimageSettings are the AWS keys of a provider diskimage
+// (ProviderDiskimage.Settings); tags are ProviderDiskimage.Meta.
+type DiskimageSettings struct {
+	Username     string // "" = the top-level diskimage's
+	PythonPath   string
+	ShellType    string
+	Architecture string
+	ENASupport   bool
+	VolumeType   string
+	VolumeSize   int // GB, 0 = unset
+	ImportMethod string
+	IOPS         int
+	Throughput   int
+}
+
+// PoolSettings are the AWS pool keys (PoolConfig.Settings).
+type PoolSettings struct {
+	SubnetID        string
+	SecurityGroupID string
+	PublicIPv4      bool
+	PublicIPv6      bool
+}
+
+// IAMInstanceProfile is a label's iam-instance-profile (name XOR arn).
+type IAMInstanceProfile struct {
+	Name string
+	ARN  string
+}
+
+// LabelSettings are the AWS label keys (LabelConfig.Settings).
+type LabelSettings struct {
+	InstanceType       string
+	KeyName            string
+	EBSOptimized       bool
+	VolumeType         string
+	VolumeSize         int
+	IOPS               int
+	Throughput         int
+	Userdata           string
+	IAMInstanceProfile *IAMInstanceProfile
+	Tags               map[string]string
+	DynamicTags        map[string]string
+	UseSpot            bool
+}
+
+// Open is not available yet.
+func (Driver) Open(context.Context, *driver.ProviderConfig, driver.Env) (driver.Adapter, error) {
+	return nil, ErrNotAvailable
+}
+
+// ParseProvider parses an AWS provider (drivers.md B6).
+func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
+	strict := s.Problems().Strict
+	p := driver.ParseProviderCommon(s)
+	p.Driver = Name
+	p.ManageImages = true
+	driver.ParseTimeouts(s, p, DefaultLaunchTimeout, DefaultBootTimeout)
+	st := &ProviderSettings{
+		RegionName:  s.RequiredString("region-name"),
+		ProfileName: s.String("profile-name", ""),
+		Rate:        s.Float("rate", DefaultRate),
+	}
+	if !strict {
+		// Read by upstream's AWS driver but missing from its schema.
+		st.PostUploadHook = s.String("post-upload-hook", "")
+	}
+	os := s.Map("object-storage")
+	st.BucketName = os.String("bucket-name", "")
+	os.Finish()
+	p.ImageFormat = s.String("image-format", DefaultImageFormat)
+	if !oneOf(p.ImageFormat, ImageFormats) {
+		s.Errorf("image-format", "not a valid value: %s (expected one of ova, vhd, vhdx, vmdk, raw)", p.ImageFormat)
+	}
+	p.Settings = st
+
+	// Provider-level pool defaults.
+	defServers := s.Limit("max-servers")
+	defCores := s.Limit("max-cores")
+	defRAM := s.Limit("max-ram")
+	defResources := s.NumberMap("max-resources")
+	defInternal := s.Bool("use-internal-ip", false)
+	defHKC := s.Bool("host-key-checking", true)
+	defV4 := s.Bool("public-ipv4", true)
+	defV6 := s.Bool("public-ipv6", false)
+
+	for _, cs := range s.List("cloud-images") {
+		if !cs.Exists() {
+			continue
+		}
+		ci := &CloudImage{
+			Name:           cs.RequiredString("name"),
+			Username:       cs.RequiredString("username"),
+			ImageID:        cs.String("image-id", ""),
+			PythonPath:     cs.String("python-path", "auto"),
+			ShellType:      cs.String("shell-type", ""),
+			ConnectionType: cs.String("connection-type", "ssh"),
+		}
+		ci.ConnectionPort = cs.Int("connection-port", driver.DefaultPort(ci.ConnectionType))
+		for _, fs := range cs.List("image-filters") {
+			ci.ImageFilters = append(ci.ImageFilters, ImageFilter{Name: fs.RequiredString("name"), Values: fs.StringList("values")})
+			if !fs.Has("values") {
+				fs.Errorf("values", "required key not provided")
+			}
+			fs.Finish()
+		}
+		if cs.Has("image-id") && cs.Has("image-filters") {
+			cs.Errorf("image-filters", "two or more values in the same group of exclusion 'image-id-or-filters': image-id and image-filters")
+		}
+		cs.Finish()
+		st.CloudImages = append(st.CloudImages, ci)
+	}
+
+	for _, ds := range s.List("diskimages") {
+		if !ds.Exists() {
+			continue
+		}
+		d := &driver.ProviderDiskimage{
+			Name:           ds.RequiredString("name"),
+			Pause:          ds.Bool("pause", false),
+			ConnectionType: ds.String("connection-type", "ssh"),
+			Meta:           ds.StringMap("tags"),
+		}
+		d.ConnectionPort = ds.Int("connection-port", driver.DefaultPort(d.ConnectionType))
+		d.Settings = &DiskimageSettings{
+			Username:     ds.String("username", ""),
+			PythonPath:   ds.String("python-path", ""),
+			ShellType:    ds.String("shell-type", ""),
+			Architecture: ds.String("architecture", DefaultArchitecture),
+			ENASupport:   ds.Bool("ena-support", true),
+			VolumeType:   ds.String("volume-type", DefaultVolumeType),
+			VolumeSize:   ds.Int("volume-size", 0),
+			ImportMethod: ds.String("import-method", "snapshot"),
+			IOPS:         ds.Int("iops", 0),
+			Throughput:   ds.Int("throughput", 0),
+		}
+		if m := d.Settings.(*DiskimageSettings).ImportMethod; m != "snapshot" && m != "image" {
+			ds.Errorf("import-method", "not a valid value: %s (expected snapshot or image)", m)
+		}
+		ds.Finish()
+		p.Diskimages = append(p.Diskimages, d)
+	}
+
+	if !s.Has("pools") {
+		s.Errorf("pools", "required key not provided")
+	}
+	for _, ps := range s.List("pools") {
+		pool := driver.ParsePoolCommon(ps)
+		if !ps.Has("max-servers") {
+			pool.MaxServers = defServers
+		}
+		pool.MaxCores = defCores
+		if ps.Has("max-cores") || ps.IsNull("max-cores") {
+			pool.MaxCores = ps.Limit("max-cores")
+		}
+		pool.MaxRAM = defRAM
+		if ps.Has("max-ram") || ps.IsNull("max-ram") {
+			pool.MaxRAM = ps.Limit("max-ram")
+		}
+		pool.MaxResources = defResources
+		if ps.Has("max-resources") || ps.IsNull("max-resources") {
+			pool.MaxResources = ps.NumberMap("max-resources")
+		}
+		pool.UseInternalIP = ps.Bool("use-internal-ip", defInternal)
+		pool.HostKeyChecking = ps.Bool("host-key-checking", defHKC)
+		pst := &PoolSettings{
+			SubnetID:        ps.String("subnet-id", ""),
+			SecurityGroupID: ps.String("security-group-id", ""),
+			PublicIPv4:      ps.Bool("public-ipv4", ps.Bool("public-ip-address", defV4)),
+			PublicIPv6:      ps.Bool("public-ipv6", defV6),
+		}
+		pool.Settings = pst
+		for _, ls := range ps.List("labels") {
+			if l := parseLabel(ls, p, st, pool, strict); l != nil {
+				pool.Labels = append(pool.Labels, l)
+			}
+		}
+		ps.Finish()
+		p.Pools = append(p.Pools, pool)
+	}
+	s.Finish()
+	return p
+}
+
+func parseLabel(ls *driver.Section, p *driver.ProviderConfig, st *ProviderSettings, pool *driver.PoolConfig, strict bool) *driver.LabelConfig {
+	if !ls.Exists() {
+		return nil
+	}
+	l := &driver.LabelConfig{
+		Name:            ls.RequiredString("name"),
+		Diskimage:       ls.String("diskimage", ""),
+		CloudImage:      ls.String("cloud-image", ""),
+		HostKeyChecking: pool.HostKeyChecking,
+	}
+	lst := &LabelSettings{
+		InstanceType: ls.RequiredString("instance-type"),
+		KeyName:      ls.RequiredString("key-name"),
+		EBSOptimized: ls.Bool("ebs-optimized", false),
+		VolumeType:   ls.String("volume-type", ""),
+		VolumeSize:   ls.Int("volume-size", 0),
+		IOPS:         ls.Int("iops", 0),
+		Throughput:   ls.Int("throughput", 0),
+		Userdata:     ls.String("userdata", ""),
+		Tags:         ls.StringMap("tags"),
+		DynamicTags:  ls.StringMap("dynamic-tags"),
+		UseSpot:      ls.Bool("use-spot", false),
+	}
+	if ls.Has("iam-instance-profile") || ls.IsNull("iam-instance-profile") {
+		is := ls.Map("iam-instance-profile")
+		prof := &IAMInstanceProfile{Name: is.String("name", ""), ARN: is.String("arn", "")}
+		if is.Exists() && (prof.Name == "") == (prof.ARN == "") {
+			is.Errorf("", "exactly one of name or arn is required")
+		}
+		is.Finish()
+		lst.IAMInstanceProfile = prof
+	}
+	l.Settings = lst
+	if l.Diskimage != "" && l.CloudImage != "" {
+		ls.Errorf("cloud-image", "two or more values in the same group of exclusion 'image': diskimage and cloud-image")
+	}
+	if !strict && l.Diskimage == "" && l.CloudImage == "" {
+		ls.Errorf("", "one of diskimage or cloud-image is required")
+	}
+	switch {
+	case l.CloudImage != "":
+		ci := st.CloudImage(l.CloudImage)
+		if ci == nil {
+			if !strict {
+				ls.Errorf("cloud-image", "cloud-image %s does not exist in provider %s but is referenced in label %s", l.CloudImage, p.Name, l.Name)
+			}
+			break
+		}
+		l.Username, l.PythonPath, l.ShellType = ci.Username, ci.PythonPath, ci.ShellType
+		l.ConnectionType, l.ConnectionPort = ci.ConnectionType, ci.ConnectionPort
+	case l.Diskimage != "":
+		// Provider diskimage overrides; the loader fills the rest from
+		// the top-level diskimage.
+		l.ConnectionType, l.ConnectionPort = "ssh", 22
+		if d := p.Diskimage(l.Diskimage); d != nil {
+			ds := d.Settings.(*DiskimageSettings)
+			l.Username, l.PythonPath, l.ShellType = ds.Username, ds.PythonPath, ds.ShellType
+			l.ConnectionType, l.ConnectionPort = d.ConnectionType, d.ConnectionPort
+		}
+	}
+	ls.Finish()
+	return l
+}
+
+func oneOf(v string, set []string) bool {
+	for _, s := range set {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,130 @@
+// Package static is the static-node driver (drivers.md B3). This build
+// only parses its configuration; the provider comes later.
+package static
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/nodepool-go/nodepool/driver"
+)
+
+// Name is the driver's registered name.
+const Name = "static"
+
+// ErrNotAvailable is returned by Open until the real driver lands.
+var ErrNotAvailable = errors.New(Name + " driver: not available in this build yet")
+
+// Driver parses static providers.
+type Driver struct{}
+
+func init() { driver.Register(Name, Driver{}) }
+
+// PoolSettings are the static pool keys (PoolConfig.Settings).
+type PoolSettings struct {
+	Nodes []*Node
+}
+
+// Node is one entry of a pool's nodes list.
+type Node struct {
+	Name            string // hostname or IP
+	Labels          []string
+	Username        string
+	Timeout         time.Duration
+	HostKeyChecking bool
+	HostKeys        []string
+	ConnectionType  string
+	ConnectionPort  int
+	ShellType       string
+	PythonPath      string
+	MaxParallelJobs int
+}
+
+// Identity is what makes a static host unique: (name, username, port).
+type Identity struct {
+	Name     string
+	Username string
+	Port     int
+}
+
+// Identity returns the node's identity.
+func (n *Node) Identity() Identity {
+	return Identity{Name: n.Name, Username: n.Username, Port: n.ConnectionPort}
+}
+
+// Open is not available yet.
+func (Driver) Open(context.Context, *driver.ProviderConfig, driver.Env) (driver.Adapter, error) {
+	return nil, ErrNotAvailable
+}
+
+// ParseProvider parses a static provider (drivers.md B3).
+func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
+	strict := s.Problems().Strict
+	p := driver.ParseProviderCommon(s)
+	p.Driver = Name
+	p.PausesAtQuota = false
+	p.ManageImages = false
+	seen := map[Identity]bool{}
+	for _, ps := range s.List("pools") {
+		pool := driver.ParsePoolCommon(ps)
+		pst := &PoolSettings{}
+		pool.Settings = pst
+		for _, ns := range ps.List("nodes") {
+			if !ns.Exists() {
+				continue
+			}
+			n := &Node{
+				Name:            ns.RequiredString("name"),
+				Username:        ns.String("username", "zuul"),
+				Timeout:         time.Duration(ns.Int("timeout", 5)) * time.Second,
+				HostKeyChecking: ns.Bool("host-key-checking", true),
+				ConnectionType:  ns.String("connection-type", "ssh"),
+				ShellType:       ns.String("shell-type", ""),
+				PythonPath:      ns.String("python-path", "auto"),
+				MaxParallelJobs: ns.Int("max-parallel-jobs", 1),
+			}
+			if !ns.Has("labels") {
+				ns.Errorf("labels", "required key not provided")
+			}
+			labels, wasString := ns.StringOrList("labels")
+			if wasString {
+				labels = strings.Fields(labels[0])
+			}
+			n.Labels = labels
+			n.HostKeys, _ = ns.StringOrList("host-key")
+			switch {
+			case ns.Has("connection-port"):
+				n.ConnectionPort = ns.Int("connection-port", 22)
+				ns.Ignore("ssh-port")
+			default:
+				n.ConnectionPort = ns.Int("ssh-port", 22) // legacy alias
+			}
+			ns.Finish()
+			if id := n.Identity(); seen[id] && !strict {
+				ns.Errorf("name", "static node %s (username %s, port %d) is defined more than once", id.Name, id.Username, id.Port)
+			} else {
+				seen[id] = true
+			}
+			pst.Nodes = append(pst.Nodes, n)
+			for _, name := range n.Labels {
+				if pool.Label(name) == nil {
+					pool.Labels = append(pool.Labels, &driver.LabelConfig{
+						Name:            name,
+						Username:        n.Username,
+						PythonPath:      n.PythonPath,
+						ShellType:       n.ShellType,
+						ConnectionType:  n.ConnectionType,
+						ConnectionPort:  n.ConnectionPort,
+						HostKeyChecking: n.HostKeyChecking,
+					})
+				}
+			}
+		}
+		ps.Finish()
+		p.Pools = append(p.Pools, pool)
+	}
+	s.Finish()
+	return p
+}
