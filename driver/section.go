@@ -172,7 +172,7 @@ func lookupIn(m *yaml.Node, key string, depth int) *yaml.Node {
 	if m.Kind == yaml.AliasNode {
 		m = m.Alias
 	}
-	if m == nil || m.Kind != yaml.MappingNode || depth > 32 {
+	if m == nil || m.Kind != yaml.MappingNode || depth > 10 {
 		return nil
 	}
 	var found *yaml.Node // the last occurrence wins, as in PyYAML
@@ -211,7 +211,7 @@ func allKeys(m *yaml.Node, depth int) []*yaml.Node {
 	if m.Kind == yaml.AliasNode {
 		m = m.Alias
 	}
-	if m == nil || m.Kind != yaml.MappingNode || depth > 32 {
+	if m == nil || m.Kind != yaml.MappingNode || depth > 10 {
 		return nil
 	}
 	var out []*yaml.Node

@@ -174,9 +174,11 @@ func (c *cli) setupLogging() error {
 	if c.a.flag("debug") {
 		level = slog.LevelDebug
 	} else if lc := c.a.get("logconfig"); lc != "" {
-		if _, err := os.Stat(lc); err != nil {
-			return fmt.Errorf("Unable to read logging config file at %s", lc)
+		l, err := logConfigLevel(lc)
+		if err != nil {
+			return err
 		}
+		level = l
 	}
 	c.log = slog.New(newPyHandler(c.stderr, level, nil))
 	return nil

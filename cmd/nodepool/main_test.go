@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,6 +80,8 @@ type env struct {
 	config string
 	now    time.Time
 	stdin  string
+	// lockTimeout overrides the CLI's 5 s node lock timeout when set.
+	lockTimeout time.Duration
 }
 
 func newEnv(t *testing.T) *env {
@@ -117,7 +120,7 @@ func (e *env) run(args ...string) (string, string, int) {
 func (e *env) runConfig(config string, args ...string) (string, string, int) {
 	var out, errb bytes.Buffer
 	c := &cli{now: func() time.Time { return e.now }, stdin: strings.NewReader(e.stdin),
-		lockTimeout: 300 * time.Millisecond, pollInterval: 10 * time.Millisecond}
+		lockTimeout: e.lockTimeout, pollInterval: 10 * time.Millisecond}
 	code := c.run(append([]string{"-c", config}, args...), &out, &errb)
 	return out.String(), errb.String(), code
 }
@@ -454,6 +457,7 @@ func TestHold(t *testing.T) {
 
 	// A node locked by someone else: lock timeout → exit 1, unchanged.
 	e.lockElsewhere("0000000124")
+	e.lockTimeout = 300 * time.Millisecond
 	out, errOut, code = e.run("hold", "0000000124")
 	require.Equal(t, 1, code)
 	require.Empty(t, out)
@@ -701,4 +705,19 @@ func TestConfigValidate(t *testing.T) {
 	errb.Reset()
 	require.Equal(t, 1, run([]string{"-c", unknown, "config-validate"}, &out, &errb))
 	require.Contains(t, errb.String(), " ERROR nodepool.cmd.config_validator: ")
+}
+
+func TestLogConfig(t *testing.T) {
+	var out, errb bytes.Buffer
+	require.Equal(t, 1, run([]string{"-l", "/nonexistent.yaml", "image-status"}, &out, &errb))
+	require.Equal(t, "Error: Unable to read logging config file at /nonexistent.yaml\n", errb.String())
+	lvl, err := logConfigLevel(writeTemp(t, "log.yaml", "root:\n  level: WARNING\nloggers:\n  nodepool:\n    level: DEBUG\n"))
+	require.NoError(t, err)
+	require.Equal(t, slog.LevelDebug, lvl)
+}
+
+func writeTemp(t *testing.T, name, content string) string {
+	p := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
+	return p
 }
