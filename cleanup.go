@@ -123,16 +123,16 @@ func (l *Launcher) freeOrphan(ctx context.Context, n *Node) {
 
 // cleanupLoop runs the periodic cleanup tasks (launcher.md §11).
 func (l *Launcher) cleanupLoop(ctx context.Context) {
-	t := time.NewTicker(cleanupInterval)
+	t := time.NewTicker(l.cleanupEvery)
 	defer t.Stop()
 	for {
+		if l.zk.Connected() && l.Ready() {
+			l.CleanupPass(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		if l.zk.Connected() {
-			l.CleanupPass(ctx)
 		}
 	}
 }

@@ -48,6 +48,8 @@ type Launcher struct {
 	cleanup   cleanupState
 	deleteReq chan struct{}
 	stats     statsd
+
+	cleanupEvery time.Duration
 }
 
 // Option configures a Launcher.
@@ -72,6 +74,16 @@ func WithConfigFile(path, securePath string) Option {
 	return func(l *Launcher) { l.configPath, l.securePath = path, securePath }
 }
 
+// WithCleanupInterval sets how often the cleanup tasks run (default 60 s,
+// as upstream); leaked instances are deleted after two passes.
+func WithCleanupInterval(d time.Duration) Option {
+	return func(l *Launcher) {
+		if d > 0 {
+			l.cleanupEvery = d
+		}
+	}
+}
+
 // WithHostname overrides the hostname used in component registrations.
 func WithHostname(h string) Option { return func(l *Launcher) { l.hostname = h } }
 
@@ -88,6 +100,8 @@ func NewLauncher(cfg *Config, opts ...Option) (*Launcher, error) {
 		providers: map[string]*provider{},
 		workers:   map[string]*poolWorker{},
 		deleteReq: make(chan struct{}, 1),
+
+		cleanupEvery: cleanupInterval,
 	}
 	for _, o := range opts {
 		o(l)

@@ -16,7 +16,7 @@ trap 'kill $launcher 2>/dev/null || true' EXIT
 echo "launcher running (pid $launcher, log bin/launcher.log); web status on http://127.0.0.1:8005/node-list"
 sleep 3
 echo "== Zuul-style client: requesting two nodes"
-bin/zuul-client -zk 127.0.0.1:22181 -chroot /nodepool-demo -label ubuntu-jammy,debian-bookworm -hold 3 &
+bin/zuul-client -zk 127.0.0.1:22181 -chroot /nodepool-demo -label ubuntu-jammy,debian-bookworm -hold 3s &
 client=$!
 sleep 2
 echo "== nodepool list (while the client holds its nodes)"

@@ -206,12 +206,16 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	go c.eventLoop()
 	defer c.Unsubscribe(ch)
 	if c.Connected() {
-		return c, nil
+		return c, c.ensureChroot(ctx)
 	}
 	for {
 		select {
 		case ev := <-ch:
 			if ev.State == StateConnected {
+				if err := c.ensureChroot(ctx); err != nil {
+					conn.Close()
+					return nil, err
+				}
 				return c, nil
 			}
 		case <-ctx.Done():
@@ -219,6 +223,26 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 			return nil, fmt.Errorf("zkclient: connecting to %s: %w", strings.Join(cfg.Hosts, ","), ctx.Err())
 		}
 	}
+}
+
+// ensureChroot creates the chroot znode (and its ancestors) when missing,
+// so a fresh ZooKeeper works without manual preparation.
+func (c *Client) ensureChroot(ctx context.Context) error {
+	if c.chroot == "" {
+		return nil
+	}
+	p := ""
+	for _, part := range strings.Split(strings.TrimPrefix(c.chroot, "/"), "/") {
+		p += "/" + part
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		c.ops.Creates.Add(1)
+		if _, err := c.conn.Create(p, nil, 0, openACL); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("zkclient: creating chroot %s: %w", c.chroot, err)
+		}
+	}
+	return nil
 }
 
 func loadTLS(f TLSFiles) (*tls.Config, error) {

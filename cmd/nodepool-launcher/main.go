@@ -30,6 +30,7 @@ func run(args []string) int {
 	secure := fs.String("s", "", "path to the secure config file")
 	noWeb := fs.Bool("no-webapp", false, "do not serve the web status API")
 	debug := fs.Bool("debug", false, "log at debug level")
+	cleanupEvery := fs.Duration("cleanup-interval", 60*time.Second, "how often cleanup tasks run (leaked instances go after two passes)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -53,7 +54,7 @@ func run(args []string) int {
 	for _, w := range cfg.Warnings {
 		log.Warn("configuration", "warning", w.Error())
 	}
-	l, err := nodepool.NewLauncher(cfg, nodepool.WithLogger(log), nodepool.WithConfigFile(path, securePath))
+	l, err := nodepool.NewLauncher(cfg, nodepool.WithLogger(log), nodepool.WithConfigFile(path, securePath), nodepool.WithCleanupInterval(*cleanupEvery))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
 		return 1

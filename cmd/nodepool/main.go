@@ -252,7 +252,12 @@ func (c *cli) execute(cmd string) error {
 	if err != nil {
 		return err
 	}
-	zc.Logger = c.log.With("logger", "kazoo.client")
+	// Upstream raises the ZooKeeper client's logger to WARNING unless --debug.
+	zkLevel := slog.LevelWarn
+	if c.a.flag("debug") {
+		zkLevel = slog.LevelDebug
+	}
+	zc.Logger = slog.New(newPyHandler(c.stderr, zkLevel, nil)).With("logger", "kazoo.client")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	zk, err := zkclient.Connect(ctx, zc)
 	cancel()
