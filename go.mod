@@ -12,6 +12,7 @@ require (
 )
 
 require (
+	github.com/gophercloud/gophercloud/v2 v2.16.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 )

@@ -154,7 +154,7 @@ providers:
 func TestTwoLaunchersShareProviderWithinMaxServers(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	cloud := "cloud-" + chroot[1:]
-	const maxServers = 10
+	const maxServers = 20
 	startLauncher(t, chroot, simYAML("shared", cloud, maxServers))
 	startLauncher(t, chroot, simYAML("shared", cloud, maxServers))
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
@@ -164,9 +164,10 @@ func TestTwoLaunchersShareProviderWithinMaxServers(t *testing.T) {
 		return len(cs) == 2
 	}, 10*time.Second, 20*time.Millisecond)
 
-	// Sample the provider's node count throughout.
+	// Sample the provider's instances and node records throughout.
+	sampler := zktest.ConnectChroot(t, chroot)
 	stop := make(chan struct{})
-	var peak int
+	var peak, peakZK int
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -180,10 +181,13 @@ func TestTwoLaunchersShareProviderWithinMaxServers(t *testing.T) {
 			if n := len(simcloud.Get(cloud).Instances()); n > peak {
 				peak = n
 			}
+			if ids, err := sampler.NodeIDs(ctx); err == nil && len(ids) > peakZK {
+				peakZK = len(ids)
+			}
 		}
 	}()
 
-	const total = 60
+	const total = 200
 	allocated := map[string]string{}
 	var mu sync.Mutex
 	var cwg sync.WaitGroup
@@ -233,6 +237,8 @@ func TestTwoLaunchersShareProviderWithinMaxServers(t *testing.T) {
 	}
 	require.Len(t, allocated, total)
 	require.LessOrEqual(t, peak, maxServers, "instances in the cloud never exceed max-servers")
+	require.LessOrEqual(t, peakZK, maxServers, "node records never exceed max-servers")
+	t.Logf("peak instances %d, peak node records %d, max-servers %d", peak, peakZK, maxServers)
 }
 
 func TestMinReadyRefills(t *testing.T) {
