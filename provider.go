@@ -323,48 +323,6 @@ func (p *provider) usage(ctx context.Context, pool string) quota.Resources {
 	return total
 }
 
-// hasProviderQuota reports whether the labels could ever fit (quota.md §4).
-func (p *provider) hasProviderQuota(ctx context.Context, pool *driver.PoolConfig, labels []string) (bool, error) {
-	need := quota.Zero()
-	for _, lb := range labels {
-		need.Add(p.labelNeed(ctx, pool, lb))
-	}
-	if !pool.IgnoreProviderQuota {
-		q, err := p.cloudQuota(ctx)
-		if err != nil {
-			return false, err
-		}
-		q.Sub(need)
-		if !q.NonNegative() {
-			return false, nil
-		}
-	}
-	lim := pool.Limits()
-	lim.Sub(need)
-	return lim.NonNegative(), nil
-}
-
-// hasRemainingQuota reports whether one more node of label fits now
-// (quota.md §5).
-func (p *provider) hasRemainingQuota(ctx context.Context, pool *driver.PoolConfig, label string) (bool, error) {
-	n := p.labelNeed(ctx, pool, label)
-	if !pool.IgnoreProviderQuota {
-		q, err := p.cloudQuota(ctx)
-		if err != nil {
-			return false, err
-		}
-		q.Sub(p.usage(ctx, ""))
-		q.Sub(n)
-		if !q.NonNegative() {
-			return false, nil
-		}
-	}
-	lim := pool.Limits()
-	lim.Sub(p.usage(ctx, pool.Name))
-	lim.Sub(n)
-	return lim.NonNegative(), nil
-}
-
 // cleanupLeaks deletes cloud resources tagged for this provider whose node
 // or upload is unknown on two consecutive passes (launcher.md §11.2).
 func (p *provider) cleanupLeaks(ctx context.Context, knownUploads map[string]bool) {

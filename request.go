@@ -29,6 +29,7 @@ type poolWorker struct {
 
 	mu       sync.Mutex
 	active   []*handler
+	explain  explainer
 	wake     chan struct{}
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -82,6 +83,7 @@ func (w *poolWorker) stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = w.l.zk.UnregisterComponent(ctx, w.comp)
+	_ = w.l.zk.RemovePoolStatus(ctx, w.id)
 	w.mu.Lock()
 	handlers := w.active
 	w.active = nil
@@ -167,6 +169,7 @@ func (w *poolWorker) pass(ctx context.Context) {
 	w.processPaused(ctx)
 	w.assign(ctx)
 	w.poll(ctx)
+	w.publishExplanations(ctx, false)
 }
 
 func (w *poolWorker) paused() bool {
@@ -260,7 +263,13 @@ func (w *poolWorker) assign(ctx context.Context) {
 			w.processPaused(ctx)
 			start = time.Now()
 		}
-		if r.State != zkclient.RequestRequested || r.DeclinedByID(w.id) {
+		if r.DeclinedByID(w.id) {
+			if !w.hasExplanation(r.ID) {
+				w.explainf(r.ID, zkclient.ExplainDeclined, "declined by this pool")
+			}
+			continue
+		}
+		if r.State != zkclient.RequestRequested {
 			continue
 		}
 		if w.handling(r.ID) {
@@ -269,10 +278,12 @@ func (w *poolWorker) assign(ctx context.Context) {
 		candidates := candidatePools(registered, r)
 		if r.Provider != "" && r.Provider != cfg.Name {
 			if hasProvider(candidates, r.Provider) {
+				w.explainf(r.ID, zkclient.ExplainDeferred, "left to provider "+r.Provider+", which the request prefers")
 				continue
 			}
 		}
-		if lowerPriority(candidates, myPrio) {
+		if c := lowerPriority(candidates, myPrio); c != nil {
+			w.explainf(r.ID, zkclient.ExplainDeferred, fmt.Sprintf("left to pool %s (priority %d < %d)", c.ID, c.Priority, myPrio))
 			continue
 		}
 		missing := false
@@ -282,17 +293,21 @@ func (w *poolWorker) assign(ctx context.Context) {
 			}
 		}
 		if missing && len(candidates) > 0 {
+			w.explainf(r.ID, zkclient.ExplainDeferred, "left to pools that have every requested label")
 			continue
 		}
-		if !w.tenantAllows(ctx, r) {
+		if v := w.tenantVerdict(ctx, r); !v.ok {
+			w.explainQuota(r.ID, zkclient.ExplainDeferred, "tenant limit reached", v)
 			continue
 		}
 		h := &handler{pw: w, req: r.Clone(), log: w.log.With("request", r.ID)}
 		reason := h.declineReason(ctx)
 		if reason == "" && w.paused() {
+			w.explainBehind(r.ID, "pool is paused at quota; queued behind its paused requests", w.pausedRequests())
 			continue
 		}
 		if reason == "" && cfg.MaxConcurrency > 0 && w.l.activeHandlers(cfg.Name) >= cfg.MaxConcurrency {
+			w.explainf(r.ID, zkclient.ExplainDeferred, fmt.Sprintf("provider max-concurrency %d reached", cfg.MaxConcurrency))
 			continue
 		}
 		lock := w.l.zk.RequestLock(r.ID)
@@ -410,36 +425,13 @@ func hasProvider(cs []*Component, provider string) bool {
 	return false
 }
 
-func lowerPriority(cs []*Component, mine int) bool {
+func lowerPriority(cs []*Component, mine int) *Component {
 	for _, c := range cs {
 		if c.Priority < mine && !c.Paused {
-			return true
+			return c
 		}
 	}
-	return false
-}
-
-// tenantAllows applies tenant-resource-limits (quota.md §6).
-func (w *poolWorker) tenantAllows(ctx context.Context, r *NodeRequest) bool {
-	if r.TenantName == "" {
-		return true
-	}
-	limits, ok := w.l.Config().TenantLimits[r.TenantName]
-	if !ok {
-		return true
-	}
-	lim := tenantLimit(limits)
-	for _, n := range w.l.nodes.List() {
-		if n.TenantName == r.TenantName && len(n.Resources) > 0 {
-			lim.Sub(resourcesOf(n))
-		}
-	}
-	for _, t := range r.NodeTypes {
-		if w.pool.Label(t) != nil {
-			lim.Sub(w.provider.labelNeed(ctx, w.pool, t))
-		}
-	}
-	return lim.NonNegative()
+	return nil
 }
 
 // handler serves one request in one pool (launcher.md §7).
@@ -485,12 +477,12 @@ func (h *handler) declineReason(ctx context.Context) string {
 	if !h.pw.imagesAvailable(ctx, h.req.NodeTypes) {
 		return "images are not available"
 	}
-	ok, err := h.pw.provider.hasProviderQuota(ctx, pool, h.req.NodeTypes)
+	v, err := h.pw.provider.hasProviderQuota(ctx, pool, h.req.NodeTypes)
 	if err != nil {
 		return "error computing quota: " + err.Error()
 	}
-	if !ok {
-		return "it would exceed quota"
+	if !v.ok {
+		return "it would exceed quota (" + v.String() + ")"
 	}
 	return ""
 }
@@ -526,6 +518,7 @@ func (h *handler) run(ctx context.Context) {
 		return
 	}
 	if !h.paused {
+		h.pw.explainf(h.req.ID, zkclient.ExplainHandling, "accepted; launching or reusing nodes")
 		h.req.State = zkclient.RequestPending
 		h.req.StateTime = unixNow(h.pw.l.now())
 		if err := h.pw.l.zk.StoreRequest(ctx, h.req, h.lock); err != nil {
@@ -564,12 +557,15 @@ func (h *handler) fill(ctx context.Context) {
 			h.paused = false
 			continue
 		}
-		var atQuota bool
+		var atQuota verdict
 		err := p.coordinate(ctx, func() error {
-			ok, err := p.hasRemainingQuota(ctx, pw.pool, label)
-			if err != nil || !ok {
-				atQuota = err == nil
+			v, err := p.hasRemainingQuota(ctx, pw.pool, label)
+			if err != nil {
 				return err
+			}
+			if !v.ok {
+				atQuota = v
+				return nil
 			}
 			return h.launch(ctx, label)
 		})
@@ -578,7 +574,7 @@ func (h *handler) fill(ctx context.Context) {
 			h.decline(ctx, "error launching node: "+err.Error())
 			return
 		}
-		if atQuota {
+		if atQuota.limit != "" {
 			if h.req.Requestor == zkclient.RequestorMinReady {
 				h.decline(ctx, "pool is at quota")
 				return
@@ -586,15 +582,17 @@ func (h *handler) fill(ctx context.Context) {
 			l.deleteOldestUnused(ctx, p, pw.pool)
 			if p.cfg.PausesAtQuota {
 				if !h.paused {
-					h.log.Info("pausing request handling: pool at quota")
+					h.log.Info("pausing request handling: at quota", "limit", atQuota.String())
 				}
 				h.paused = true
+				pw.explainQuota(h.req.ID, zkclient.ExplainPaused, "waiting for quota", atQuota)
 				return
 			}
 			h.releaseAll(ctx, false)
 			return
 		}
 		h.paused = false
+		pw.explainf(h.req.ID, zkclient.ExplainHandling, "accepted; launching or reusing nodes")
 	}
 }
 
@@ -727,6 +725,7 @@ func (h *handler) poll(ctx context.Context) bool {
 		h.releaseNodes(ctx, false)
 	} else if aborted {
 		h.paused = true
+		h.pw.explainf(h.req.ID, zkclient.ExplainPaused, "the cloud refused a node for quota; relaunching when quota allows")
 		return false
 	} else {
 		h.req.Nodes = nil
@@ -777,6 +776,7 @@ func (h *handler) markDeclined() {
 // decline gives the request back (or fails it when every pool declined).
 func (h *handler) decline(ctx context.Context, reason string) {
 	h.log.Info("declining request", "reason", reason)
+	h.pw.explainf(h.req.ID, zkclient.ExplainDeclined, reason)
 	h.markDeclined()
 	h.releaseNodes(ctx, true)
 	h.paused = false

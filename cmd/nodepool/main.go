@@ -96,6 +96,9 @@ func buildParser() *parser {
 		add(&option{dest: "id", help: "dib image id"})
 	p.addCommand("config-validate", "Validate configuration file")
 	p.addCommand("request-list", "list the current node requests").add(formatOpt())
+	s = p.addCommand("request-explain", "explain why node requests are waiting (per launcher pool)")
+	s.add(&option{dest: "id", metavar: "REQUEST_ID", optional: true, help: "only this request"})
+	s.add(formatOpt())
 	p.addCommand("info", "Show provider data from zookeeper").
 		add(&option{dest: "provider", metavar: "PROVIDER", help: "Provider name"})
 	s = p.addCommand("erase", "Erase provider data from zookeeper")
@@ -279,6 +282,8 @@ func (c *cli) execute(cmd string) error {
 		return c.listing(c.src.ImageStatus(ctx))
 	case "request-list":
 		return c.listing(c.src.RequestList(ctx))
+	case "request-explain":
+		return c.listing(c.src.RequestExplain(ctx, c.sa.get("id")))
 	case "image-build":
 		return c.imageBuild(ctx)
 	case "alien-image-list":

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nodepool-go/nodepool/internal/pyjson"
 	"github.com/nodepool-go/nodepool/internal/table"
+	"github.com/nodepool-go/nodepool/quota"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
@@ -450,6 +451,56 @@ func (s *Source) LabelList(ctx context.Context) (*Table, error) {
 	sort.Strings(labels)
 	for _, l := range labels {
 		t.Rows = append(t.Rows, []any{l})
+	}
+	return t, nil
+}
+
+// ExplainColumns are the columns of the request explanation listing (a Go
+// addition: upstream has no equivalent).
+var ExplainColumns = []Column{
+	{"request", "Request ID"}, {"state", "State"}, {"pool", "Pool"}, {"status", "Status"},
+	{"reason", "Reason"}, {"limit", "Limit"}, {"used", "Used"}, {"needed", "Needed"}, {"max", "Max"},
+	{"behind", "Queued Behind"}, {"age", "Age"},
+}
+
+// RequestExplain says, for every waiting request (or only requestID when
+// given), what each launcher pool is doing about it: declined (and why),
+// paused on which limit with the numbers, or deferred and behind what.
+// A request no pool has looked at yet is listed with status "unseen".
+func (s *Source) RequestExplain(ctx context.Context, requestID string) (*Table, error) {
+	t := &Table{Columns: ExplainColumns, Now: s.now()}
+	reqs, err := s.ZK.Requests(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	expl, err := s.ZK.Explanations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	num := func(limit string, v float64) any {
+		if limit == "" {
+			return nil
+		}
+		return quota.FormatNumber(v)
+	}
+	for _, r := range reqs {
+		if requestID != "" && r.ID != requestID {
+			continue
+		}
+		if requestID == "" && (r.State == zkclient.RequestFulfilled || r.State == zkclient.RequestFailed) {
+			continue
+		}
+		es := expl[r.ID]
+		if len(es) == 0 {
+			t.Rows = append(t.Rows, []any{r.ID, string(r.State), nil, "unseen", "no launcher pool has considered it yet", nil, nil, nil, nil, nil, nil})
+			continue
+		}
+		sort.Slice(es, func(i, j int) bool { return es[i].PoolID < es[j].PoolID })
+		for _, e := range es {
+			t.Rows = append(t.Rows, []any{r.ID, string(r.State), e.Provider + "/" + e.Pool, e.Status, e.Reason,
+				nullStr(e.Limit), num(e.Limit, e.Used), num(e.Limit, e.Needed), num(e.Limit, e.Max),
+				strs(e.Behind), table.Age(s.now(), e.Since)})
+		}
 	}
 	return t, nil
 }

@@ -87,6 +87,10 @@ var endpoints = map[string]producer{
 	"/label-list": func(h *Handler, ctx context.Context, _ url.Values) (*status.Table, error) {
 		return h.src.LabelList(ctx)
 	},
+	// Go addition: why each waiting request waits, per launcher pool.
+	"/request-explain": func(h *Handler, ctx context.Context, q url.Values) (*status.Table, error) {
+		return h.src.RequestExplain(ctx, q.Get("request_id"))
+	},
 }
 
 // ServeHTTP implements http.Handler.

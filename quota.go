@@ -1,0 +1,139 @@
+package nodepool
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/quota"
+)
+
+// verdict is the outcome of a quota check, with the numbers of the first
+// limit that does not hold, for explanations.
+type verdict struct {
+	ok       bool
+	limit    string // e.g. "pool max-servers", "cloud cores", "tenant t1 max-cores"
+	resource string
+	used     float64
+	needed   float64
+	max      float64
+}
+
+func (v verdict) String() string {
+	if v.ok {
+		return "within quota"
+	}
+	return fmt.Sprintf("%s: %s used + %s needed > %s", v.limit, quota.FormatNumber(v.used),
+		quota.FormatNumber(v.needed), quota.FormatNumber(v.max))
+}
+
+var okVerdict = verdict{ok: true}
+
+// poolLimitName names the pool option that limits a resource.
+func poolLimitName(resource string) string {
+	switch resource {
+	case quota.Instances:
+		return "pool max-servers"
+	case quota.Cores:
+		return "pool max-cores"
+	case quota.RAM:
+		return "pool max-ram"
+	case quota.Volumes:
+		return "pool max-volumes"
+	case quota.VolumeGB:
+		return "pool max-volume-gb"
+	}
+	return "pool max-resources " + resource
+}
+
+// check returns the verdict of limit − used − need ≥ 0.
+func check(limit, used, need quota.Resources, name func(string) string) verdict {
+	r := limit.Clone()
+	r.Sub(used)
+	r.Sub(need)
+	neg := r.Negative()
+	if len(neg) == 0 {
+		return okVerdict
+	}
+	res := neg[0]
+	return verdict{limit: name(res), resource: res, used: used.Get(res), needed: need.Get(res), max: limit.Get(res)}
+}
+
+// hasProviderQuota reports whether the labels could ever fit in the pool,
+// ignoring current usage (quota.md §4).
+func (p *provider) hasProviderQuota(ctx context.Context, pool *driver.PoolConfig, labels []string) (verdict, error) {
+	need := quota.Zero()
+	for _, lb := range labels {
+		need.Add(p.labelNeed(ctx, pool, lb))
+	}
+	if !pool.IgnoreProviderQuota {
+		q, err := p.cloudQuota(ctx)
+		if err != nil {
+			return verdict{}, err
+		}
+		if v := check(q, quota.Zero(), need, func(r string) string { return "cloud " + r }); !v.ok {
+			return v, nil
+		}
+	}
+	return check(pool.Limits(), quota.Zero(), need, poolLimitName), nil
+}
+
+// hasRemainingQuota reports whether one more node of label fits now
+// (quota.md §5).
+func (p *provider) hasRemainingQuota(ctx context.Context, pool *driver.PoolConfig, label string) (verdict, error) {
+	n := p.labelNeed(ctx, pool, label)
+	if !pool.IgnoreProviderQuota {
+		q, err := p.cloudQuota(ctx)
+		if err != nil {
+			return verdict{}, err
+		}
+		if v := check(q, p.usage(ctx, ""), n, func(r string) string { return "cloud " + r }); !v.ok {
+			return v, nil
+		}
+	}
+	return check(pool.Limits(), p.usage(ctx, pool.Name), n, poolLimitName), nil
+}
+
+// tenantVerdict applies tenant-resource-limits to a request (quota.md §6):
+// the stored resources of every node of the tenant, plus what the labels
+// this pool serves would need.
+func (w *poolWorker) tenantVerdict(ctx context.Context, r *NodeRequest) verdict {
+	if r.TenantName == "" {
+		return okVerdict
+	}
+	limits, ok := w.l.Config().TenantLimits[r.TenantName]
+	if !ok {
+		return okVerdict
+	}
+	used := quota.Zero()
+	for _, n := range w.l.nodes.List() {
+		if n.TenantName == r.TenantName && len(n.Resources) > 0 {
+			used.Add(resourcesOf(n))
+		}
+	}
+	need := quota.Zero()
+	for _, t := range r.NodeTypes {
+		if w.pool.Label(t) != nil {
+			need.Add(w.provider.labelNeed(ctx, w.pool, t))
+		}
+	}
+	return check(tenantLimit(limits), used, need, func(res string) string {
+		return "tenant " + r.TenantName + " " + tenantLimitName(res)
+	})
+}
+
+func tenantLimitName(resource string) string {
+	switch resource {
+	case quota.Instances:
+		return "max-servers"
+	case quota.Cores:
+		return "max-cores"
+	case quota.RAM:
+		return "max-ram"
+	case quota.Volumes:
+		return "max-volumes"
+	case quota.VolumeGB:
+		return "max-volume-gb"
+	}
+	return resource
+}
