@@ -187,7 +187,7 @@ func TestTwoLaunchersShareProviderWithinMaxServers(t *testing.T) {
 		}
 	}()
 
-	const total = 200
+	const total = 300
 	allocated := map[string]string{}
 	var mu sync.Mutex
 	var cwg sync.WaitGroup
