@@ -64,7 +64,7 @@ func (nl *nodeLaunch) step(ctx context.Context) bool {
 			return nl.attemptFailed(ctx, err)
 		}
 	}
-	if nl.p.cfg.LaunchTimeout > 0 && now.Sub(nl.started) > nl.p.cfg.LaunchTimeout {
+	if nl.cleanup == nil && nl.p.cfg.LaunchTimeout > 0 && now.Sub(nl.started) > nl.p.cfg.LaunchTimeout {
 		return nl.attemptFailed(ctx, fmt.Errorf("timeout waiting for instance creation after %s", nl.p.cfg.LaunchTimeout))
 	}
 	if nl.cleanup != nil {

@@ -181,6 +181,7 @@ func (l *Launcher) Run(ctx context.Context) error {
 	g.Go(func() error { l.mainLoop(gctx); return nil })
 	g.Go(func() error { l.deletedNodeLoop(gctx); return nil })
 	g.Go(func() error { l.cleanupLoop(gctx); return nil })
+	g.Go(func() error { l.statsWorker(gctx); return nil })
 	err := g.Wait()
 	l.stop()
 	return err

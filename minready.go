@@ -112,7 +112,7 @@ func (l *Launcher) labelServable(ctx context.Context, label string) bool {
 	}
 	l.mu.Unlock()
 	for _, w := range ws {
-		if w.pool.Label(label) != nil && w.imagesAvailable(ctx, []string{label}) {
+		if w.pool.Label(label) != nil && w.imagesAvailable(ctx, []string{label}) == nil {
 			return true
 		}
 	}

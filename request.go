@@ -136,13 +136,22 @@ func (w *poolWorker) loop(ctx context.Context) {
 // are gone and other launchers may now serve their requests.
 func (w *poolWorker) dropHandlers() {
 	w.mu.Lock()
-	hs := w.active
-	w.active = nil
+	var lost, keep []*handler
+	for _, h := range w.active {
+		// A handler that locked its request in the new session (between
+		// the expiry and this notification) still holds a valid lock.
+		if h.lock != nil && h.lock.Held() {
+			keep = append(keep, h)
+		} else {
+			lost = append(lost, h)
+		}
+	}
+	w.active = keep
 	w.mu.Unlock()
-	for _, h := range hs {
+	for _, h := range lost {
 		h.forget()
 	}
-	w.log.Warn("ZooKeeper session lost; dropped request handlers", "handlers", len(hs))
+	w.log.Warn("ZooKeeper session lost; dropped request handlers", "handlers", len(lost))
 }
 
 func (w *poolWorker) reregister(ctx context.Context) {
@@ -301,7 +310,11 @@ func (w *poolWorker) assign(ctx context.Context) {
 			continue
 		}
 		h := &handler{pw: w, req: r.Clone(), log: w.log.With("request", r.ID)}
-		reason := h.declineReason(ctx)
+		reason, err := h.declineReason(ctx)
+		if err != nil {
+			w.explainf(r.ID, zkclient.ExplainDeferred, err.Error())
+			continue
+		}
 		if reason == "" && w.paused() {
 			w.explainBehind(r.ID, "pool is paused at quota; queued behind its paused requests", w.pausedRequests())
 			continue
@@ -459,11 +472,19 @@ func (h *handler) requestInfo() driver.RequestInfo {
 		RequestorData: h.req.RequestorData}
 }
 
-// declineReason returns why this pool cannot serve the request, or "".
-func (h *handler) declineReason(ctx context.Context) string {
+// errWait marks a request that this pool may serve later but not now (an
+// image not uploaded yet, ZooKeeper unreachable): it is deferred, never
+// declined.
+type errWait struct{ msg string }
+
+func (e *errWait) Error() string { return e.msg }
+
+// declineReason returns why this pool cannot serve the request ("" when it
+// can), or an *errWait when that cannot be decided now.
+func (h *handler) declineReason(ctx context.Context) (string, error) {
 	pool := h.pw.pool
 	if pool.MaxServers <= 0 {
-		return "pool is disabled by max_servers"
+		return "pool is disabled by max_servers", nil
 	}
 	var missing []string
 	for _, t := range h.req.NodeTypes {
@@ -472,40 +493,50 @@ func (h *handler) declineReason(ctx context.Context) string {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Sprintf("node type(s) [%s] not available", strings.Join(missing, ", "))
+		return fmt.Sprintf("node type(s) [%s] not available", strings.Join(missing, ", ")), nil
 	}
-	if !h.pw.imagesAvailable(ctx, h.req.NodeTypes) {
-		return "images are not available"
+	if err := h.pw.imagesAvailable(ctx, h.req.NodeTypes); err != nil {
+		var w *errWait
+		if errors.As(err, &w) {
+			return "", err
+		}
+		return "images are not available: " + err.Error(), nil
 	}
 	v, err := h.pw.provider.hasProviderQuota(ctx, pool, h.req.NodeTypes)
 	if err != nil {
-		return "error computing quota: " + err.Error()
+		return "error computing quota: " + err.Error(), nil
 	}
 	if !v.ok {
-		return "it would exceed quota (" + v.String() + ")"
+		return "it would exceed quota (" + v.String() + ")", nil
 	}
-	return ""
+	return "", nil
 }
 
-// imagesAvailable reports whether every label's image exists.
-func (w *poolWorker) imagesAvailable(ctx context.Context, labels []string) bool {
+// imagesAvailable checks every label's image: a missing cloud image is an
+// error (decline); a diskimage without a ready upload in this provider,
+// or ZooKeeper being unreachable, is an *errWait (the request waits — a
+// deliberate difference: upstream declines).
+func (w *poolWorker) imagesAvailable(ctx context.Context, labels []string) error {
 	for _, t := range labels {
 		lc := w.pool.Label(t)
 		if lc == nil {
-			return false
+			return fmt.Errorf("label %s not in pool", t)
 		}
 		if lc.Diskimage != "" {
 			up, err := w.l.zk.MostRecentUpload(ctx, lc.Diskimage, w.provider.cfg.Name, zkclient.ImageReady)
-			if err != nil || up == nil {
-				return false
+			if err != nil {
+				return &errWait{"cannot read image uploads: " + err.Error()}
+			}
+			if up == nil {
+				return &errWait{fmt.Sprintf("waiting for an upload of diskimage %s to %s", lc.Diskimage, w.provider.cfg.Name)}
 			}
 			continue
 		}
 		if chk, ok := w.provider.adapter.(driver.LabelChecker); ok && !chk.LabelReady(ctx, lc) {
-			return false
+			return fmt.Errorf("cloud image %s of label %s not found", lc.CloudImage, t)
 		}
 	}
-	return true
+	return nil
 }
 
 // run accepts (or retries) the request and fills its node set.
@@ -513,7 +544,12 @@ func (h *handler) run(ctx context.Context) {
 	if h.done {
 		return
 	}
-	if reason := h.declineReason(ctx); reason != "" {
+	reason, err := h.declineReason(ctx)
+	if err != nil {
+		h.pw.explainf(h.req.ID, zkclient.ExplainPaused, err.Error())
+		return // a paused handler retries; a new one was checked in assign
+	}
+	if reason != "" {
 		h.decline(ctx, reason)
 		return
 	}
@@ -523,7 +559,11 @@ func (h *handler) run(ctx context.Context) {
 		h.req.StateTime = unixNow(h.pw.l.now())
 		if err := h.pw.l.zk.StoreRequest(ctx, h.req, h.lock); err != nil {
 			h.log.Warn("accepting request failed", "error", err)
-			h.forget()
+			if errors.Is(err, zkclient.ErrLockLost) {
+				h.forget()
+			} else {
+				h.releaseAll(ctx, true)
+			}
 			return
 		}
 	}
@@ -570,6 +610,16 @@ func (h *handler) fill(ctx context.Context) {
 			return h.launch(ctx, label)
 		})
 		if err != nil {
+			if errors.Is(err, zkclient.ErrLockLost) {
+				h.forget()
+				return
+			}
+			if zkclient.IsConnectionError(err) || ctx.Err() != nil {
+				h.log.Warn("ZooKeeper unavailable while launching; will retry", "label", label, "error", err)
+				h.paused = true
+				h.pw.explainf(h.req.ID, zkclient.ExplainPaused, "ZooKeeper unavailable; retrying")
+				return
+			}
 			h.log.Error("launching node failed", "label", label, "error", err)
 			h.decline(ctx, "error launching node: "+err.Error())
 			return
@@ -812,19 +862,32 @@ func (h *handler) releaseNodes(ctx context.Context, clear bool) {
 	h.nodes = nil
 }
 
-// forget drops the handler after its locks were lost.
+// forget drops the handler after its request lock was lost. Locks it
+// still holds (taken in a newer session) are released, lost ones are only
+// forgotten; the lost-request cleanup then requeues the request.
 func (h *handler) forget() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	for _, hn := range h.nodes {
 		if hn.launch != nil {
 			hn.launch.abandon()
 		}
-		hn.lock.Forget()
+		dropLock(ctx, hn.lock)
 	}
 	h.nodes = nil
 	if h.lock != nil {
-		h.lock.Forget()
+		dropLock(ctx, h.lock)
 	}
 	h.done = true
+}
+
+// dropLock releases a lock that is still held and forgets a lost one.
+func dropLock(ctx context.Context, l *zkclient.Lock) {
+	if l.Held() {
+		_ = l.Release(ctx)
+		return
+	}
+	l.Forget()
 }
 
 // deleteOldestUnused marks the oldest idle ready node of the pool deleting

@@ -1,66 +1,43 @@
 package nodepool
 
 import (
-	"fmt"
-	"net"
-	"os"
-	"strings"
+	"net/http"
 	"sync"
 	"time"
+
+	"github.com/nodepool-go/nodepool/internal/metrics"
 )
 
-// statsd sends upstream's metric names to a statsd server when STATSD_HOST
-// or STATSD_PORT is set; otherwise it does nothing.
+// statsd is the launcher's metrics reporter (launcher.md §13): upstream's
+// statsd keys, sent when STATSD_HOST or STATSD_PORT is set, mirrored into a
+// Prometheus registry (see package internal/metrics for the name mapping).
+// The environment is read on first use, i.e. when the launcher starts.
 type statsd struct {
 	once sync.Once
-	conn net.Conn
+	r    *metrics.Reporter
 }
 
-func (s *statsd) dial() {
-	host, port := os.Getenv("STATSD_HOST"), os.Getenv("STATSD_PORT")
-	if host == "" && port == "" {
-		return
-	}
-	if host == "" {
-		host = "localhost"
-	}
-	if port == "" {
-		port = "8125"
-	}
-	c, err := net.Dial("udp", net.JoinHostPort(host, port))
-	if err == nil {
-		s.conn = c
-	}
+// reporter returns the reporter, creating it from the environment.
+func (s *statsd) reporter() *metrics.Reporter {
+	s.once.Do(func() { s.r = metrics.FromEnv() })
+	return s.r
 }
 
-func (s *statsd) send(line string) {
-	s.once.Do(s.dial)
-	if s.conn == nil {
-		return
-	}
-	_, _ = s.conn.Write([]byte(line))
-}
+func (s *statsd) incr(key string) { s.reporter().Incr(key) }
 
-func (s *statsd) incr(key string) { s.send(key + ":1|c") }
+func (s *statsd) timing(key string, d time.Duration) { s.reporter().Timing(key, d) }
 
-func (s *statsd) timing(key string, d time.Duration) {
-	s.send(fmt.Sprintf("%s:%d|ms", key, d.Milliseconds()))
-}
-
-func (s *statsd) gauge(key string, v int64) { s.send(fmt.Sprintf("%s:%d|g", key, v)) }
+func (s *statsd) gauge(key string, v int64) { s.reporter().Gauge(key, float64(v)) }
 
 // launch records a launch result under every key of launcher.md §13.
 func (s *statsd) launch(nl *nodeLaunch, result string) {
-	d := nl.p.l.now().Sub(nl.firstTick)
-	keys := []string{"nodepool.launch." + result, "nodepool.launch.provider." + nl.p.cfg.Name + "." + result}
-	if nl.node.AZ != "" {
-		keys = append(keys, "nodepool.launch.provider."+nl.p.cfg.Name+"."+nl.node.AZ+"."+result)
+	var d time.Duration
+	if !nl.firstTick.IsZero() {
+		d = nl.p.l.now().Sub(nl.firstTick)
 	}
-	if r := nl.h.req.Requestor; r != "" {
-		keys = append(keys, "nodepool.launch.requestor."+strings.NewReplacer(".", "_", ":", "_").Replace(r)+"."+result)
-	}
-	for _, k := range keys {
-		s.timing(k, d)
-		s.incr(k)
-	}
+	s.reporter().Launch(nl.p.cfg.Name, nl.node.AZ, nl.h.req.Requestor, result, d)
 }
+
+// MetricsHandler serves the launcher's figures in the Prometheus
+// exposition format (the same figures that go to statsd).
+func (l *Launcher) MetricsHandler() http.Handler { return l.stats.reporter().Handler() }

@@ -741,3 +741,12 @@ func (c *Client) addWatchRoute(prefix string, fn func(zk.Event)) func() {
 		c.routes.Store(&out)
 	}
 }
+
+// IsConnectionError reports whether err comes from a lost connection (the
+// operation may be retried once the client reconnects), as opposed to an
+// answer from the server.
+func IsConnectionError(err error) bool {
+	return errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrNoServer) ||
+		errors.Is(err, zk.ErrSessionMoved) || errors.Is(err, zk.ErrClosing) ||
+		errors.Is(err, zk.ErrSessionExpired)
+}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 	"github.com/google/uuid"
@@ -46,6 +47,7 @@ type Lock struct {
 	held      bool
 	local     *localEntry
 	lost      <-chan struct{}
+	sid       int64 // session that created our contender
 }
 
 // LockOption configures a Lock.
@@ -107,12 +109,7 @@ func (l *Lock) Held() bool {
 	if !l.ephemeral {
 		return true
 	}
-	select {
-	case <-l.lost:
-		return false
-	default:
-		return true
-	}
+	return l.c.conn.SessionID() == l.sid
 }
 
 // Lost returns a channel closed when the session that acquired the lock is
@@ -246,6 +243,7 @@ func (l *Lock) createContender(ctx context.Context) error {
 			for _, ch := range children {
 				if strings.HasPrefix(ch, l.prefix) {
 					l.node = ch
+					l.sid = l.c.conn.SessionID()
 					return nil
 				}
 			}
@@ -255,7 +253,12 @@ func (l *Lock) createContender(ctx context.Context) error {
 		p, err := l.c.Create(ctx, l.dir+"/"+l.prefix, l.data, flags, false)
 		if err == nil {
 			l.node = path.Base(p)
+			l.sid = l.c.conn.SessionID()
 			return nil
+		}
+		if !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrNodeExists) && ctx.Err() == nil {
+			// The create may have happened: make sure it is undone.
+			l.removeLater()
 		}
 		if errors.Is(err, zk.ErrNoNode) && attempt == 0 {
 			if l.mkParents {
@@ -275,13 +278,65 @@ func (l *Lock) createContender(ctx context.Context) error {
 	}
 }
 
-// abandon deletes our contender (best effort).
+// abandon deletes our contender; when that fails (connection loss) the
+// contender is removed in the background once the connection is back, so
+// a lock is never left held by a live session that gave it up.
 func (l *Lock) abandon() {
 	if l.node == "" {
 		return
 	}
-	_ = l.c.Delete(context.Background(), l.dir+"/"+l.node, -1)
+	err := l.c.Delete(context.Background(), l.dir+"/"+l.node, -1)
+	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		l.removeLater()
+	}
 	l.node = ""
+}
+
+// removeLater deletes every contender with our prefix once the connection
+// is back (for operations whose outcome is unknown).
+func (l *Lock) removeLater() {
+	go l.c.removeContenders(l.dir, l.prefix, l.ephemeral)
+}
+
+func (c *Client) removeContenders(dir, prefix string, ephemeral bool) {
+	lost := c.sessionLost()
+	for attempt := 0; attempt < 1200; attempt++ {
+		select {
+		case <-c.done:
+			return
+		case <-lost:
+			if ephemeral {
+				return // the server removed it with the session
+			}
+		default:
+		}
+		if c.Connected() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			children, err := c.Children(ctx, dir)
+			if errors.Is(err, zk.ErrNoNode) {
+				cancel()
+				return
+			}
+			done := err == nil
+			for _, ch := range children {
+				if strings.HasPrefix(ch, prefix) {
+					if err := c.Delete(ctx, dir+"/"+ch, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+						done = false
+					}
+				}
+			}
+			cancel()
+			if done {
+				return
+			}
+		}
+		select {
+		case <-c.done:
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	c.log.Error("could not remove an abandoned lock contender", "lock", dir)
 }
 
 // Release gives up the lock. Releasing a lock lost with its session is not
@@ -297,6 +352,9 @@ func (l *Lock) Release(ctx context.Context) error {
 		err = l.c.Delete(ctx, l.dir+"/"+l.node, -1)
 		if errors.Is(err, zk.ErrNoNode) {
 			err = nil
+		}
+		if err != nil {
+			l.removeLater()
 		}
 		l.node = ""
 	}

@@ -84,7 +84,7 @@ func run(args []string) int {
 			for l.ZooKeeper() == nil {
 				time.Sleep(50 * time.Millisecond)
 			}
-			srv := &http.Server{Addr: addr, Handler: webapp.New(l.ZooKeeper(), l.Ready), ReadHeaderTimeout: 10 * time.Second}
+			srv := &http.Server{Addr: addr, Handler: webapp.New(l.ZooKeeper(), l.Ready, webapp.WithMetrics(l.MetricsHandler())), ReadHeaderTimeout: 10 * time.Second}
 			log.Info("serving web status API", "address", addr)
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("web status API stopped", "error", err)

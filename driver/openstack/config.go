@@ -1,10 +1,12 @@
-// Package openstack is the OpenStack driver (drivers.md B1). This build
-// only parses its configuration; the adapter comes later.
+// Package openstack is the OpenStack driver (drivers.md B1) on
+// gophercloud v2: credentials come from clouds.yaml by the provider's
+// cloud name and region; servers are created and deleted by resumable
+// machines whose API calls run on a small worker pool, and whose polling
+// shares one cached server listing. Package fakeopenstack is an
+// in-process fake of the APIs for tests and demos.
 package openstack
 
 import (
-	"context"
-	"errors"
 	"time"
 
 	"github.com/nodepool-go/nodepool/driver"
@@ -26,9 +28,6 @@ const (
 	// is not read yet.
 	DefaultImageFormat = "qcow2"
 )
-
-// ErrNotAvailable is returned by Open until the real driver lands.
-var ErrNotAvailable = errors.New(Name + " driver: not available in this build yet")
 
 // Driver parses OpenStack providers.
 type Driver struct{}
@@ -105,11 +104,6 @@ type LabelSettings struct {
 	DynamicInstanceProperties map[string]string
 	Userdata                  string
 	Networks                  []string // overrides the pool's when non-nil
-}
-
-// Open is not available yet.
-func (Driver) Open(context.Context, *driver.ProviderConfig, driver.Env) (driver.Adapter, error) {
-	return nil, ErrNotAvailable
 }
 
 // ParseProvider parses an OpenStack provider (drivers.md B1).

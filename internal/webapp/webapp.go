@@ -28,9 +28,10 @@ const (
 
 // Handler serves the status API.
 type Handler struct {
-	src   *status.Source
-	ready func() bool
-	now   func() time.Time
+	src     *status.Source
+	ready   func() bool
+	now     func() time.Time
+	metrics http.Handler
 
 	mu    sync.Mutex
 	cache map[string]*entry
@@ -49,6 +50,9 @@ type Option func(*Handler)
 func WithClock(now func() time.Time) Option {
 	return func(h *Handler) { h.now = now; h.src.Now = now }
 }
+
+// WithMetrics serves m (the Prometheus exposition) at /metrics.
+func WithMetrics(m http.Handler) Option { return func(h *Handler) { h.metrics = m } }
 
 // New returns the status API handler reading from zk. ready reports
 // whether the launcher finished its first main-loop iteration; nil means
@@ -95,6 +99,10 @@ var endpoints = map[string]producer{
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/metrics" && h.metrics != nil {
+		h.metrics.ServeHTTP(w, r)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
