@@ -3,6 +3,7 @@ package nodepool
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/nodepool-go/nodepool/quota"
@@ -16,8 +17,67 @@ const (
 	lockCleanupAge  = 8 * time.Hour
 )
 
-// cleanupState is what the cleanup worker keeps between passes.
-type cleanupState struct{}
+// initOrphanAge is how long an unlocked init node may exist before it is
+// considered abandoned (it is normally locked right after its creation).
+const initOrphanAge = 300 * time.Second
+
+// cleanupState is what the cleanup workers keep between passes.
+type cleanupState struct {
+	mu         sync.Mutex
+	orphanInit map[string]bool // init nodes of ours whose launch failed
+}
+
+// orphanInit remembers an init node this launcher created but could not
+// take further, so the deleted-node worker removes it.
+func (l *Launcher) orphanInit(id string) {
+	l.cleanup.mu.Lock()
+	if l.cleanup.orphanInit == nil {
+		l.cleanup.orphanInit = map[string]bool{}
+	}
+	l.cleanup.orphanInit[id] = true
+	l.cleanup.mu.Unlock()
+	l.wakeDeleter()
+}
+
+// removeOrphanInits marks init nodes nobody is launching as deleting: our
+// own failed creations at once, anyone's unlocked init node after
+// initOrphanAge (a launcher died between creating and locking it).
+func (l *Launcher) removeOrphanInits(ctx context.Context) {
+	l.cleanup.mu.Lock()
+	ours := make([]string, 0, len(l.cleanup.orphanInit))
+	for id := range l.cleanup.orphanInit {
+		ours = append(ours, id)
+	}
+	l.cleanup.mu.Unlock()
+	now := unixNow(l.now())
+	candidates := map[string]bool{}
+	for _, id := range ours {
+		candidates[id] = true
+	}
+	for _, n := range l.nodes.List() {
+		if n.State == zkclient.NodeInit && now-n.StateTime > initOrphanAge.Seconds() {
+			candidates[n.ID] = true
+		}
+	}
+	for id := range candidates {
+		if ctx.Err() != nil || !l.zk.Connected() {
+			return
+		}
+		n, err := l.zk.GetNode(ctx, id)
+		if err != nil || n.State != zkclient.NodeInit {
+			if err == nil || errors.Is(err, zkclient.ErrNoNode) {
+				l.cleanup.mu.Lock()
+				delete(l.cleanup.orphanInit, id)
+				l.cleanup.mu.Unlock()
+			}
+			continue
+		}
+		if _, ok := l.providerNames()[n.Provider]; !ok {
+			continue
+		}
+		l.markDeleting(ctx, id, func(x *Node) bool { return x.State == zkclient.NodeInit })
+	}
+}
 
 // deletableStates are the states in which an unlocked node is deleted.
 var deletableStates = map[zkclient.NodeState]bool{
@@ -46,6 +106,7 @@ func (l *Launcher) deletedNodeLoop(ctx context.Context) {
 }
 
 func (l *Launcher) deletePass(ctx context.Context) {
+	l.removeOrphanInits(ctx)
 	provs := l.providerNames()
 	for _, n := range l.nodes.List() {
 		if ctx.Err() != nil {

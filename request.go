@@ -707,12 +707,17 @@ func (h *handler) launch(ctx context.Context, label string) error {
 	lock := l.zk.NodeLock(n.ID)
 	got, err := lock.TryAcquire(ctx)
 	if err != nil || !got {
-		return fmt.Errorf("locking new node %s: %v", n.ID, err)
+		l.orphanInit(n.ID)
+		if err == nil {
+			err = errors.New("locked by someone else")
+		}
+		return fmt.Errorf("locking new node %s: %w", n.ID, err)
 	}
 	n.State = zkclient.NodeBuilding
 	n.StateTime = unixNow(l.now())
 	if err := l.zk.StoreNode(ctx, n, lock); err != nil {
 		_ = lock.Release(ctx)
+		l.orphanInit(n.ID)
 		return err
 	}
 	nl := &nodeLaunch{h: h, p: p, node: n, lock: lock, label: pw.pool.Label(label), az: h.az}

@@ -105,16 +105,20 @@ func (c *Client) StoreNode(ctx context.Context, n *Node, lock *Lock) error {
 }
 
 // DeleteNode writes state "deleted" and then removes the node and its lock
-// directory recursively. The caller's lock (if any) is forgotten.
+// directory recursively. On success the caller's lock (if any) is
+// forgotten; on failure the caller still holds it.
 func (c *Client) DeleteNode(ctx context.Context, n *Node, lock *Lock) error {
 	n.State = NodeDeleted
 	if err := c.StoreNode(ctx, n, lock); err != nil && !errors.Is(err, zk.ErrNoNode) {
 		return err
 	}
-	if lock != nil {
-		lock.Forget()
+	if err := c.DeleteRecursive(ctx, NodePath(n.ID)); err != nil {
+		return err // the caller still holds (and must release) the lock
 	}
-	return c.DeleteRecursive(ctx, NodePath(n.ID))
+	if lock != nil {
+		lock.Forget() // its contender went with the node
+	}
+	return nil
 }
 
 // NodeIDs lists the ids under /nodepool/nodes.
