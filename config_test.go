@@ -631,7 +631,7 @@ func TestLoadDrivers(t *testing.T) {
 }
 
 func TestOpenNotAvailable(t *testing.T) {
-	for _, name := range []string{"static", "metastatic", "aws"} {
+	for _, name := range []string{"metastatic", "aws"} {
 		d, ok := driver.Lookup(name)
 		require.True(t, ok, name)
 		_, err := d.Open(t.Context(), &driver.ProviderConfig{Name: "x"}, driver.Env{})

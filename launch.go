@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/internal/keyscan"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
@@ -111,7 +112,7 @@ func (nl *nodeLaunch) step(ctx context.Context) bool {
 		} else if nl.label.HostKeyChecking && nl.pool().HostKeyChecking {
 			nl.scan = make(chan scanResult, 1)
 			go func() {
-				keys, err := scanHostKeys(ctx, nl.node.InterfaceIP, nl.node.Port(), nl.node.ConnectionType, nl.p.cfg.BootTimeout)
+				keys, err := keyscan.Scan(ctx, nl.node.InterfaceIP, nl.node.Port(), nl.node.ConnectionType, nl.p.cfg.BootTimeout)
 				nl.scan <- scanResult{keys, err}
 			}()
 		}
@@ -372,6 +373,7 @@ func (d *nodeDelete) step(ctx context.Context) bool {
 		return true
 	}
 	d.p.log.Info("deleted node", "node", d.node.ID, "external_id", d.node.ExternalID)
+	d.p.kickStatic()
 	l.stats.incr("nodepool.provider." + d.p.cfg.Name + ".nodes.deleted")
 	return true
 }

@@ -42,6 +42,8 @@ type provider struct {
 	done       chan struct{}
 	pendingMu  sync.Mutex
 	pendingNew map[string]*Node // created nodes not yet seen by the cache
+	static     staticState
+	staticDone chan struct{}
 }
 
 func newProvider(l *Launcher, cfg *driver.ProviderConfig, ad driver.Adapter, log *slog.Logger) *provider {
@@ -60,6 +62,14 @@ func newProvider(l *Launcher, cfg *driver.ProviderConfig, ad driver.Adapter, log
 func (p *provider) start(ctx context.Context) {
 	ctx, p.cancel = context.WithCancel(ctx)
 	go p.loop(ctx)
+	if _, ok := p.registrar(); ok {
+		p.static.wake = make(chan struct{}, 1)
+		p.staticDone = make(chan struct{})
+		go func() {
+			defer close(p.staticDone)
+			p.staticLoop(ctx)
+		}()
+	}
 }
 
 // stop stops the provider after its machines finished (bounded), then
@@ -70,6 +80,9 @@ func (p *provider) stop() {
 	}
 	p.cancel()
 	<-p.done
+	if p.staticDone != nil {
+		<-p.staticDone
+	}
 	if err := p.adapter.Close(); err != nil {
 		p.log.Warn("closing adapter failed", "error", err)
 	}

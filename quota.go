@@ -81,6 +81,10 @@ func (p *provider) hasProviderQuota(ctx context.Context, pool *driver.PoolConfig
 // hasRemainingQuota reports whether one more node of label fits now
 // (quota.md §5).
 func (p *provider) hasRemainingQuota(ctx context.Context, pool *driver.PoolConfig, label string) (verdict, error) {
+	if _, ok := p.registrar(); ok {
+		// Registered hosts are only reused, never launched.
+		return verdict{limit: "no ready node (static hosts are not launched)", resource: label}, nil
+	}
 	n := p.labelNeed(ctx, pool, label)
 	if !pool.IgnoreProviderQuota {
 		q, err := p.cloudQuota(ctx)

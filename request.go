@@ -262,6 +262,7 @@ func (w *poolWorker) assign(ctx context.Context) {
 	sortRequests(reqs, poolLabels)
 	registered := w.l.registeredPools()
 	myPrio := cfg.EffectivePriority(w.pool)
+	labelQuota := w.provider.labelQuota()
 	start := time.Now()
 	for _, r := range reqs {
 		if ctx.Err() != nil {
@@ -305,6 +306,10 @@ func (w *poolWorker) assign(ctx context.Context) {
 			w.explainf(r.ID, zkclient.ExplainDeferred, "left to pools that have every requested label")
 			continue
 		}
+		if short := shortLabel(labelQuota, r.NodeTypes); short != "" {
+			w.explainf(r.ID, zkclient.ExplainDeferred, "no ready node with label "+short)
+			continue
+		}
 		if v := w.tenantVerdict(ctx, r); !v.ok {
 			w.explainQuota(r.ID, zkclient.ExplainDeferred, "tenant limit reached", v)
 			continue
@@ -342,7 +347,30 @@ func (w *poolWorker) assign(ctx context.Context) {
 		w.active = append(w.active, h)
 		w.mu.Unlock()
 		h.run(ctx)
+		for _, hn := range h.nodes {
+			for _, t := range hn.node.Type {
+				if _, ok := labelQuota[t]; ok {
+					labelQuota[t]--
+				}
+			}
+		}
 	}
+}
+
+// shortLabel returns a requested label with no ready node left in the
+// label quota (only registrar providers have one), or "".
+func shortLabel(q map[string]int, labels []string) string {
+	if q == nil {
+		return ""
+	}
+	need := map[string]int{}
+	for _, t := range labels {
+		need[t]++
+		if avail, ok := q[t]; ok && avail < need[t] {
+			return t
+		}
+	}
+	return ""
 }
 
 func (w *poolWorker) handling(id string) bool {
@@ -669,6 +697,14 @@ func (h *handler) reuse(ctx context.Context, label string) bool {
 			_ = lock.Release(ctx)
 			continue
 		}
+		if !pw.provider.staticAlive(ctx, n) {
+			n.State = zkclient.NodeDeleting
+			n.StateTime = unixNow(l.now())
+			_ = l.zk.StoreNode(ctx, n, lock)
+			_ = lock.Release(ctx)
+			l.wakeDeleter()
+			continue
+		}
 		n.AllocatedTo, n.TenantName, n.Requestor = h.req.ID, h.req.TenantName, h.req.Requestor
 		if err := l.zk.StoreNode(ctx, n, lock); err != nil {
 			_ = lock.Release(ctx)
@@ -843,11 +879,20 @@ func (h *handler) decline(ctx context.Context, reason string) {
 }
 
 // releaseAll gives everything back without declining (static pools and
-// shutdown): the request stays pending and unlocked, so the lost-request
-// cleanup requeues it.
+// shutdown) and requeues the request.
 func (h *handler) releaseAll(ctx context.Context, clear bool) {
 	h.releaseNodes(ctx, clear)
 	h.paused = false
+	if h.req.State == zkclient.RequestPending && h.lock.Held() {
+		// Requeue at once (upstream leaves it pending for the lost-request
+		// cleanup, up to a minute later).
+		h.req.State = zkclient.RequestRequested
+		h.req.StateTime = unixNow(h.pw.l.now())
+		h.req.Nodes = nil
+		if err := h.pw.l.zk.StoreRequest(ctx, h.req, h.lock); err != nil {
+			h.log.Warn("requeueing request failed; the lost-request cleanup will", "error", err)
+		}
+	}
 	_ = h.lock.Release(ctx)
 	h.done = true
 }

@@ -1,10 +1,9 @@
-// Package static is the static-node driver (drivers.md B3). This build
-// only parses its configuration; the provider comes later.
+// Package static is the static-node driver (drivers.md B3): hosts listed
+// in the configuration are offered as nodes, one node record per parallel
+// job, and are never created or deleted by nodepool.
 package static
 
 import (
-	"context"
-	"errors"
 	"strings"
 	"time"
 
@@ -13,9 +12,6 @@ import (
 
 // Name is the driver's registered name.
 const Name = "static"
-
-// ErrNotAvailable is returned by Open until the real driver lands.
-var ErrNotAvailable = errors.New(Name + " driver: not available in this build yet")
 
 // Driver parses static providers.
 type Driver struct{}
@@ -52,11 +48,6 @@ type Identity struct {
 // Identity returns the node's identity.
 func (n *Node) Identity() Identity {
 	return Identity{Name: n.Name, Username: n.Username, Port: n.ConnectionPort}
-}
-
-// Open is not available yet.
-func (Driver) Open(context.Context, *driver.ProviderConfig, driver.Env) (driver.Adapter, error) {
-	return nil, ErrNotAvailable
 }
 
 // ParseProvider parses a static provider (drivers.md B3).

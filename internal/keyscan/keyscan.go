@@ -1,4 +1,5 @@
-package nodepool
+// Package keyscan gathers SSH host keys of a booting or registered host.
+package keyscan
 
 import (
 	"context"
@@ -17,11 +18,11 @@ var keyAlgorithms = []string{ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlg
 
 var errKeyFound = errors.New("host key captured")
 
-// scanHostKeys waits until the host accepts connections and returns its
+// Scan waits until the host accepts connections and returns its
 // SSH host keys as "<type> <base64>" lines. For connection types other
 // than ssh and network_cli it only waits for the port. It polls every 2 s
 // until timeout.
-func scanHostKeys(ctx context.Context, host string, port int, connType string, timeout time.Duration) ([]string, error) {
+func Scan(ctx context.Context, host string, port int, connType string, timeout time.Duration) ([]string, error) {
 	if strings.Contains(host, "fake") {
 		return []string{"ssh-rsa FAKEKEY"}, nil
 	}

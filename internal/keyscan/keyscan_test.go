@@ -1,4 +1,4 @@
-package nodepool
+package keyscan
 
 import (
 	"context"
@@ -46,7 +46,7 @@ func TestScanHostKeysReadsTheServersKey(t *testing.T) {
 	for _, c := range port {
 		p = p*10 + int(c-'0')
 	}
-	keys, err := scanHostKeys(context.Background(), host, p, "ssh", 10*time.Second)
+	keys, err := Scan(context.Background(), host, p, "ssh", 10*time.Second)
 	require.NoError(t, err)
 	require.Equal(t, []string{strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))}, keys)
 }
@@ -56,7 +56,7 @@ func TestScanHostKeysTimesOut(t *testing.T) {
 	require.NoError(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close() // nothing listens: connection refused until the timeout
-	_, err = scanHostKeys(context.Background(), "127.0.0.1", port, "ssh", 2*time.Second)
+	_, err = Scan(context.Background(), "127.0.0.1", port, "ssh", 2*time.Second)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "timeout")
 }
@@ -74,7 +74,7 @@ func TestScanPortOnlyForWinRM(t *testing.T) {
 			c.Close()
 		}
 	}()
-	keys, err := scanHostKeys(context.Background(), "127.0.0.1", ln.Addr().(*net.TCPAddr).Port, "winrm", 5*time.Second)
+	keys, err := Scan(context.Background(), "127.0.0.1", ln.Addr().(*net.TCPAddr).Port, "winrm", 5*time.Second)
 	require.NoError(t, err)
 	require.Empty(t, keys)
 }
