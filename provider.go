@@ -41,7 +41,7 @@ type provider struct {
 	cancel     context.CancelFunc
 	done       chan struct{}
 	pendingMu  sync.Mutex
-	pendingNew map[string]*Node // created nodes not yet seen by the cache
+	pendingNew map[string]pendingNode // created nodes not yet seen by the cache
 	static     staticState
 	staticDone chan struct{}
 }
@@ -54,7 +54,7 @@ func newProvider(l *Launcher, cfg *driver.ProviderConfig, ad driver.Adapter, log
 		wake:       make(chan struct{}, 1),
 		needCache:  map[string]quota.Resources{},
 		leakPrev:   map[string]bool{},
-		pendingNew: map[string]*Node{},
+		pendingNew: map[string]pendingNode{},
 		done:       make(chan struct{}),
 	}
 }
@@ -296,11 +296,44 @@ func (p *provider) managed(md map[string]string) bool {
 	return ok
 }
 
+// pendingTTL bounds how long a created node is counted from memory: the
+// cache reports it within milliseconds, and a node deleted meanwhile must
+// not be counted for ever.
+const pendingTTL = 10 * time.Second
+
+type pendingNode struct {
+	n  *Node
+	at time.Time
+}
+
 // notePending remembers a just-created node until the cache has it.
 func (p *provider) notePending(n *Node) {
 	p.pendingMu.Lock()
-	p.pendingNew[n.ID] = n
+	p.pendingNew[n.ID] = pendingNode{n, time.Now()}
 	p.pendingMu.Unlock()
+}
+
+// forgetPending drops a node from the pending set (it was deleted).
+func (p *provider) forgetPending(id string) {
+	p.pendingMu.Lock()
+	delete(p.pendingNew, id)
+	p.pendingMu.Unlock()
+}
+
+// pendingNodes returns the created nodes the cache does not show yet,
+// forgetting those it shows and those older than pendingTTL.
+func (p *provider) pendingNodes() []*Node {
+	p.pendingMu.Lock()
+	defer p.pendingMu.Unlock()
+	var out []*Node
+	for id, pn := range p.pendingNew {
+		if _, ok := p.l.nodes.Get(id); ok || time.Since(pn.at) > pendingTTL {
+			delete(p.pendingNew, id)
+			continue
+		}
+		out = append(out, pn.n)
+	}
+	return out
 }
 
 // usage sums the needs of every node of this provider (and pool, when
@@ -320,19 +353,15 @@ func (p *provider) usage(ctx context.Context, pool string) quota.Resources {
 		}
 		total.Add(p.labelNeed(ctx, pc, n.Type[0]))
 	}
-	for _, n := range p.l.nodes.List() {
+	for _, n := range p.pendingNodes() {
 		seen[n.ID] = true
 		add(n)
 	}
-	p.pendingMu.Lock()
-	for id, n := range p.pendingNew {
-		if seen[id] {
-			delete(p.pendingNew, id)
-			continue
+	for _, n := range p.l.nodes.List() {
+		if !seen[n.ID] {
+			add(n)
 		}
-		add(n)
 	}
-	p.pendingMu.Unlock()
 	return total
 }
 

@@ -94,13 +94,11 @@ func (p *provider) syncStatic(ctx context.Context) error {
 			existing[nodeSlotKey(n)] = n
 		}
 	}
-	p.pendingMu.Lock()
-	for _, n := range p.pendingNew {
+	for _, n := range p.pendingNodes() {
 		if n.Provider == p.cfg.Name {
 			existing[nodeSlotKey(n)] = n
 		}
 	}
-	p.pendingMu.Unlock()
 
 	byHost := map[string][]driver.Slot{}
 	var hosts []string

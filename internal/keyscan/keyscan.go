@@ -13,8 +13,11 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// keyAlgorithms are the host key types gathered, one connection each.
-var keyAlgorithms = []string{ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoRSA}
+// keyAlgorithms are the host key types gathered, one connection each. RSA
+// keys are asked for with rsa-sha2-512 (modern servers refuse ssh-rsa); the
+// key itself is still reported as "ssh-rsa".
+var keyAlgorithms = []string{ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384,
+	ssh.KeyAlgoECDSA521, ssh.KeyAlgoRSASHA512}
 
 var errKeyFound = errors.New("host key captured")
 
