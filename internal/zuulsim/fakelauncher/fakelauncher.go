@@ -212,10 +212,14 @@ func (l *Launcher) reap(ctx context.Context, id string) error {
 				l.mu.Unlock()
 				return nil
 			}
-			// Still locked by Zuul: wait for the lock directory to change.
-			_, lev, err := l.c.ChildrenW(ctx, zkclient.NodeLockPath(id))
+			// Still locked by Zuul: wait for the lock directory to change
+			// (re-checking first: the lock may have gone meanwhile).
+			children, lev, err := l.c.ChildrenW(ctx, zkclient.NodeLockPath(id))
 			if err != nil {
 				return ignoreGone(err)
+			}
+			if len(zkclient.SortContenders(children)) == 0 {
+				continue
 			}
 			select {
 			case <-lev:
