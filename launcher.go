@@ -50,6 +50,7 @@ type Launcher struct {
 	stats     statsd
 
 	cleanupEvery time.Duration
+	zkOpsOnce    sync.Once
 }
 
 // Option configures a Launcher.

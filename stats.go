@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/nodepool-go/nodepool/internal/metrics"
 )
 
@@ -40,4 +42,37 @@ func (s *statsd) launch(nl *nodeLaunch, result string) {
 
 // MetricsHandler serves the launcher's figures in the Prometheus
 // exposition format (the same figures that go to statsd).
-func (l *Launcher) MetricsHandler() http.Handler { return l.stats.reporter().Handler() }
+func (l *Launcher) MetricsHandler() http.Handler {
+	l.registerZKOps()
+	return l.stats.reporter().Handler()
+}
+
+// zkOpsCollector exposes the launcher's client-side ZooKeeper request
+// counts (nodepool_zookeeper_requests_total{op}), read when scraped.
+type zkOpsCollector struct {
+	l    *Launcher
+	desc *prometheus.Desc
+}
+
+func (c zkOpsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c zkOpsCollector) Collect(ch chan<- prometheus.Metric) {
+	zk := c.l.zk
+	if zk == nil {
+		return
+	}
+	ops := zk.Ops()
+	for op, v := range map[string]int64{"read": ops.Reads.Load(), "create": ops.Creates.Load(),
+		"set": ops.Sets.Load(), "delete": ops.Deletes.Load(), "multi": ops.Multis.Load()} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v), op)
+	}
+}
+
+// registerZKOps adds the ZooKeeper request counters to the registry once.
+func (l *Launcher) registerZKOps() {
+	l.zkOpsOnce.Do(func() {
+		_ = l.stats.reporter().Registry().Register(zkOpsCollector{l: l, desc: prometheus.NewDesc(
+			"nodepool_zookeeper_requests_total", "ZooKeeper requests sent by this launcher, by operation.",
+			[]string{"op"}, nil)})
+	})
+}

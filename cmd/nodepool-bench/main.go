@@ -9,12 +9,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,6 +56,7 @@ func main() {
 		tlsKey     = flag.String("tls-key", "", "ZooKeeper TLS client key")
 		tlsCA      = flag.String("tls-ca", "", "ZooKeeper TLS CA certificate")
 		labels     listFlag
+		metricsURL = flag.String("launcher-metrics", "", "launcher /metrics URL, to count its ZooKeeper requests (comma-separate several launchers)")
 	)
 	flag.Var(&labels, "label", "label of each request; repeat or comma-separate for multi-node requests (default fake-label)")
 	flag.Parse()
@@ -89,6 +93,7 @@ func main() {
 		ReturnWait:  *returnWait,
 		MntrAddr:    *mntr,
 		LauncherPID: *pid,
+		LauncherOps: launcherOps(*metricsURL),
 		Progress: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "nodepool-bench: "+format+"\n", args...)
 		},
@@ -99,6 +104,37 @@ func main() {
 	}
 	if res.Errors > 0 || res.Failed > 0 {
 		fail(fmt.Errorf("%d requests failed, %d errors", res.Failed, res.Errors))
+	}
+}
+
+// launcherOps returns a function summing nodepool_zookeeper_requests_total
+// over the launchers' /metrics endpoints, or nil when none is given.
+func launcherOps(urls string) func() int64 {
+	if urls == "" {
+		return nil
+	}
+	return func() int64 {
+		var total int64
+		for _, u := range strings.Split(urls, ",") {
+			resp, err := http.Get(u)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "nodepool-bench: scraping", u+":", err)
+				continue
+			}
+			sc := bufio.NewScanner(resp.Body)
+			for sc.Scan() {
+				line := sc.Text()
+				if !strings.HasPrefix(line, "nodepool_zookeeper_requests_total{") {
+					continue
+				}
+				f := strings.Fields(line)
+				if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+					total += int64(v)
+				}
+			}
+			resp.Body.Close()
+		}
+		return total
 	}
 }
 

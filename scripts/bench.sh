@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The end-to-end load benchmark of issue 9: real nodepool-launcher
+# processes on the simulated cloud (zero boot time) and a local ZooKeeper,
+# driven only through ZooKeeper by cmd/nodepool-bench acting as Zuul.
+#
+#   scripts/bench.sh            # all scenarios
+#   scripts/bench.sh 200 1000   # only these burst sizes
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=$PATH:/usr/local/go/bin
+zk=$(scripts/zookeeper.sh start)
+mkdir -p bin/bench
+go build -o bin/ ./cmd/nodepool-launcher ./cmd/nodepool-bench
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(200 1000 10000)
+
+config() { # chroot port min-ready
+  cat <<CFG
+zookeeper-servers:
+  - host: ${zk%:*}
+    port: ${zk#*:}
+    chroot: $1
+webapp:
+  port: $2
+  listen_address: 127.0.0.1
+labels:
+  - name: fake-label
+    min-ready: $3
+providers:
+  - name: bench
+    driver: simcloud
+    pools:
+      - name: main
+        max-servers: 100000
+        labels:
+          - name: fake-label
+CFG
+}
+
+pids=()
+start_launcher() { # chroot port min-ready name
+  config "$1" "$2" "$3" >"bin/bench/$4.yaml"
+  bin/nodepool-launcher -c "bin/bench/$4.yaml" >"bin/bench/$4.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$2" && printf 'GET /ready HTTP/1.0\r\n\r\n' >&3 && grep -q "200 OK" <&3) 2>/dev/null; then
+      return
+    fi
+    sleep 0.1
+  done
+  echo "launcher $4 did not become ready; see bin/bench/$4.log" >&2
+  exit 1
+}
+stop_launchers() {
+  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  pids=()
+}
+trap stop_launchers EXIT
+
+run() { # title chroot pid metrics-urls args...
+  local title=$1 chroot=$2 pid=$3 urls=$4
+  shift 4
+  echo "== $title"
+  bin/nodepool-bench -zk "$zk" -chroot "$chroot" -launcher-pid "$pid" -zk-mntr "$zk" \
+    -launcher-metrics "$urls" "$@"
+  echo
+}
+
+stamp=$(date +%s)
+for n in "${sizes[@]}"; do
+  chroot=/bench-$stamp-$n
+  start_launcher "$chroot" 18005 0 "l-$n"
+  run "burst of $n single-node requests, one launcher" "$chroot" "${pids[0]}" http://127.0.0.1:18005/metrics -n "$n"
+  stop_launchers
+done
+
+if [ $# -eq 0 ]; then
+  chroot=/bench-$stamp-minready
+  start_launcher "$chroot" 18005 1000 minready
+  bin/nodepool-bench -zk "$zk" -chroot "$chroot" -wait-ready 1000 -n 0 >/dev/null 2>&1 || true
+  run "1000 requests with 1,000 min-ready nodes waiting" "$chroot" "${pids[0]}" http://127.0.0.1:18005/metrics -n 1000 -wait-ready 1000
+  stop_launchers
+
+  chroot=/bench-$stamp-two
+  start_launcher "$chroot" 18005 0 two-a
+  start_launcher "$chroot" 18006 0 two-b
+  run "burst of 1000 requests, two launchers sharing the provider" "$chroot" "${pids[0]}" \
+    http://127.0.0.1:18005/metrics,http://127.0.0.1:18006/metrics -n 1000
+  stop_launchers
+fi
