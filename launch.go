@@ -35,7 +35,9 @@ type nodeLaunch struct {
 	firstTick time.Time
 	scan      chan scanResult
 	inst      *driver.Instance
-	finished  atomic.Bool // set last; readers may then read node
+	// fieldsStored: the building record already carries the fields.
+	fieldsStored bool
+	finished     atomic.Bool // set last; readers may then read node
 }
 
 type scanResult struct {
@@ -86,7 +88,8 @@ func (nl *nodeLaunch) step(ctx context.Context) bool {
 	}
 	if nl.inst == nil {
 		inst, err := nl.machine.Advance(ctx)
-		if id := nl.machine.ExternalID(); id != "" && nl.node.ExternalID == "" {
+		if id := nl.machine.ExternalID(); id != "" && nl.node.ExternalID == "" && (inst == nil || err != nil) {
+			// Record the cloud id at once, so a crash cannot leak it.
 			nl.node.ExternalID = id
 			if err := nl.store(ctx); err != nil {
 				return nl.storeFailed(ctx, err)
@@ -104,12 +107,13 @@ func (nl *nodeLaunch) step(ctx context.Context) bool {
 		}
 		nl.inst = inst
 		nl.copyInstance(inst)
-		if err := nl.store(ctx); err != nil {
-			return nl.storeFailed(ctx, err)
-		}
 		if len(inst.HostKeys) > 0 {
+			// Keys known: the node goes ready with a single write below.
 			nl.node.HostKeys = append([]string(nil), inst.HostKeys...)
 		} else if nl.label.HostKeyChecking && nl.pool().HostKeyChecking {
+			if err := nl.store(ctx); err != nil {
+				return nl.storeFailed(ctx, err)
+			}
 			nl.scan = make(chan scanResult, 1)
 			go func() {
 				keys, err := keyscan.Scan(ctx, nl.node.InterfaceIP, nl.node.Port(), nl.node.ConnectionType, nl.p.cfg.BootTimeout)
@@ -144,15 +148,14 @@ func (nl *nodeLaunch) step(ctx context.Context) bool {
 
 func (nl *nodeLaunch) pool() *driver.PoolConfig { return nl.h.pw.pool }
 
-// prepare starts a new attempt: image resolution, node fields, machine.
-func (nl *nodeLaunch) prepare(ctx context.Context) error {
-	nl.attempts++
-	nl.started = nl.p.l.now()
+// fillFields sets the node's image and connection settings from its label
+// (and the newest ready upload for diskimage labels), and its resources.
+func (nl *nodeLaunch) fillFields(ctx context.Context) error {
 	n := nl.node
 	lc := nl.label
 	nl.imgExt = ""
 	if lc.Diskimage != "" {
-		up, err := nl.p.l.zk.MostRecentUpload(ctx, lc.Diskimage, nl.p.cfg.Name, zkclient.ImageReady)
+		up, err := nl.p.recentUpload(ctx, lc.Diskimage)
 		if err != nil {
 			return err
 		}
@@ -174,12 +177,28 @@ func (nl *nodeLaunch) prepare(ctx context.Context) error {
 	}
 	n.SetPort(port)
 	n.Resources = nl.p.labelNeed(ctx, nl.pool(), lc.Name).Map()
-	if err := nl.store(ctx); err != nil {
-		return err
+	return nil
+}
+
+// prepare starts a new attempt: node fields (unless the launch already
+// stored them with the building record) and a new create machine.
+func (nl *nodeLaunch) prepare(ctx context.Context) error {
+	nl.attempts++
+	nl.started = nl.p.l.now()
+	n := nl.node
+	if nl.fieldsStored {
+		nl.fieldsStored = false // a retry refreshes them
+	} else {
+		if err := nl.fillFields(ctx); err != nil {
+			return err
+		}
+		if err := nl.store(ctx); err != nil {
+			return err
+		}
 	}
 	nl.machine = nl.p.adapter.CreateMachine(driver.CreateSpec{
 		Hostname:        "np" + n.ID,
-		Label:           lc,
+		Label:           nl.label,
 		Pool:            nl.pool(),
 		ImageExternalID: nl.imgExt,
 		Metadata: map[string]string{

@@ -35,6 +35,7 @@ type provider struct {
 	cloudQ    *quota.Resources
 	cloudQAt  time.Time
 	needCache map[string]quota.Resources
+	uploads   map[string]cachedUpload
 
 	leakMu     sync.Mutex
 	leakPrev   map[string]bool
@@ -474,4 +475,36 @@ func (p *provider) coordinate(ctx context.Context, fn func() error) error {
 		p.notePending(n)
 	}
 	return fn()
+}
+
+// uploadTTL is how long the newest ready upload of a diskimage is cached;
+// a new upload is picked up within this time.
+const uploadTTL = 3 * time.Second
+
+type cachedUpload struct {
+	up *ImageUpload
+	at time.Time
+}
+
+// recentUpload returns the newest ready upload of a diskimage to this
+// provider (nil when there is none), from a short-lived cache so request
+// handling does not walk the image tree for every request.
+func (p *provider) recentUpload(ctx context.Context, image string) (*ImageUpload, error) {
+	p.quotaMu.Lock()
+	if c, ok := p.uploads[image]; ok && time.Since(c.at) < uploadTTL {
+		p.quotaMu.Unlock()
+		return c.up, nil
+	}
+	p.quotaMu.Unlock()
+	up, err := p.l.zk.MostRecentUpload(ctx, image, p.cfg.Name, zkclient.ImageReady)
+	if err != nil {
+		return nil, err
+	}
+	p.quotaMu.Lock()
+	if p.uploads == nil {
+		p.uploads = map[string]cachedUpload{}
+	}
+	p.uploads[image] = cachedUpload{up, time.Now()}
+	p.quotaMu.Unlock()
+	return up, nil
 }

@@ -329,24 +329,37 @@ func (w *poolWorker) assign(ctx context.Context) {
 			continue
 		}
 		lock := w.l.zk.RequestLock(r.ID)
-		got, err := lock.TryAcquire(ctx)
-		if err != nil || !got {
-			continue
-		}
-		fresh, err := w.l.zk.GetRequest(ctx, r.ID)
-		if err != nil || fresh.State != zkclient.RequestRequested || fresh.DeclinedByID(w.id) {
-			_ = lock.Release(ctx)
-			continue
-		}
-		h.req, h.lock = fresh, lock
 		if reason != "" {
+			got, err := lock.TryAcquire(ctx)
+			if err != nil || !got {
+				continue
+			}
+			fresh, err := w.l.zk.GetRequest(ctx, r.ID)
+			if err != nil || fresh.State != zkclient.RequestRequested || fresh.DeclinedByID(w.id) {
+				_ = lock.Release(ctx)
+				continue
+			}
+			h.req, h.lock = fresh, lock
 			h.decline(ctx, reason)
 			continue
 		}
+		// Accept: take the lock and write "pending" in one transaction,
+		// conditional on the request being exactly the version we decided
+		// on (this replaces upstream's re-read after locking).
+		accepted := r.Clone()
+		accepted.State = zkclient.RequestPending
+		accepted.StateTime = unixNow(w.l.now())
+		got, err := lock.TryAcquireWith(ctx, zkclient.SetOp{Path: zkclient.RequestPath(r.ID), Data: accepted.AppendJSON(nil), Version: r.Version})
+		if err != nil || !got {
+			continue
+		}
+		accepted.Version = r.Version + 1
+		h.req, h.lock, h.accepted = accepted, lock, true
 		w.mu.Lock()
 		w.active = append(w.active, h)
 		w.mu.Unlock()
-		h.run(ctx)
+		w.explainf(h.req.ID, zkclient.ExplainHandling, "accepted; launching or reusing nodes")
+		h.fill(ctx)
 		for _, hn := range h.nodes {
 			for _, t := range hn.node.Type {
 				if _, ok := labelQuota[t]; ok {
@@ -485,6 +498,8 @@ type handler struct {
 	paused bool
 	done   bool
 	az     string
+	// accepted is set when the request was already stored as pending.
+	accepted bool
 }
 
 type handlerNode struct {
@@ -551,7 +566,7 @@ func (w *poolWorker) imagesAvailable(ctx context.Context, labels []string) error
 			return fmt.Errorf("label %s not in pool", t)
 		}
 		if lc.Diskimage != "" {
-			up, err := w.l.zk.MostRecentUpload(ctx, lc.Diskimage, w.provider.cfg.Name, zkclient.ImageReady)
+			up, err := w.provider.recentUpload(ctx, lc.Diskimage)
 			if err != nil {
 				return &errWait{"cannot read image uploads: " + err.Error()}
 			}
@@ -583,6 +598,9 @@ func (h *handler) run(ctx context.Context) {
 	}
 	if !h.paused {
 		h.pw.explainf(h.req.ID, zkclient.ExplainHandling, "accepted; launching or reusing nodes")
+	}
+	if !h.paused && !h.accepted {
+		h.accepted = true
 		h.req.State = zkclient.RequestPending
 		h.req.StateTime = unixNow(h.pw.l.now())
 		if err := h.pw.l.zk.StoreRequest(ctx, h.req, h.lock); err != nil {
@@ -740,8 +758,18 @@ func (h *handler) launch(ctx context.Context, label string) error {
 		return err
 	}
 	p.notePending(n)
+	// Lock the new node and write it "building", with its image and
+	// connection settings, in one transaction.
+	nl := &nodeLaunch{h: h, p: p, node: n, label: pw.pool.Label(label), az: h.az}
+	building := n.Clone()
+	building.State = zkclient.NodeBuilding
+	building.StateTime = unixNow(l.now())
+	nl.node = building
+	if err := nl.fillFields(ctx); err == nil {
+		nl.fieldsStored = true
+	}
 	lock := l.zk.NodeLock(n.ID)
-	got, err := lock.TryAcquire(ctx)
+	got, err := lock.TryAcquireWith(ctx, zkclient.SetOp{Path: zkclient.NodePath(n.ID), Data: building.AppendJSON(nil), Version: n.Version})
 	if err != nil || !got {
 		l.orphanInit(n.ID)
 		if err == nil {
@@ -749,15 +777,9 @@ func (h *handler) launch(ctx context.Context, label string) error {
 		}
 		return fmt.Errorf("locking new node %s: %w", n.ID, err)
 	}
-	n.State = zkclient.NodeBuilding
-	n.StateTime = unixNow(l.now())
-	if err := l.zk.StoreNode(ctx, n, lock); err != nil {
-		_ = lock.Release(ctx)
-		l.orphanInit(n.ID)
-		return err
-	}
-	nl := &nodeLaunch{h: h, p: p, node: n, lock: lock, label: pw.pool.Label(label), az: h.az}
-	h.nodes = append(h.nodes, &handlerNode{node: n, lock: lock, label: label, launch: nl})
+	building.Version = n.Version + 1
+	nl.lock = lock
+	h.nodes = append(h.nodes, &handlerNode{node: building, lock: lock, label: label, launch: nl})
 	p.addLaunch(nl)
 	return nil
 }

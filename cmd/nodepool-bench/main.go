@@ -105,6 +105,9 @@ func main() {
 	if res.Errors > 0 || res.Failed > 0 {
 		fail(fmt.Errorf("%d requests failed, %d errors", res.Failed, res.Errors))
 	}
+	if res.DeleteErr != "" {
+		fail(fmt.Errorf("not every returned node was deleted: %s", res.DeleteErr))
+	}
 }
 
 // launcherOps returns a function summing nodepool_zookeeper_requests_total

@@ -61,6 +61,7 @@ type Result struct {
 	DeleteWait    time.Duration // last return to last deletion
 	DeleteSpan    time.Duration // first return to last deletion
 	DeletesPerSec float64       // NodesDeleted / DeleteSpan
+	DeleteErr     string        // why waiting for deletions stopped early, if it did
 
 	ZuulOps     int64 // requests sent by the benchmark's own client (Zuul's share)
 	LauncherOps int64 // Config.LauncherOps delta, -1 when unknown
@@ -190,15 +191,21 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		progress("waiting for %d returned nodes to be deleted", res.NodesReturned)
 		lastDel, n, err := deletions.wait(ctx)
 		if err != nil {
-			return res, err
+			// Keep going: the other figures are still worth reporting.
+			res.DeleteErr = err.Error()
 		}
 		res.NodesDeleted = n
-		res.DeleteWait = lastDel.Sub(lastReturn)
-		res.DeleteSpan = lastDel.Sub(firstReturn)
+		if n > 0 {
+			res.DeleteWait = lastDel.Sub(lastReturn)
+			res.DeleteSpan = lastDel.Sub(firstReturn)
+		}
 		if res.DeleteSpan > 0 {
 			res.DeletesPerSec = float64(n) / res.DeleteSpan.Seconds()
 		}
 	}
+	// Sample the counters even when ctx has ended (deletion wait timed out).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	res.Total = time.Since(start)
 	res.ZuulOps = c.Ops().Total() - zuulOps0
 	if cfg.LauncherOps != nil {
@@ -359,6 +366,9 @@ func (r Result) Print(w io.Writer) {
 		pf("deletions/s:         %.1f (first return to last deletion: %s)", r.DeletesPerSec, round(r.DeleteSpan))
 	} else {
 		pf("nodes returned:      %d", r.NodesReturned)
+	}
+	if r.DeleteErr != "" {
+		pf("deletion wait:       %s", r.DeleteErr)
 	}
 	per := func(v int64) float64 {
 		if r.Requests == 0 {
