@@ -122,18 +122,16 @@ func (l *Launcher) deletePass(ctx context.Context) {
 		if !ok || !deletableStates[n.State] || p.deleting(n.ID) || l.launching(n.ID) {
 			continue
 		}
+		// Lock it, in the same transaction checking the record is still the
+		// version the decision was made on (instead of re-reading it).
 		lock := l.zk.NodeLock(n.ID)
-		got, err := lock.TryAcquire(ctx)
+		got, err := lock.TryAcquireWith(ctx, zkclient.CheckOp{Path: zkclient.NodePath(n.ID), Version: n.Version})
 		if err != nil || !got {
 			continue
 		}
-		fresh, err := l.zk.GetNode(ctx, n.ID)
-		if err != nil || !deletableStates[fresh.State] {
-			_ = lock.Release(ctx)
-			continue
-		}
+		fresh := n.Clone()
 		if fresh.State == zkclient.NodeDeleted || fresh.Provider == "" {
-			if err := l.zk.DeleteNode(ctx, fresh, lock); err != nil {
+			if err := l.zk.DeleteLockedNode(ctx, fresh, lock); err != nil {
 				_ = lock.Release(ctx)
 			}
 			continue

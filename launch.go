@@ -345,6 +345,23 @@ func (d *nodeDelete) release() {
 	_ = d.lock.Release(ctx)
 }
 
+// markDeleting records that the deletion started; false when the record
+// could not be written (gone, or the lock lost).
+func (d *nodeDelete) markDeleting(ctx context.Context) bool {
+	if d.node.State == zkclient.NodeDeleting {
+		return true
+	}
+	d.node.State = zkclient.NodeDeleting
+	d.node.StateTime = unixNow(d.p.l.now())
+	if err := d.p.l.zk.StoreNode(ctx, d.node, d.lock); err != nil {
+		if !errors.Is(err, zkclient.ErrNoNode) {
+			d.p.log.Warn("marking node deleting failed", "node", d.node.ID, "error", err)
+		}
+		return false
+	}
+	return true
+}
+
 // step advances the deletion; true when it is over (done or given up).
 func (d *nodeDelete) step(ctx context.Context) bool {
 	l := d.p.l
@@ -353,22 +370,30 @@ func (d *nodeDelete) step(ctx context.Context) bool {
 	}
 	if d.started.IsZero() {
 		d.started = l.now()
-		if d.node.State != zkclient.NodeDeleting {
-			d.node.State = zkclient.NodeDeleting
-			d.node.StateTime = unixNow(l.now())
-			if err := l.zk.StoreNode(ctx, d.node, d.lock); err != nil {
-				if errors.Is(err, zkclient.ErrNoNode) {
-					d.release()
-					return true
-				}
-				d.p.log.Warn("marking node deleting failed", "node", d.node.ID, "error", err)
+		done := d.node.ExternalID == ""
+		if !done {
+			d.machine = d.p.adapter.DeleteMachine(d.node.ExternalID)
+			var err error
+			done, err = d.machine.Advance(ctx)
+			if driver.IsNotFound(err) {
+				done, err = true, nil
+			}
+			if err != nil {
+				d.p.log.Warn("deleting instance failed; will retry", "node", d.node.ID, "external_id", d.node.ExternalID, "error", err)
+				d.markDeleting(ctx)
 				d.release()
 				return true
 			}
 		}
-		if d.node.ExternalID != "" {
-			d.machine = d.p.adapter.DeleteMachine(d.node.ExternalID)
+		// A delete that finished at once needs no "deleting" record.
+		if !done {
+			if !d.markDeleting(ctx) {
+				d.release()
+				return true
+			}
+			return false
 		}
+		d.machine = nil
 	}
 	if d.machine != nil {
 		if l.now().Sub(d.started) > deleteTimeout {
@@ -386,7 +411,7 @@ func (d *nodeDelete) step(ctx context.Context) bool {
 			return false
 		}
 	}
-	if err := l.zk.DeleteNode(ctx, d.node, d.lock); err != nil {
+	if err := l.zk.DeleteLockedNode(ctx, d.node, d.lock); err != nil {
 		d.p.log.Warn("removing node record failed", "node", d.node.ID, "error", err)
 		d.release()
 		return true

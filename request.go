@@ -826,20 +826,20 @@ func (h *handler) poll(ctx context.Context) bool {
 		}
 	}
 	h.nodes = keep
-	if ok, _, err := l.zk.Exists(ctx, zkclient.RequestPath(h.req.ID)); err == nil && !ok {
-		h.log.Info("request disappeared while being handled; releasing its nodes")
-		h.releaseNodes(ctx, true)
-		_ = h.lock.Release(ctx)
-		h.done = true
-		return true
+	if _, ok := l.requests.Get(h.req.ID); !ok {
+		// The cache says it is gone; confirm before giving the nodes back.
+		if ok, _, err := l.zk.Exists(ctx, zkclient.RequestPath(h.req.ID)); err == nil && !ok {
+			h.requestGone(ctx)
+			return true
+		}
 	}
-	if failed {
-		h.markDeclined()
-		h.releaseNodes(ctx, false)
-	} else if aborted {
+	if aborted && !failed {
 		h.paused = true
 		h.pw.explainf(h.req.ID, zkclient.ExplainPaused, "the cloud refused a node for quota; relaunching when quota allows")
 		return false
+	}
+	if failed {
+		h.markDeclined()
 	} else {
 		h.req.Nodes = nil
 		used := make([]bool, len(h.nodes))
@@ -854,16 +854,46 @@ func (h *handler) poll(ctx context.Context) bool {
 		}
 		h.req.State = zkclient.RequestFulfilled
 		h.req.StateTime = unixNow(l.now())
-		h.releaseNodes(ctx, false)
 	}
-	if err := l.zk.StoreRequest(ctx, h.req, h.lock); err != nil {
-		h.log.Warn("storing request failed", "error", err)
-	} else if h.req.State == zkclient.RequestFulfilled {
+	// Unlock the nodes (keeping their allocation), write the request and
+	// unlock it, in one transaction.
+	locks := make([]*zkclient.Lock, 0, len(h.nodes)+1)
+	for _, hn := range h.nodes {
+		locks = append(locks, hn.lock)
+	}
+	locks = append(locks, h.lock)
+	err := l.zk.ReleaseWith(ctx, locks, zkclient.SetOp{Path: zkclient.RequestPath(h.req.ID), Data: h.req.AppendJSON(nil), Version: -1})
+	switch {
+	case err == nil:
+		h.nodes = nil
+	case errors.Is(err, zkclient.ErrNoNode) && !l.zk.Connected():
+		return false // retry once connected
+	default:
+		if ok, _, xerr := l.zk.Exists(ctx, zkclient.RequestPath(h.req.ID)); xerr == nil && !ok {
+			h.requestGone(ctx)
+			return true
+		}
+		// Fall back to the step-by-step order of upstream.
+		h.releaseNodes(ctx, false)
+		if err := l.zk.StoreRequest(ctx, h.req, h.lock); err != nil {
+			h.log.Warn("storing request failed", "error", err)
+		}
+		_ = h.lock.Release(ctx)
+	}
+	if h.req.State == zkclient.RequestFulfilled {
 		h.log.Info("fulfilled request", "nodes", strings.Join(h.req.Nodes, ","))
 	}
-	_ = h.lock.Release(ctx)
 	h.done = true
 	return true
+}
+
+// requestGone gives the nodes back after the requestor deleted the request
+// (Zuul cancelled it): they become reusable ready nodes.
+func (h *handler) requestGone(ctx context.Context) {
+	h.log.Info("request disappeared while being handled; releasing its nodes")
+	h.releaseNodes(ctx, true)
+	_ = h.lock.Release(ctx)
+	h.done = true
 }
 
 // markDeclined adds our id to declined_by and sets requested or failed.

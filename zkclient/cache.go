@@ -254,35 +254,42 @@ func (t *TreeCache[T]) handle(ctx context.Context, batch []zk.Event) bool {
 		}
 		t.mu.Unlock()
 	}
+	resync := false
 	if len(fetch) > 0 {
-		if t.fetch(ctx, fetch) {
-			changed = true
-		}
+		ch, failed := t.fetch(ctx, fetch)
+		changed = changed || ch
+		// A failed read left a child stale and unwatched: resync.
+		resync = failed
 	}
 	if changed {
 		t.notify()
 	}
-	return false
+	return resync
 }
 
-// fetch reads children with a data watch, a few at a time.
-func (t *TreeCache[T]) fetch(ctx context.Context, ids map[string]bool) bool {
-	var changed atomic.Bool
+// fetch reads children with a data watch, a few at a time; it reports
+// whether anything changed and whether a read failed.
+func (t *TreeCache[T]) fetch(ctx context.Context, ids map[string]bool) (changed, failed bool) {
+	var ch, fl atomic.Bool
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(t.fetchSize)
 	for id := range ids {
 		g.Go(func() error {
-			if t.fetchOne(gctx, id) {
-				changed.Store(true)
+			c, err := t.fetchOne(gctx, id)
+			if c {
+				ch.Store(true)
+			}
+			if err {
+				fl.Store(true)
 			}
 			return nil
 		})
 	}
 	_ = g.Wait()
-	return changed.Load()
+	return ch.Load(), fl.Load()
 }
 
-func (t *TreeCache[T]) fetchOne(ctx context.Context, id string) bool {
+func (t *TreeCache[T]) fetchOne(ctx context.Context, id string) (changed, failed bool) {
 	p := t.root + "/" + id
 	data, st, _, err := t.c.GetW(ctx, p)
 	t.mu.Lock()
@@ -292,17 +299,17 @@ func (t *TreeCache[T]) fetchOne(ctx context.Context, id string) bool {
 		if _, ok := t.items[id]; ok {
 			delete(t.items, id)
 			delete(t.vers, id)
-			return true
+			return true, false
 		}
-		return false
+		return false, false
 	}
 	if err != nil {
 		t.log.Warn("reading child failed", "path", p, "error", err)
-		return false
+		return false, true
 	}
 	t.watched[id] = true
 	if v, ok := t.vers[id]; ok && st.Version < v {
-		return false // a stale read raced a newer one
+		return false, false // a stale read raced a newer one
 	}
 	item, err := t.decode(id, data)
 	if err != nil {
@@ -315,13 +322,13 @@ func (t *TreeCache[T]) fetchOne(ctx context.Context, id string) bool {
 			}
 			t.bad[id] = st.Version
 		}
-		return had
+		return had, false
 	}
 	delete(t.bad, id)
 	setVersion(item, st.Version)
 	t.items[id] = item
 	t.vers[id] = st.Version
-	return true
+	return true, false
 }
 
 func setVersion(item any, v int32) {
@@ -362,7 +369,9 @@ func (t *TreeCache[T]) resync(ctx context.Context) error {
 	for _, id := range ids {
 		fetch[id] = true
 	}
-	t.fetch(ctx, fetch)
+	if _, failed := t.fetch(ctx, fetch); failed {
+		return errors.New("some children could not be read")
+	}
 	t.notify()
 	return nil
 }
