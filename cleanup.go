@@ -19,7 +19,7 @@ const (
 
 // initOrphanAge is how long an unlocked init node may exist before it is
 // considered abandoned (it is normally locked right after its creation).
-const initOrphanAge = 300 * time.Second
+const initOrphanAge = 30 * time.Second
 
 // cleanupState is what the cleanup workers keep between passes.
 type cleanupState struct {

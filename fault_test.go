@@ -102,7 +102,7 @@ func burst(t *testing.T, ctx context.Context, zk *zkclient.Client, n int, label 
 func noLeaks(t *testing.T, ctx context.Context, l *nodepool.Launcher, zk *zkclient.Client, cloud, provider string) {
 	t.Helper()
 	var last string
-	ok := assertEventually(60*time.Second, func() bool {
+	ok := assertEventually(90*time.Second, func() bool {
 		l.CleanupPass(ctx)
 		nodes, err := zk.Nodes(ctx, nil)
 		if err != nil {

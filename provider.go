@@ -45,6 +45,7 @@ type provider struct {
 	pendingNew map[string]pendingNode // created nodes not yet seen by the cache
 	static     staticState
 	staticDone chan struct{}
+	launchMu   sync.Mutex // serializes quota check + node creation
 }
 
 func newProvider(l *Launcher, cfg *driver.ProviderConfig, ad driver.Adapter, log *slog.Logger) *provider {
@@ -339,30 +340,37 @@ func (p *provider) pendingNodes() []*Node {
 
 // usage sums the needs of every node of this provider (and pool, when
 // given) in any state, including created nodes the cache has not seen.
+// Nodes are counted per (pool, label) and each need is looked up once.
 func (p *provider) usage(ctx context.Context, pool string) quota.Resources {
-	total := quota.Zero()
+	type key struct{ pool, label string }
+	counts := map[key]int{}
+	unknown := 0
 	seen := map[string]bool{}
-	add := func(n *Node) {
+	count := func(n *Node) {
 		if n.Provider != p.cfg.Name || (pool != "" && n.Pool != pool) || len(n.Type) == 0 {
 			return
 		}
 		pc := p.cfg.Pool(n.Pool)
 		if pc == nil || pc.Label(n.Type[0]) == nil {
-			// Unknown pool or label: count an instance so limits hold.
-			total.Add(quota.New(0, 1, 0, 0, nil))
+			unknown++ // unknown pool or label: count an instance so limits hold
 			return
 		}
-		total.Add(p.labelNeed(ctx, pc, n.Type[0]))
+		counts[key{n.Pool, n.Type[0]}]++
 	}
 	for _, n := range p.pendingNodes() {
 		seen[n.ID] = true
-		add(n)
+		count(n)
 	}
 	for _, n := range p.l.nodes.List() {
 		if !seen[n.ID] {
-			add(n)
+			count(n)
 		}
 	}
+	total := quota.Zero()
+	for k, c := range counts {
+		total.AddN(p.labelNeed(ctx, p.cfg.Pool(k.pool), k.label), float64(c))
+	}
+	total.AddN(quota.New(0, 1, 0, 0, nil), float64(unknown))
 	return total
 }
 

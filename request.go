@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -264,6 +265,9 @@ func (w *poolWorker) assign(ctx context.Context) {
 	myPrio := cfg.EffectivePriority(w.pool)
 	labelQuota := w.provider.labelQuota()
 	start := time.Now()
+	var g errgroup.Group
+	g.SetLimit(32)
+	var taken []*takenSlot
 	for _, r := range reqs {
 		if ctx.Err() != nil {
 			return
@@ -328,46 +332,105 @@ func (w *poolWorker) assign(ctx context.Context) {
 			w.explainf(r.ID, zkclient.ExplainDeferred, fmt.Sprintf("provider max-concurrency %d reached", cfg.MaxConcurrency))
 			continue
 		}
-		lock := w.l.zk.RequestLock(r.ID)
-		if reason != "" {
-			got, err := lock.TryAcquire(ctx)
-			if err != nil || !got {
-				continue
-			}
-			fresh, err := w.l.zk.GetRequest(ctx, r.ID)
-			if err != nil || fresh.State != zkclient.RequestRequested || fresh.DeclinedByID(w.id) {
-				_ = lock.Release(ctx)
-				continue
-			}
-			h.req, h.lock = fresh, lock
-			h.decline(ctx, reason)
-			continue
-		}
-		// Accept: take the lock and write "pending" in one transaction,
-		// conditional on the request being exactly the version we decided
-		// on (this replaces upstream's re-read after locking).
-		accepted := r.Clone()
-		accepted.State = zkclient.RequestPending
-		accepted.StateTime = unixNow(w.l.now())
-		got, err := lock.TryAcquireWith(ctx, zkclient.SetOp{Path: zkclient.RequestPath(r.ID), Data: accepted.AppendJSON(nil), Version: r.Version})
-		if err != nil || !got {
-			continue
-		}
-		accepted.Version = r.Version + 1
-		h.req, h.lock, h.accepted = accepted, lock, true
-		w.mu.Lock()
-		w.active = append(w.active, h)
-		w.mu.Unlock()
-		w.explainf(h.req.ID, zkclient.ExplainHandling, "accepted; launching or reusing nodes")
-		h.fill(ctx)
-		for _, hn := range h.nodes {
-			for _, t := range hn.node.Type {
-				if _, ok := labelQuota[t]; ok {
-					labelQuota[t]--
+		if labelQuota != nil {
+			// Registered hosts: accept one at a time, keeping the quota exact.
+			w.accept(ctx, r, h, reason)
+			for _, hn := range h.nodes {
+				for _, t := range hn.node.Type {
+					if _, ok := labelQuota[t]; ok {
+						labelQuota[t]--
+					}
 				}
 			}
+			continue
+		}
+		// Taking requests costs round trips to ZooKeeper: overlap them,
+		// then fill the accepted ones in priority order (below).
+		slot := &takenSlot{}
+		taken = append(taken, slot)
+		g.Go(func() error {
+			if w.take(ctx, r, h, reason) {
+				slot.h = h // read after g.Wait
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	var filled []*handler
+	for _, slot := range taken {
+		if h := slot.h; h != nil {
+			h.deferLocks = true
+			h.fill(ctx)
+			h.deferLocks = false
+			filled = append(filled, h)
 		}
 	}
+	var lg errgroup.Group
+	lg.SetLimit(32)
+	for _, h := range filled {
+		lg.Go(func() error {
+			h.lockCreated(ctx)
+			return nil
+		})
+	}
+	_ = lg.Wait()
+	w.mu.Lock()
+	w.active = append(w.active, filled...)
+	w.mu.Unlock()
+}
+
+// takenSlot receives a request accepted by a concurrent take.
+type takenSlot struct{ h *handler }
+
+// accept locks the request and declines it (reason set) or takes it on
+// and fills it.
+func (w *poolWorker) accept(ctx context.Context, r *NodeRequest, h *handler, reason string) {
+	if w.take(ctx, r, h, reason) {
+		w.fillAccepted(ctx, h)
+	}
+}
+
+// take locks the request and declines it (reason set, false) or marks it
+// pending (true).
+func (w *poolWorker) take(ctx context.Context, r *NodeRequest, h *handler, reason string) bool {
+	lock := w.l.zk.RequestLock(r.ID)
+	if reason != "" {
+		got, err := lock.TryAcquire(ctx)
+		if err != nil || !got {
+			return false
+		}
+		fresh, err := w.l.zk.GetRequest(ctx, r.ID)
+		if err != nil || fresh.State != zkclient.RequestRequested || fresh.DeclinedByID(w.id) {
+			_ = lock.Release(ctx)
+			return false
+		}
+		h.req, h.lock = fresh, lock
+		h.decline(ctx, reason)
+		return false
+	}
+	// Take the lock and write "pending" in one transaction, conditional
+	// on the request being exactly the version we decided on (this
+	// replaces upstream's re-read after locking).
+	accepted := r.Clone()
+	accepted.State = zkclient.RequestPending
+	accepted.StateTime = unixNow(w.l.now())
+	got, err := lock.TryAcquireWith(ctx, zkclient.SetOp{Path: zkclient.RequestPath(r.ID), Data: accepted.AppendJSON(nil), Version: r.Version})
+	if err != nil || !got {
+		return false
+	}
+	accepted.Version = r.Version + 1
+	h.req, h.lock, h.accepted = accepted, lock, true
+	w.explainf(h.req.ID, zkclient.ExplainHandling, "accepted; launching or reusing nodes")
+	return true
+}
+
+// fillAccepted fills a just-accepted handler and makes it visible to
+// poll and the paused retries.
+func (w *poolWorker) fillAccepted(ctx context.Context, h *handler) {
+	h.fill(ctx)
+	w.mu.Lock()
+	w.active = append(w.active, h)
+	w.mu.Unlock()
 }
 
 // shortLabel returns a requested label with no ready node left in the
@@ -422,11 +485,20 @@ func (w *poolWorker) poll(ctx context.Context) {
 	hs := append([]*handler(nil), w.active...)
 	w.mu.Unlock()
 	var keep []*handler
+	var keepMu sync.Mutex
+	var g errgroup.Group
+	g.SetLimit(32)
 	for _, h := range hs {
-		if !h.poll(ctx) {
-			keep = append(keep, h)
-		}
+		g.Go(func() error {
+			if !h.poll(ctx) {
+				keepMu.Lock()
+				keep = append(keep, h)
+				keepMu.Unlock()
+			}
+			return nil
+		})
 	}
+	_ = g.Wait()
 	w.mu.Lock()
 	// Keep handlers added meanwhile.
 	var added []*handler
@@ -500,6 +572,10 @@ type handler struct {
 	az     string
 	// accepted is set when the request was already stored as pending.
 	accepted bool
+	// toLock holds created nodes not locked yet; deferLocks leaves locking
+	// them to the caller.
+	toLock     []pendingLock
+	deferLocks bool
 }
 
 type handlerNode struct {
@@ -622,6 +698,9 @@ func (h *handler) needed() []string {
 	for _, n := range h.nodes {
 		have[n.label]++
 	}
+	for _, pl := range h.toLock {
+		have[pl.label]++
+	}
 	var out []string
 	for _, t := range h.req.NodeTypes {
 		if have[t] > 0 {
@@ -634,7 +713,56 @@ func (h *handler) needed() []string {
 }
 
 // fill reuses ready nodes or launches new ones for each needed label.
+// fill reuses or launches nodes for every needed label, then locks the
+// new nodes (unless the caller locks them, for several handlers at once).
 func (h *handler) fill(ctx context.Context) {
+	h.fillLabels(ctx)
+	if !h.deferLocks {
+		h.lockCreated(ctx)
+	}
+}
+
+type pendingLock struct {
+	n     *Node
+	label string
+}
+
+// lockCreated locks the nodes created by fillLabels and starts their
+// launches; new nodes of a handler that gave up meanwhile are orphaned
+// (deleted by the cleanup).
+func (h *handler) lockCreated(ctx context.Context) {
+	pending := h.toLock
+	h.toLock = nil
+	for i, pl := range pending {
+		if h.done {
+			h.pw.l.orphanInit(pl.n.ID)
+			continue
+		}
+		err := h.lockNewNode(ctx, pl.n, pl.label)
+		if err == nil {
+			continue
+		}
+		for _, rest := range pending[i+1:] {
+			h.pw.l.orphanInit(rest.n.ID)
+		}
+		switch {
+		case errors.Is(err, zkclient.ErrLockLost):
+			h.forget()
+		case zkclient.IsConnectionError(err) || ctx.Err() != nil:
+			h.log.Warn("ZooKeeper unavailable while launching; will retry", "error", err)
+			h.paused = true
+			h.pw.explainf(h.req.ID, zkclient.ExplainPaused, "ZooKeeper unavailable; retrying")
+		default:
+			h.log.Error("launching node failed", "error", err)
+			h.decline(ctx, "error launching node: "+err.Error())
+		}
+		return
+	}
+}
+
+// fillLabels reuses ready nodes or creates node records for each needed
+// label; the created ones wait in toLock.
+func (h *handler) fillLabels(ctx context.Context) {
 	pw := h.pw
 	l := pw.l
 	p := pw.provider
@@ -644,7 +772,12 @@ func (h *handler) fill(ctx context.Context) {
 			continue
 		}
 		var atQuota verdict
+		var created *Node
 		err := p.coordinate(ctx, func() error {
+			// Checking quota and creating the node record are serialized
+			// per provider; locking the new node happens outside.
+			p.launchMu.Lock()
+			defer p.launchMu.Unlock()
 			v, err := p.hasRemainingQuota(ctx, pw.pool, label)
 			if err != nil {
 				return err
@@ -653,8 +786,12 @@ func (h *handler) fill(ctx context.Context) {
 				atQuota = v
 				return nil
 			}
-			return h.launch(ctx, label)
+			created, err = h.createNode(ctx, label)
+			return err
 		})
+		if err == nil && created != nil {
+			h.toLock = append(h.toLock, pendingLock{created, label})
+		}
 		if err != nil {
 			if errors.Is(err, zkclient.ErrLockLost) {
 				h.forget()
@@ -737,8 +874,8 @@ func (h *handler) reuse(ctx context.Context, label string) bool {
 	return false
 }
 
-// launch creates a node record (init → locked → building) and starts it.
-func (h *handler) launch(ctx context.Context, label string) error {
+// createNode stores a new node record in state init for label.
+func (h *handler) createNode(ctx context.Context, label string) (*Node, error) {
 	pw := h.pw
 	l := pw.l
 	p := pw.provider
@@ -755,12 +892,19 @@ func (h *handler) launch(ctx context.Context, label string) error {
 		TenantName: h.req.TenantName, Requestor: h.req.Requestor, Attributes: attrs, AZ: h.az}
 	n.SetPort(22)
 	if _, err := l.zk.CreateNode(ctx, n); err != nil {
-		return err
+		return nil, err
 	}
 	p.notePending(n)
-	// Lock the new node and write it "building", with its image and
-	// connection settings, in one transaction.
-	nl := &nodeLaunch{h: h, p: p, node: n, label: pw.pool.Label(label), az: h.az}
+	return n, nil
+}
+
+// lockNewNode locks a new node and writes it "building", with its image
+// and connection settings, in one transaction, then starts its launch.
+func (h *handler) lockNewNode(ctx context.Context, n *Node, label string) error {
+	pw := h.pw
+	l := pw.l
+	p := pw.provider
+	nl := &nodeLaunch{h: h, p: p, label: pw.pool.Label(label), az: h.az}
 	building := n.Clone()
 	building.State = zkclient.NodeBuilding
 	building.StateTime = unixNow(l.now())

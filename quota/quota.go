@@ -109,6 +109,18 @@ func (r Resources) Clone() Resources { return FromMap(r.m, r.def) }
 // and resources b lacks count as b's default.
 func (r *Resources) Add(b Resources) { r.combine(b, 1) }
 
+// AddN adds n times b to r (the rules of Add).
+func (r *Resources) AddN(b Resources, n float64) {
+	if n == 0 {
+		return
+	}
+	scaled := Resources{m: make(map[string]float64, len(b.m)), def: b.def * n}
+	for k, v := range b.m {
+		scaled.m[k] = v * n
+	}
+	r.combine(scaled, 1)
+}
+
 // Sub subtracts b from r with the same rules as Add.
 func (r *Resources) Sub(b Resources) { r.combine(b, -1) }
 

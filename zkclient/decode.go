@@ -37,32 +37,16 @@ func eachMember(data []byte, fn func(key string, raw json.RawMessage) error) err
 	if len(data) > MaxPayload {
 		return fmt.Errorf("payload of %d bytes exceeds %d", len(data), MaxPayload)
 	}
-	dec := json.NewDecoder(bytes.NewReader(pyjson.Sanitize(data)))
-	tok, err := dec.Token()
-	if err != nil {
-		return fmt.Errorf("invalid JSON: %w", err)
+	data = pyjson.Sanitize(data)
+	if !json.Valid(data) {
+		return fmt.Errorf("invalid JSON: %s", truncate(data))
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return fmt.Errorf("expected a JSON object, got %v", tok)
-	}
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			return fmt.Errorf("invalid JSON: %w", err)
-		}
-		key, _ := kt.(string)
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return fmt.Errorf("invalid JSON at key %q: %w", key, err)
-		}
+	return pyjson.ForEachMember(data, func(key string, raw []byte) error {
 		if err := fn(key, raw); err != nil {
 			return fmt.Errorf("key %q: %w", key, err)
 		}
-	}
-	if _, err := dec.Token(); err != nil {
-		return fmt.Errorf("invalid JSON: %w", err)
-	}
-	return nil
+		return nil
+	})
 }
 
 func isNull(raw json.RawMessage) bool {
@@ -78,7 +62,12 @@ func str(raw json.RawMessage, dst *string) error {
 	if raw[0] != '"' {
 		return fmt.Errorf("expected string, got %s", truncate(raw))
 	}
-	return json.Unmarshal(raw, dst)
+	v, err := pyjson.UnquoteString(raw)
+	if err != nil {
+		return err
+	}
+	*dst = v
+	return nil
 }
 
 // num reads a number-or-null; null reads as 0. Numeric strings are accepted.
@@ -175,7 +164,7 @@ func boolean(raw json.RawMessage, dst *bool, def bool) error {
 }
 
 func rawValue(raw json.RawMessage) json.RawMessage {
-	if isNull(raw) {
+	if isNull(raw) || !json.Valid(raw) {
 		return nil
 	}
 	return append(json.RawMessage(nil), raw...)

@@ -7,8 +7,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"math"
 	"sort"
 	"strconv"
@@ -253,79 +251,49 @@ func appendU(dst []byte, r rune) []byte {
 // AppendRaw re-emits the JSON value raw in Python style, keeping key order
 // and number literals.
 func AppendRaw(dst []byte, raw []byte) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(Sanitize(raw)))
-	dec.UseNumber()
-	out, err := appendValue(dst, dec)
-	if err != nil {
-		return dst, err
+	raw = Sanitize(raw)
+	if !json.Valid(raw) {
+		return dst, errors.New("pyjson: invalid JSON value")
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return dst, errors.New("pyjson: trailing data after JSON value")
-	}
-	return out, nil
-}
-
-func appendValue(dst []byte, dec *json.Decoder) ([]byte, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return dst, err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			dst = append(dst, '{')
-			for i := 0; dec.More(); i++ {
-				if i > 0 {
-					dst = append(dst, ", "...)
-				}
-				k, err := dec.Token()
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; c {
+		case ' ', '\n', '\t', '\r':
+		case ',':
+			dst = append(dst, ", "...)
+		case ':':
+			dst = append(dst, ": "...)
+		case '"':
+			end, err := skipString(raw, i)
+			if err != nil {
+				return dst, err
+			}
+			q := raw[i:end]
+			if plainASCII(q) {
+				dst = append(dst, q...)
+			} else {
+				str, err := unquote(q)
 				if err != nil {
 					return dst, err
 				}
-				ks, ok := k.(string)
-				if !ok {
-					return dst, fmt.Errorf("pyjson: object key %v is not a string", k)
-				}
-				dst = AppendString(dst, ks)
-				dst = append(dst, ": "...)
-				if dst, err = appendValue(dst, dec); err != nil {
-					return dst, err
-				}
+				dst = AppendString(dst, str)
 			}
-			if _, err := dec.Token(); err != nil {
-				return dst, err
-			}
-			return append(dst, '}'), nil
-		case '[':
-			dst = append(dst, '[')
-			for i := 0; dec.More(); i++ {
-				if i > 0 {
-					dst = append(dst, ", "...)
-				}
-				if dst, err = appendValue(dst, dec); err != nil {
-					return dst, err
-				}
-			}
-			if _, err := dec.Token(); err != nil {
-				return dst, err
-			}
-			return append(dst, ']'), nil
+			i = end - 1
+		default:
+			dst = append(dst, c)
 		}
-		return dst, fmt.Errorf("pyjson: unexpected %v", t)
-	case string:
-		return AppendString(dst, t), nil
-	case json.Number:
-		return append(dst, t...), nil
-	case bool:
-		if t {
-			return append(dst, "true"...), nil
-		}
-		return append(dst, "false"...), nil
-	case nil:
-		return append(dst, "null"...), nil
 	}
-	return dst, fmt.Errorf("pyjson: unexpected token %v", tok)
+	return dst, nil
+}
+
+// plainASCII reports whether a string literal is already in Python's form:
+// printable ASCII without escapes.
+func plainASCII(q []byte) bool {
+	for _, c := range q[1 : len(q)-1] {
+		if c == '\\' || c < 0x20 || c >= 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // Marshal encodes a Go value (maps, slices, strings, numbers, booleans, nil,
