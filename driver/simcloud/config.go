@@ -261,8 +261,8 @@ func parseLabel(ls *driver.Section, p *driver.ProviderConfig, pool *driver.PoolC
 			break
 		}
 		l.Diskimage = di
-		l.Username = "zuul"
-		l.PythonPath = "auto"
+		// Username, python-path and shell-type come from the top-level
+		// diskimage (the configuration loader fills them in).
 		l.ConnectionType = d.ConnectionType
 		l.ConnectionPort = d.ConnectionPort
 	default:
