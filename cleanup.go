@@ -19,7 +19,7 @@ const (
 
 // initOrphanAge is how long an unlocked init node may exist before it is
 // considered abandoned (it is normally locked right after its creation).
-const initOrphanAge = 30 * time.Second
+const initOrphanAge = 60 * time.Second
 
 // cleanupState is what the cleanup workers keep between passes.
 type cleanupState struct {
@@ -146,13 +146,11 @@ func (l *Launcher) deletePass(ctx context.Context) {
 func (l *Launcher) launching(id string) bool {
 	for _, p := range l.providerNames() {
 		p.mu.Lock()
-		for nl := range p.launches {
-			if nl.node.ID == id {
-				p.mu.Unlock()
-				return true
-			}
-		}
+		_, ok := p.launchIDs[id]
 		p.mu.Unlock()
+		if ok {
+			return true
+		}
 	}
 	return false
 }

@@ -26,10 +26,11 @@ type provider struct {
 	adapter driver.Adapter
 	log     *slog.Logger
 
-	mu       sync.Mutex
-	launches map[*nodeLaunch]struct{}
-	deletes  map[string]*nodeDelete // by node id
-	wake     chan struct{}
+	mu        sync.Mutex
+	launches  map[*nodeLaunch]struct{}
+	launchIDs map[string]struct{}    // node ids of launches
+	deletes   map[string]*nodeDelete // by node id
+	wake      chan struct{}
 
 	quotaMu   sync.Mutex
 	cloudQ    *quota.Resources
@@ -46,12 +47,19 @@ type provider struct {
 	static     staticState
 	staticDone chan struct{}
 	launchMu   sync.Mutex // serializes quota check + node creation
+
+	usageMu      sync.Mutex
+	usageGen     uint64
+	usageCounts  map[usageKey]int
+	usageIDs     map[string]bool
+	usageUnknown int
 }
 
 func newProvider(l *Launcher, cfg *driver.ProviderConfig, ad driver.Adapter, log *slog.Logger) *provider {
 	return &provider{
 		l: l, cfg: cfg, adapter: ad, log: log,
 		launches:   map[*nodeLaunch]struct{}{},
+		launchIDs:  map[string]struct{}{},
 		deletes:    map[string]*nodeDelete{},
 		wake:       make(chan struct{}, 1),
 		needCache:  map[string]quota.Resources{},
@@ -122,6 +130,7 @@ func (p *provider) drain() {
 		nl.abandon()
 	}
 	p.launches = map[*nodeLaunch]struct{}{}
+	p.launchIDs = map[string]struct{}{}
 	dels := make([]*nodeDelete, 0, len(p.deletes))
 	for _, d := range p.deletes {
 		dels = append(dels, d)
@@ -157,6 +166,7 @@ func (p *provider) advanceAll(ctx context.Context) {
 			if nl.step(ctx) {
 				p.mu.Lock()
 				delete(p.launches, nl)
+				delete(p.launchIDs, nl.node.ID)
 				p.mu.Unlock()
 				nl.h.pw.kick()
 			}
@@ -180,6 +190,7 @@ func (p *provider) advanceAll(ctx context.Context) {
 func (p *provider) addLaunch(nl *nodeLaunch) {
 	p.mu.Lock()
 	p.launches[nl] = struct{}{}
+	p.launchIDs[nl.node.ID] = struct{}{}
 	p.mu.Unlock()
 	p.kick()
 }
@@ -338,39 +349,61 @@ func (p *provider) pendingNodes() []*Node {
 	return out
 }
 
+// usageKey identifies what a node of a pool and label costs.
+type usageKey struct{ pool, label string }
+
+// cachedCounts counts the cached nodes of the provider per (pool, label),
+// recomputed only when the node cache changed.
+func (p *provider) cachedCounts() (map[usageKey]int, map[string]bool, int) {
+	gen := p.l.nodes.Generation()
+	p.usageMu.Lock()
+	defer p.usageMu.Unlock()
+	if p.usageCounts != nil && p.usageGen == gen {
+		return p.usageCounts, p.usageIDs, p.usageUnknown
+	}
+	counts := map[usageKey]int{}
+	ids := map[string]bool{}
+	unknown := 0
+	for _, n := range p.l.nodes.List() {
+		if n.Provider != p.cfg.Name || len(n.Type) == 0 {
+			continue
+		}
+		ids[n.ID] = true
+		pc := p.cfg.Pool(n.Pool)
+		if pc == nil || pc.Label(n.Type[0]) == nil {
+			unknown++
+			continue
+		}
+		counts[usageKey{n.Pool, n.Type[0]}]++
+	}
+	p.usageCounts, p.usageIDs, p.usageUnknown, p.usageGen = counts, ids, unknown, gen
+	return counts, ids, unknown
+}
+
 // usage sums the needs of every node of this provider (and pool, when
 // given) in any state, including created nodes the cache has not seen.
 // Nodes are counted per (pool, label) and each need is looked up once.
 func (p *provider) usage(ctx context.Context, pool string) quota.Resources {
-	type key struct{ pool, label string }
-	counts := map[key]int{}
-	unknown := 0
-	seen := map[string]bool{}
-	count := func(n *Node) {
-		if n.Provider != p.cfg.Name || (pool != "" && n.Pool != pool) || len(n.Type) == 0 {
-			return
-		}
-		pc := p.cfg.Pool(n.Pool)
-		if pc == nil || pc.Label(n.Type[0]) == nil {
-			unknown++ // unknown pool or label: count an instance so limits hold
-			return
-		}
-		counts[key{n.Pool, n.Type[0]}]++
-	}
+	counts, ids, unknown := p.cachedCounts()
+	extra := map[usageKey]int{}
 	for _, n := range p.pendingNodes() {
-		seen[n.ID] = true
-		count(n)
-	}
-	for _, n := range p.l.nodes.List() {
-		if !seen[n.ID] {
-			count(n)
+		if ids[n.ID] || len(n.Type) == 0 {
+			continue
 		}
+		extra[usageKey{n.Pool, n.Type[0]}]++
 	}
 	total := quota.Zero()
-	for k, c := range counts {
-		total.AddN(p.labelNeed(ctx, p.cfg.Pool(k.pool), k.label), float64(c))
+	for _, m := range []map[usageKey]int{counts, extra} {
+		for k, c := range m {
+			if pool != "" && k.pool != pool {
+				continue
+			}
+			total.AddN(p.labelNeed(ctx, p.cfg.Pool(k.pool), k.label), float64(c))
+		}
 	}
-	total.AddN(quota.New(0, 1, 0, 0, nil), float64(unknown))
+	if pool == "" {
+		total.AddN(quota.New(0, 1, 0, 0, nil), float64(unknown))
+	}
 	return total
 }
 

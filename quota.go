@@ -3,6 +3,7 @@ package nodepool
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/quota"
@@ -91,11 +92,17 @@ func (p *provider) hasRemainingQuota(ctx context.Context, pool *driver.PoolConfi
 		if err != nil {
 			return verdict{}, err
 		}
-		if v := check(q, p.usage(ctx, ""), n, func(r string) string { return "cloud " + r }); !v.ok {
-			return v, nil
+		if !unlimited(q) {
+			if v := check(q, p.usage(ctx, ""), n, func(r string) string { return "cloud " + r }); !v.ok {
+				return v, nil
+			}
 		}
 	}
-	return check(pool.Limits(), p.usage(ctx, pool.Name), n, poolLimitName), nil
+	lim := pool.Limits()
+	if unlimited(lim) {
+		return okVerdict, nil // nothing to count against
+	}
+	return check(lim, p.usage(ctx, pool.Name), n, poolLimitName), nil
 }
 
 // tenantVerdict applies tenant-resource-limits to a request (quota.md §6):
@@ -140,4 +147,17 @@ func tenantLimitName(resource string) string {
 		return "max-volume-gb"
 	}
 	return resource
+}
+
+// unlimited reports whether a limit is infinite for every resource.
+func unlimited(r quota.Resources) bool {
+	if !math.IsInf(r.Default(), 1) {
+		return false
+	}
+	for _, k := range r.Names() {
+		if !math.IsInf(r.Get(k), 1) {
+			return false
+		}
+	}
+	return true
 }

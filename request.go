@@ -356,27 +356,36 @@ func (w *poolWorker) assign(ctx context.Context) {
 		})
 	}
 	_ = g.Wait()
-	var filled []*handler
+	// Fill in priority order, a batch at a time, locking each batch's new
+	// nodes concurrently (so no node stays in init for long).
+	var batch []*handler
+	flush := func() {
+		var lg errgroup.Group
+		lg.SetLimit(32)
+		for _, h := range batch {
+			lg.Go(func() error {
+				h.lockCreated(ctx)
+				return nil
+			})
+		}
+		_ = lg.Wait()
+		w.mu.Lock()
+		w.active = append(w.active, batch...)
+		w.mu.Unlock()
+		batch = nil
+	}
 	for _, slot := range taken {
 		if h := slot.h; h != nil {
 			h.deferLocks = true
 			h.fill(ctx)
 			h.deferLocks = false
-			filled = append(filled, h)
+			batch = append(batch, h)
+			if len(batch) == 64 {
+				flush()
+			}
 		}
 	}
-	var lg errgroup.Group
-	lg.SetLimit(32)
-	for _, h := range filled {
-		lg.Go(func() error {
-			h.lockCreated(ctx)
-			return nil
-		})
-	}
-	_ = lg.Wait()
-	w.mu.Lock()
-	w.active = append(w.active, filled...)
-	w.mu.Unlock()
+	flush()
 }
 
 // takenSlot receives a request accepted by a concurrent take.

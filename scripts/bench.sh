@@ -78,8 +78,14 @@ done
 if [ $# -eq 0 ]; then
   chroot=/bench-$stamp-minready
   start_launcher "$chroot" 18005 1000 minready
-  bin/nodepool-bench -zk "$zk" -chroot "$chroot" -wait-ready 1000 -n 0 >/dev/null 2>&1 || true
-  run "1000 requests with 1,000 min-ready nodes waiting" "$chroot" "${pids[0]}" http://127.0.0.1:18005/metrics -n 1000 -wait-ready 1000
+  for _ in $(seq 1 600); do
+    ready=$( (exec 3<>/dev/tcp/127.0.0.1/18005 && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3) 2>/dev/null |
+      awk '/^nodepool_nodes\{state="ready"\}/ {print int($2)}')
+    [ "${ready:-0}" -ge 1000 ] && break
+    sleep 0.5
+  done
+  echo "min-ready: ${ready:-0} ready nodes waiting"
+  run "1000 requests with 1,000 min-ready nodes waiting" "$chroot" "${pids[0]}" http://127.0.0.1:18005/metrics -n 1000
   stop_launchers
 
   chroot=/bench-$stamp-two

@@ -41,6 +41,7 @@ type TreeCache[T any] struct {
 	synced    chan struct{}
 	syncOnce  sync.Once
 	fetchSize int
+	gen       atomic.Uint64
 }
 
 // NewNodeCache returns a cache of /nodepool/nodes.
@@ -77,7 +78,11 @@ func (t *TreeCache[T]) Subscribe() <-chan struct{} {
 	return ch
 }
 
+// Generation returns a number that changes whenever the cache changed.
+func (t *TreeCache[T]) Generation() uint64 { return t.gen.Load() }
+
 func (t *TreeCache[T]) notify() {
+	t.gen.Add(1)
 	t.subsMu.Lock()
 	defer t.subsMu.Unlock()
 	for _, s := range t.subs {
