@@ -50,6 +50,7 @@ type provider struct {
 
 	usageMu      sync.Mutex
 	usageGen     uint64
+	usageAt      time.Time
 	usageCounts  map[usageKey]int
 	usageIDs     map[string]bool
 	usageUnknown int
@@ -352,13 +353,17 @@ func (p *provider) pendingNodes() []*Node {
 // usageKey identifies what a node of a pool and label costs.
 type usageKey struct{ pool, label string }
 
-// cachedCounts counts the cached nodes of the provider per (pool, label),
-// recomputed only when the node cache changed.
+// countsMaxAge bounds how stale the per-label node counts may be: they are
+// recomputed from the cache at most this often during bursts; nodes this
+// launcher created meanwhile are counted from the pending set instead.
+const countsMaxAge = 250 * time.Millisecond
+
+// cachedCounts counts the cached nodes of the provider per (pool, label).
 func (p *provider) cachedCounts() (map[usageKey]int, map[string]bool, int) {
 	gen := p.l.nodes.Generation()
 	p.usageMu.Lock()
 	defer p.usageMu.Unlock()
-	if p.usageCounts != nil && p.usageGen == gen {
+	if p.usageCounts != nil && (p.usageGen == gen || time.Since(p.usageAt) < countsMaxAge) {
 		return p.usageCounts, p.usageIDs, p.usageUnknown
 	}
 	counts := map[usageKey]int{}
@@ -376,22 +381,27 @@ func (p *provider) cachedCounts() (map[usageKey]int, map[string]bool, int) {
 		}
 		counts[usageKey{n.Pool, n.Type[0]}]++
 	}
-	p.usageCounts, p.usageIDs, p.usageUnknown, p.usageGen = counts, ids, unknown, gen
+	p.usageCounts, p.usageIDs, p.usageUnknown, p.usageGen, p.usageAt = counts, ids, unknown, gen, time.Now()
 	return counts, ids, unknown
 }
 
 // usage sums the needs of every node of this provider (and pool, when
-// given) in any state, including created nodes the cache has not seen.
-// Nodes are counted per (pool, label) and each need is looked up once.
+// given) in any state: the cached nodes (counted per label) plus the nodes
+// this launcher created that the counts do not include yet.
 func (p *provider) usage(ctx context.Context, pool string) quota.Resources {
 	counts, ids, unknown := p.cachedCounts()
 	extra := map[usageKey]int{}
-	for _, n := range p.pendingNodes() {
-		if ids[n.ID] || len(n.Type) == 0 {
+	p.pendingMu.Lock()
+	for id, pn := range p.pendingNew {
+		if ids[id] || time.Since(pn.at) > pendingTTL {
+			delete(p.pendingNew, id) // counted by the snapshot, or long gone
 			continue
 		}
-		extra[usageKey{n.Pool, n.Type[0]}]++
+		if len(pn.n.Type) > 0 {
+			extra[usageKey{pn.n.Pool, pn.n.Type[0]}]++
+		}
 	}
+	p.pendingMu.Unlock()
 	total := quota.Zero()
 	for _, m := range []map[usageKey]int{counts, extra} {
 		for k, c := range m {
@@ -499,6 +509,10 @@ func (p *provider) coordinate(ctx context.Context, fn func() error) error {
 	if err != nil {
 		return err
 	}
+	// Count from the cache as it is now, not from a throttled snapshot.
+	p.usageMu.Lock()
+	p.usageCounts = nil
+	p.usageMu.Unlock()
 	for _, id := range ids {
 		if _, ok := p.l.nodes.Get(id); ok {
 			continue
