@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,36 +17,10 @@ import (
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
-var (
-	cliBinOnce sync.Once
-	cliBin     string
-	cliBinErr  error
-)
-
-// buildCLI compiles cmd/nodepool once per test run.
-func buildCLI(t *testing.T) string {
-	t.Helper()
-	cliBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nodepool-cli-bin")
-		if err != nil {
-			cliBinErr = err
-			return
-		}
-		cliBin = filepath.Join(dir, "nodepool")
-		out, err := exec.Command("go", "build", "-o", cliBin, "./cmd/nodepool").CombinedOutput()
-		if err != nil {
-			cliBinErr = err
-			t.Logf("%s", out)
-		}
-	})
-	require.NoError(t, cliBinErr)
-	return cliBin
-}
-
 // TestCLIAgainstRunningLauncher: hold, delete and erase change ZooKeeper
 // as the spec says while a launcher runs, and the launcher acts on it.
 func TestCLIAgainstRunningLauncher(t *testing.T) {
-	bin := buildCLI(t)
+	bin := buildBinary(t, "./cmd/nodepool")
 	zk, chroot := zktest.Connect(t)
 	cloud := "cloud-" + chroot[1:]
 	host, port, err := net.SplitHostPort(zktest.Hosts()[0])

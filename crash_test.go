@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,32 +17,6 @@ import (
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
-
-var (
-	launcherBinOnce sync.Once
-	launcherBin     string
-	launcherBinErr  error
-)
-
-// buildLauncher compiles cmd/nodepool-launcher once per test run.
-func buildLauncher(t *testing.T) string {
-	t.Helper()
-	launcherBinOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nodepool-launcher-bin")
-		if err != nil {
-			launcherBinErr = err
-			return
-		}
-		launcherBin = filepath.Join(dir, "nodepool-launcher")
-		out, err := exec.Command("go", "build", "-o", launcherBin, "./cmd/nodepool-launcher").CombinedOutput()
-		if err != nil {
-			launcherBinErr = err
-			t.Logf("%s", out)
-		}
-	})
-	require.NoError(t, launcherBinErr)
-	return launcherBin
-}
 
 type simState struct {
 	Servers []struct {
@@ -66,7 +39,7 @@ func readSimState(t *testing.T, path string) simState {
 // node is booting, starts a new one, and checks the request is served and
 // no instance is left without a node record.
 func TestLauncherKilledMidLaunch(t *testing.T) {
-	bin := buildLauncher(t)
+	bin := buildBinary(t, "./cmd/nodepool-launcher")
 	zk, chroot := zktest.Connect(t)
 	host, port, err := net.SplitHostPort(zktest.Hosts()[0])
 	require.NoError(t, err)

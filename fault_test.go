@@ -21,14 +21,15 @@ import (
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
-// startLauncherWith runs a launcher on the given ZooKeeper client.
+// startLauncherWith runs a launcher on the given ZooKeeper client; it
+// stops when the test ends.
 func startLauncherWith(t *testing.T, zk *zkclient.Client, yaml string, opts ...nodepool.Option) *nodepool.Launcher {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "nodepool.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
 	cfg, err := nodepool.LoadConfig(path, "")
 	require.NoError(t, err)
-	opts = append([]nodepool.Option{nodepool.WithZooKeeper(zk), nodepool.WithHostname("fault-" + t.Name())}, opts...)
+	opts = append([]nodepool.Option{nodepool.WithZooKeeper(zk), nodepool.WithHostname("test-" + t.Name())}, opts...)
 	l, err := nodepool.NewLauncher(cfg, opts...)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -37,7 +38,8 @@ func startLauncherWith(t *testing.T, zk *zkclient.Client, yaml string, opts ...n
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			require.NoError(t, err)
 		case <-time.After(30 * time.Second):
 			t.Error("launcher did not stop")
 		}

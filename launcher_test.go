@@ -2,8 +2,6 @@ package nodepool_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -21,27 +19,7 @@ import (
 // ZooKeeper session in chroot; the launcher stops when the test ends.
 func startLauncher(t *testing.T, chroot, yaml string) *nodepool.Launcher {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "nodepool.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
-	cfg, err := nodepool.LoadConfig(path, "")
-	require.NoError(t, err)
-	zk := zktest.ConnectChroot(t, chroot)
-	l, err := nodepool.NewLauncher(cfg, nodepool.WithZooKeeper(zk), nodepool.WithHostname("test-"+t.Name()))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("launcher did not stop")
-		}
-	})
-	require.Eventually(t, l.Ready, 20*time.Second, 20*time.Millisecond)
-	return l
+	return startLauncherWith(t, zktest.ConnectChroot(t, chroot), yaml)
 }
 
 const simConfig = `
