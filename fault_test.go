@@ -371,3 +371,35 @@ func TestThreeLaunchersBurst(t *testing.T) {
 	wg.Wait()
 	require.LessOrEqual(t, peak, 15)
 }
+
+// TestZooKeeperRestartUnderLoad stops the ZooKeeper server process and
+// starts it again while 300 requests are in flight.
+func TestZooKeeperRestartUnderLoad(t *testing.T) {
+	srv := zktest.StartServer(t)
+	connect := func() *zkclient.Client {
+		cfg := zktest.Config("/nodepool-restart")
+		cfg.Hosts = []string{srv.Addr}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c, err := zkclient.Connect(ctx, cfg)
+		require.NoError(t, err)
+		t.Cleanup(c.Close)
+		return c
+	}
+	zk := connect()
+	cloud := "cloud-restart-" + t.Name()
+	l := startLauncherWith(t, connect(), simYAML("sim", cloud, 30), nodepool.WithCleanupInterval(time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
+	defer cancel()
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		srv.Stop()
+		time.Sleep(2 * time.Second)
+		srv.Start(t)
+	}()
+	const n = 300
+	got := burst(t, ctx, zk, n, "small")
+	require.Equal(t, n, got, "every request is fulfilled")
+	noLeaks(t, ctx, l, zk, cloud, "sim")
+	t.Logf("ZooKeeper restart: %d requests submitted, %d fulfilled", n, got)
+}

@@ -135,6 +135,13 @@ func (r *Request) Wait(ctx context.Context) (*zkclient.NodeRequest, error) {
 		if errors.Is(err, zkclient.ErrNoNode) {
 			return nil, fmt.Errorf("%w: %s", ErrRequestGone, r.ID)
 		}
+		if zkclient.IsConnectionError(err) && ctx.Err() == nil {
+			// Like Zuul's client: wait for the connection and read again.
+			if werr := r.c.WaitConnected(ctx); werr != nil {
+				return nil, werr
+			}
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
