@@ -104,3 +104,71 @@ providers:
 		t.Errorf("instance %s (node %s) leaked", s.ID, s.Metadata[driver.MetaNodeID])
 	}
 }
+
+// TestLauncherKilledMidDelete kills the launcher while it deletes a used
+// node (the cloud answers slowly), restarts it, and checks the node record
+// and the instance are both gone.
+func TestLauncherKilledMidDelete(t *testing.T) {
+	bin := buildBinary(t, "./cmd/nodepool-launcher")
+	zk, chroot := zktest.Connect(t)
+	host, port, err := net.SplitHostPort(zktest.Hosts()[0])
+	require.NoError(t, err)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "cloud.json")
+	cfgPath := filepath.Join(dir, "nodepool.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte(sprintf(`
+zookeeper-servers:
+  - host: %s
+    port: %s
+    chroot: %s
+zookeeper-timeout: 2.0
+labels:
+  - name: small
+providers:
+  - name: sim
+    driver: simcloud
+    state-file: %s
+    api-latency: 1.5
+    pools:
+      - name: main
+        max-servers: 5
+        labels:
+          - name: small
+`, host, port, chroot, state)), 0o600))
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "-c", cfgPath, "--no-webapp", "--cleanup-interval", "1s")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		require.NoError(t, cmd.Start())
+		return cmd
+	}
+	first := start()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	req, err := zuulsim.Submit(ctx, zk, []string{"small"}, zuulsim.Options{})
+	require.NoError(t, err)
+	_, err = req.Wait(ctx)
+	require.NoError(t, err)
+	ns, err := req.Accept(ctx)
+	require.NoError(t, err)
+	id := ns.Nodes[0].ID
+	require.NoError(t, ns.Return(ctx))
+	// The launcher locks the used node and starts the (slow) cloud delete.
+	require.Eventually(t, func() bool {
+		locked, _ := zk.IsLocked(ctx, zkclient.NodeLockPath(id))
+		return locked
+	}, 20*time.Second, 10*time.Millisecond)
+	require.NoError(t, first.Process.Kill())
+	_ = first.Wait()
+	_, err = zk.GetNode(ctx, id)
+	require.NoError(t, err, "killed before the node record was removed")
+
+	second := start()
+	t.Cleanup(func() {
+		_ = second.Process.Signal(os.Interrupt)
+		_ = second.Wait()
+	})
+	require.Eventually(t, func() bool {
+		_, err := zk.GetNode(ctx, id)
+		return err != nil && len(readSimState(t, state).Servers) == 0
+	}, 60*time.Second, 100*time.Millisecond, "the restarted launcher finishes the delete")
+}
