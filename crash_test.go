@@ -35,10 +35,12 @@ func readSimState(t *testing.T, path string) simState {
 	return st
 }
 
-// TestLauncherKilledMidLaunch kills the launcher process (SIGKILL) while a
-// node is booting, starts a new one, and checks the request is served and
-// no instance is left without a node record.
-func TestLauncherKilledMidLaunch(t *testing.T) {
+// launcherProcess prepares a nodepool-launcher process on a simcloud whose
+// state lives in a file (so a restarted process finds its instances); the
+// knob line configures the cloud. It returns the ZooKeeper client acting
+// as Zuul, a function starting a launcher process, and the state file.
+func launcherProcess(t *testing.T, knob string) (*zkclient.Client, func() *exec.Cmd, string) {
+	t.Helper()
 	bin := buildBinary(t, "./cmd/nodepool-launcher")
 	zk, chroot := zktest.Connect(t)
 	host, port, err := net.SplitHostPort(zktest.Hosts()[0])
@@ -58,20 +60,27 @@ providers:
   - name: sim
     driver: simcloud
     state-file: %s
-    boot-time: 3
+    %s
     pools:
       - name: main
         max-servers: 5
         labels:
           - name: small
-`, host, port, chroot, state)), 0o600))
-
+`, host, port, chroot, state, knob)), 0o600))
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "-c", cfgPath, "--no-webapp", "--cleanup-interval", "1s")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		require.NoError(t, cmd.Start())
 		return cmd
 	}
+	return zk, start, state
+}
+
+// TestLauncherKilledMidLaunch kills the launcher process (SIGKILL) while a
+// node is booting, starts a new one, and checks the request is served and
+// no instance is left without a node record.
+func TestLauncherKilledMidLaunch(t *testing.T) {
+	zk, start, state := launcherProcess(t, "boot-time: 3")
 	first := start()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -109,38 +118,7 @@ providers:
 // node (the cloud answers slowly), restarts it, and checks the node record
 // and the instance are both gone.
 func TestLauncherKilledMidDelete(t *testing.T) {
-	bin := buildBinary(t, "./cmd/nodepool-launcher")
-	zk, chroot := zktest.Connect(t)
-	host, port, err := net.SplitHostPort(zktest.Hosts()[0])
-	require.NoError(t, err)
-	dir := t.TempDir()
-	state := filepath.Join(dir, "cloud.json")
-	cfgPath := filepath.Join(dir, "nodepool.yaml")
-	require.NoError(t, os.WriteFile(cfgPath, []byte(sprintf(`
-zookeeper-servers:
-  - host: %s
-    port: %s
-    chroot: %s
-zookeeper-timeout: 2.0
-labels:
-  - name: small
-providers:
-  - name: sim
-    driver: simcloud
-    state-file: %s
-    api-latency: 1.5
-    pools:
-      - name: main
-        max-servers: 5
-        labels:
-          - name: small
-`, host, port, chroot, state)), 0o600))
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "-c", cfgPath, "--no-webapp", "--cleanup-interval", "1s")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		require.NoError(t, cmd.Start())
-		return cmd
-	}
+	zk, start, state := launcherProcess(t, "api-latency: 1.5")
 	first := start()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
