@@ -70,19 +70,26 @@ func (l *Launcher) runMinReady(ctx context.Context) {
 	if len(want) == 0 {
 		return
 	}
+	// The cache tells cheaply whether any label is short; only then are
+	// the nodes counted from ZooKeeper itself (as upstream does, so that a
+	// lagging cache never over-creates).
+	short := false
+	cached := readyCounts(l.nodes.List())
+	for _, lc := range want {
+		if cached[lc.Name] < lc.MinReady {
+			short = true
+			break
+		}
+	}
+	if !short {
+		return
+	}
 	nodes, err := l.zk.Nodes(ctx, nil)
 	if err != nil {
 		l.log.Warn("min-ready: reading nodes failed", "error", err)
 		return
 	}
-	ready := map[string]int{}
-	for _, n := range nodes {
-		if n.State == zkclient.NodeReady && n.AllocatedTo == "" {
-			for _, t := range n.Type {
-				ready[t]++
-			}
-		}
-	}
+	ready := readyCounts(nodes)
 	for _, lc := range want {
 		need := lc.MinReady - ready[lc.Name]
 		if need <= 0 || !l.labelServable(ctx, lc.Name) {
@@ -117,4 +124,17 @@ func (l *Launcher) labelServable(ctx context.Context, label string) bool {
 		}
 	}
 	return false
+}
+
+// readyCounts counts ready, unallocated nodes per label.
+func readyCounts(nodes []*Node) map[string]int {
+	ready := map[string]int{}
+	for _, n := range nodes {
+		if n.State == zkclient.NodeReady && n.AllocatedTo == "" {
+			for _, t := range n.Type {
+				ready[t]++
+			}
+		}
+	}
+	return ready
 }

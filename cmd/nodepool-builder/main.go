@@ -8,10 +8,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/builder"
 	_ "github.com/nodepool-go/nodepool/driver/simcloud"
+	"github.com/nodepool-go/nodepool/internal/daemon"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
@@ -36,18 +35,8 @@ func run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	level := slog.LevelInfo
-	if *debug {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	slog.SetDefault(log)
-
-	path, _ := filepath.Abs(*config)
-	securePath := *secure
-	if securePath != "" {
-		securePath, _ = filepath.Abs(securePath)
-	}
+	log := daemon.Logger(*debug)
+	path, securePath := daemon.ConfigPaths(*config, *secure)
 	load := func(context.Context) (*nodepool.Config, error) { return nodepool.LoadConfig(path, securePath) }
 	cfg, err := load(context.Background())
 	if err != nil {

@@ -7,18 +7,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/nodepool-go/nodepool"
 	_ "github.com/nodepool-go/nodepool/driver/simcloud"
+	"github.com/nodepool-go/nodepool/internal/daemon"
 	"github.com/nodepool-go/nodepool/internal/webapp"
 )
 
@@ -34,18 +33,8 @@ func run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	level := slog.LevelInfo
-	if *debug {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	slog.SetDefault(log)
-
-	path, _ := filepath.Abs(*config)
-	securePath := *secure
-	if securePath != "" {
-		securePath, _ = filepath.Abs(securePath)
-	}
+	log := daemon.Logger(*debug)
+	path, securePath := daemon.ConfigPaths(*config, *secure)
 	cfg, err := nodepool.LoadConfig(path, securePath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
