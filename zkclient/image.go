@@ -96,16 +96,27 @@ func (b *ImageBuild) UnmarshalJSON(data []byte) error {
 		case "builder_id":
 			return str(raw, &b.BuilderID)
 		case "formats":
+			// Upstream writes a comma-joined string; a list is read too.
+			// Empty names are dropped.
+			var parts []string
 			if !isNull(raw) && raw[0] == '[' {
-				return strList(raw, &b.Formats)
-			}
-			var s string
-			if err := str(raw, &s); err != nil {
-				return err
+				if err := strList(raw, &parts); err != nil {
+					return err
+				}
+			} else {
+				var s string
+				if err := str(raw, &s); err != nil {
+					return err
+				}
+				parts = []string{s}
 			}
 			b.Formats = nil
-			if s != "" {
-				b.Formats = strings.Split(s, ",")
+			for _, p := range parts {
+				for _, f := range strings.Split(p, ",") {
+					if f != "" {
+						b.Formats = append(b.Formats, f)
+					}
+				}
 			}
 		case "username":
 			return str(raw, &b.Username)
