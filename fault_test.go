@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -41,7 +42,8 @@ func startLauncherWith(t *testing.T, zk *zkclient.Client, yaml string, opts ...n
 		case err := <-done:
 			require.NoError(t, err)
 		case <-time.After(30 * time.Second):
-			t.Error("launcher did not stop")
+			buf := make([]byte, 1<<22)
+			t.Errorf("launcher did not stop; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
 		}
 	})
 	require.Eventually(t, l.Ready, 20*time.Second, 20*time.Millisecond)

@@ -264,16 +264,19 @@ func (l *Launcher) reloadConfig() {
 }
 
 // reconcile starts, restarts and stops providers and pool workers to
-// match the configuration.
+// match the configuration. Only the main loop calls it; l.mu guards the
+// maps but is never held while a worker or provider winds down, since
+// their goroutines take it too.
 func (l *Launcher) reconcile(ctx context.Context) {
 	cfg := l.Config()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	want := map[string]*driver.ProviderConfig{}
 	for _, pc := range cfg.Providers {
 		want[pc.Name] = pc
 	}
 	// Providers: keep unchanged ones, restart changed ones, stop removed.
+	var stopWorkers []*poolWorker
+	var stopProviders []*provider
+	l.mu.Lock()
 	for name, p := range l.providers {
 		pc, ok := want[name]
 		if ok && reflect.DeepEqual(pc, p.cfg) {
@@ -286,15 +289,22 @@ func (l *Launcher) reconcile(ctx context.Context) {
 		}
 		for key, w := range l.workers {
 			if w.provider == p {
-				w.stop()
+				stopWorkers = append(stopWorkers, w)
 				delete(l.workers, key)
 			}
 		}
-		p.stop()
+		stopProviders = append(stopProviders, p)
 		delete(l.providers, name)
 	}
+	l.mu.Unlock()
+	for _, w := range stopWorkers {
+		w.stop()
+	}
+	for _, p := range stopProviders {
+		p.stop()
+	}
 	for _, pc := range cfg.Providers {
-		if _, ok := l.providers[pc.Name]; ok {
+		if l.provider(pc.Name) != nil {
 			continue
 		}
 		p, err := l.startProvider(ctx, pc)
@@ -302,30 +312,43 @@ func (l *Launcher) reconcile(ctx context.Context) {
 			l.log.Error("starting provider failed", "provider", pc.Name, "error", err)
 			continue
 		}
+		l.mu.Lock()
 		l.providers[pc.Name] = p
+		l.mu.Unlock()
 	}
 	// Pool workers.
 	wantPools := map[string]bool{}
-	for _, p := range l.providers {
+	for _, p := range l.providerNames() {
 		for _, pool := range p.cfg.Pools {
 			key := p.cfg.Name + "-" + pool.Name
 			wantPools[key] = true
-			if w, ok := l.workers[key]; ok && !w.dead() {
+			l.mu.Lock()
+			w, ok := l.workers[key]
+			l.mu.Unlock()
+			if ok && !w.dead() {
 				continue
 			}
-			w := newPoolWorker(l, p, pool)
+			w = newPoolWorker(l, p, pool)
 			if err := w.start(ctx); err != nil {
 				l.log.Error("starting pool worker failed", "provider", p.cfg.Name, "pool", pool.Name, "error", err)
 				continue
 			}
+			l.mu.Lock()
 			l.workers[key] = w
+			l.mu.Unlock()
 		}
 	}
+	stopWorkers = stopWorkers[:0]
+	l.mu.Lock()
 	for key, w := range l.workers {
 		if !wantPools[key] {
-			w.stop()
+			stopWorkers = append(stopWorkers, w)
 			delete(l.workers, key)
 		}
+	}
+	l.mu.Unlock()
+	for _, w := range stopWorkers {
+		w.stop()
 	}
 }
 
@@ -349,18 +372,19 @@ func (l *Launcher) startProvider(ctx context.Context, pc *driver.ProviderConfig)
 // stop ends every worker and provider (graceful stop, launcher.md §14).
 func (l *Launcher) stop() {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	for key, w := range l.workers {
+	workers, providers := l.workers, l.providers
+	l.workers, l.providers = map[string]*poolWorker{}, map[string]*provider{}
+	comp := l.component
+	l.mu.Unlock()
+	for _, w := range workers {
 		w.stop()
-		delete(l.workers, key)
 	}
-	for name, p := range l.providers {
+	for _, p := range providers {
 		p.stop()
-		delete(l.providers, name)
 	}
-	if l.component != nil && l.zk.Connected() {
+	if comp != nil && l.zk.Connected() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = l.zk.UnregisterComponent(ctx, l.component)
+		_ = l.zk.UnregisterComponent(ctx, comp)
 		cancel()
 	}
 }
