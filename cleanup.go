@@ -8,6 +8,7 @@ import (
 
 	"github.com/nodepool-go/nodepool/quota"
 	"github.com/nodepool-go/nodepool/zkclient"
+	"golang.org/x/sync/errgroup"
 )
 
 // Intervals of the periodic workers (launcher.md §1).
@@ -54,8 +55,8 @@ func (l *Launcher) removeOrphanInits(ctx context.Context) {
 	for _, id := range ours {
 		candidates[id] = true
 	}
-	for _, n := range l.nodes.List() {
-		if n.State == zkclient.NodeInit && now-n.StateTime > initOrphanAge.Seconds() {
+	for _, n := range l.byPhase.Lookup(phaseInit) {
+		if now-n.StateTime > initOrphanAge.Seconds() {
 			candidates[n.ID] = true
 		}
 	}
@@ -79,80 +80,121 @@ func (l *Launcher) removeOrphanInits(ctx context.Context) {
 	}
 }
 
-// deletableStates are the states in which an unlocked node is deleted.
-var deletableStates = map[zkclient.NodeState]bool{
-	zkclient.NodeUsed: true, zkclient.NodeInUse: true, zkclient.NodeBuilding: true, zkclient.NodeFailed: true,
-	zkclient.NodeDeleting: true, zkclient.NodeDeleted: true, zkclient.NodeAborted: true,
+// Node phases the deleted-node worker looks at (the byPhase index).
+const (
+	phaseInit      = "init"      // may be an orphan
+	phaseDeletable = "deletable" // deleted as soon as it is unlocked
+	phaseHeld      = "held"      // deleted if its holder's lock vanished
+	phaseAllocated = "allocated" // ready and allocated: its request may be gone
+)
+
+// nodePhase is the byPhase index key of a node.
+func nodePhase(n *Node) string {
+	switch n.State {
+	case zkclient.NodeInit:
+		return phaseInit
+	case zkclient.NodeUsed, zkclient.NodeFailed, zkclient.NodeDeleting, zkclient.NodeDeleted, zkclient.NodeAborted:
+		return phaseDeletable
+	case zkclient.NodeInUse, zkclient.NodeBuilding:
+		return phaseHeld
+	case zkclient.NodeReady:
+		if n.AllocatedTo != "" {
+			return phaseAllocated
+		}
+	}
+	return ""
 }
 
 // deletedNodeLoop deletes nodes that need deleting, on node changes and
-// every deleteInterval (launcher.md §10).
+// every deleteInterval (launcher.md §10). In-use and building nodes,
+// normally locked by Zuul or by a launch, are only tried on the interval.
 func (l *Launcher) deletedNodeLoop(ctx context.Context) {
 	ch := l.nodes.Subscribe()
 	t := time.NewTicker(deleteInterval)
 	defer t.Stop()
+	full := true
 	for {
 		if l.zk.Connected() {
-			l.deletePass(ctx)
+			l.deletePass(ctx, full)
 		}
+		full = false
 		select {
 		case <-ctx.Done():
 			return
 		case <-ch:
 		case <-l.deleteReq:
 		case <-t.C:
+			full = true
 		}
 	}
 }
 
-func (l *Launcher) deletePass(ctx context.Context) {
+// deletePass starts the deletion of every unlocked node that needs it;
+// full also tries in-use and building nodes.
+func (l *Launcher) deletePass(ctx context.Context, full bool) {
 	l.removeOrphanInits(ctx)
-	provs := l.providerNames()
-	for _, n := range l.nodes.List() {
-		if ctx.Err() != nil {
-			return
+	for _, n := range l.byPhase.Lookup(phaseAllocated) {
+		if _, ok := l.requests.Get(n.AllocatedTo); !ok && ctx.Err() == nil {
+			l.freeOrphan(ctx, n)
 		}
-		if n.State == zkclient.NodeReady && n.AllocatedTo != "" {
-			if _, ok := l.requests.Get(n.AllocatedTo); !ok {
-				l.freeOrphan(ctx, n)
-			}
-			continue
+	}
+	provs := l.providerNames()
+	launching := map[string]bool{}
+	for _, p := range provs {
+		p.mu.Lock()
+		for id := range p.launchIDs {
+			launching[id] = true
+		}
+		p.mu.Unlock()
+	}
+	cands := l.byPhase.Lookup(phaseDeletable)
+	if full {
+		cands = append(cands, l.byPhase.Lookup(phaseHeld)...)
+	}
+	var g errgroup.Group
+	g.SetLimit(32)
+	for _, n := range cands {
+		if ctx.Err() != nil {
+			break
 		}
 		p, ok := provs[n.Provider]
-		if !ok || !deletableStates[n.State] || p.deleting(n.ID) || l.launching(n.ID) {
+		if !ok || p.deleting(n.ID) || launching[n.ID] {
 			continue
 		}
-		// Lock it, in the same transaction checking the record is still the
-		// version the decision was made on (instead of re-reading it).
-		lock := l.zk.NodeLock(n.ID)
-		got, err := lock.TryAcquireWith(ctx, zkclient.CheckOp{Path: zkclient.NodePath(n.ID), Version: n.Version})
-		if err != nil || !got {
-			continue
-		}
-		fresh := n.Clone()
-		if fresh.State == zkclient.NodeDeleted || fresh.Provider == "" {
-			if err := l.zk.DeleteLockedNode(ctx, fresh, lock); err != nil {
-				_ = lock.Release(ctx)
-			}
-			continue
-		}
-		if !p.startDelete(fresh, lock) {
-			_ = lock.Release(ctx)
-		}
+		g.Go(func() error {
+			l.tryDelete(ctx, p, n)
+			return nil
+		})
 	}
+	_ = g.Wait()
 }
 
-// launching reports whether a launch of ours holds the node.
-func (l *Launcher) launching(id string) bool {
-	for _, p := range l.providerNames() {
-		p.mu.Lock()
-		_, ok := p.launchIDs[id]
-		p.mu.Unlock()
-		if ok {
-			return true
+// tryDelete locks an unlocked node, checking in the same transaction that
+// the record is still the version the decision was made on (instead of
+// re-reading it), and hands it to its provider's deleter.
+func (l *Launcher) tryDelete(ctx context.Context, p *provider, n *Node) {
+	if nodePhase(n) == phaseHeld {
+		// Normally held: one read instead of a contender's three.
+		kids, err := l.zk.Children(ctx, zkclient.NodeLockPath(n.ID))
+		if (err != nil && !errors.Is(err, zkclient.ErrNoNode)) || len(kids) > 0 {
+			return
 		}
 	}
-	return false
+	lock := l.zk.NodeLock(n.ID, zkclient.DirLikely())
+	got, err := lock.TryAcquireWith(ctx, zkclient.CheckOp{Path: zkclient.NodePath(n.ID), Version: n.Version})
+	if err != nil || !got {
+		return
+	}
+	fresh := n.Clone()
+	if fresh.State == zkclient.NodeDeleted || fresh.Provider == "" {
+		if err := l.zk.DeleteLockedNode(ctx, fresh, lock); err != nil {
+			_ = lock.Release(ctx)
+		}
+		return
+	}
+	if !p.startDelete(fresh, lock) {
+		_ = lock.Release(ctx)
+	}
 }
 
 // freeOrphan clears the allocation of a ready node whose request is gone.

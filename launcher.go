@@ -40,7 +40,11 @@ type Launcher struct {
 
 	mu        sync.Mutex
 	providers map[string]*provider
-	workers   map[string]*poolWorker
+	// unused indexes the ready, unallocated nodes by provider and pool.
+	unused *zkclient.CacheIndex[*Node]
+	// byPhase indexes the nodes the deleted-node worker looks at.
+	byPhase *zkclient.CacheIndex[*Node]
+	workers map[string]*poolWorker
 
 	component *Component
 	ready     atomic.Bool
@@ -160,6 +164,8 @@ func (l *Launcher) Run(ctx context.Context) error {
 		}
 	}
 	l.nodes = zkclient.NewNodeCache(l.zk)
+	l.unused = l.nodes.Index(unusedKey)
+	l.byPhase = l.nodes.Index(nodePhase)
 	l.requests = zkclient.NewRequestCache(l.zk)
 	l.pools = zkclient.NewPoolComponentCache(l.zk)
 
@@ -449,3 +455,13 @@ func fqdn(host string) string {
 	}
 	return host
 }
+
+// unusedKey is the unused-node index key of a ready, unallocated node.
+func unusedKey(n *Node) string {
+	if n.State != zkclient.NodeReady || n.AllocatedTo != "" {
+		return ""
+	}
+	return poolKey(n.Provider, n.Pool)
+}
+
+func poolKey(provider, pool string) string { return provider + "\x00" + pool }

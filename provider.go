@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -38,15 +39,16 @@ type provider struct {
 	needCache map[string]quota.Resources
 	uploads   map[string]cachedUpload
 
-	leakMu     sync.Mutex
-	leakPrev   map[string]bool
-	cancel     context.CancelFunc
-	done       chan struct{}
-	pendingMu  sync.Mutex
-	pendingNew map[string]pendingNode // created nodes not yet seen by the cache
-	static     staticState
-	staticDone chan struct{}
-	launchMu   sync.Mutex // serializes quota check + node creation
+	leakMu       sync.Mutex
+	leakPrev     map[string]bool
+	cancel       context.CancelFunc
+	done         chan struct{}
+	pendingMu    sync.Mutex
+	pendingNew   map[string]pendingNode // created nodes not yet seen by the cache
+	reservations uint64                 // reservation keys handed out
+	static       staticState
+	staticDone   chan struct{}
+	launchMu     sync.Mutex // serializes quota check + node creation
 
 	usageMu      sync.Mutex
 	usageGen     uint64
@@ -316,14 +318,38 @@ func (p *provider) managed(md map[string]string) bool {
 const pendingTTL = 10 * time.Second
 
 type pendingNode struct {
-	n  *Node
-	at time.Time
+	n        *Node
+	at       time.Time
+	reserved bool // quota held for a node not created yet
+}
+
+// reserve counts a node about to be created against the quota until
+// settle replaces it by the created node (or drops it); it returns the
+// reservation's key.
+func (p *provider) reserve(n *Node) string {
+	p.pendingMu.Lock()
+	defer p.pendingMu.Unlock()
+	p.reservations++
+	key := "reserved:" + strconv.FormatUint(p.reservations, 10)
+	p.pendingNew[key] = pendingNode{n: n, at: time.Now(), reserved: true}
+	return key
+}
+
+// settle ends a reservation: the node was created (created true) and is
+// now counted as pending, or its creation failed.
+func (p *provider) settle(key string, n *Node, created bool) {
+	p.pendingMu.Lock()
+	defer p.pendingMu.Unlock()
+	delete(p.pendingNew, key)
+	if created {
+		p.pendingNew[n.ID] = pendingNode{n: n, at: time.Now()}
+	}
 }
 
 // notePending remembers a just-created node until the cache has it.
 func (p *provider) notePending(n *Node) {
 	p.pendingMu.Lock()
-	p.pendingNew[n.ID] = pendingNode{n, time.Now()}
+	p.pendingNew[n.ID] = pendingNode{n: n, at: time.Now()}
 	p.pendingMu.Unlock()
 }
 
@@ -341,6 +367,9 @@ func (p *provider) pendingNodes() []*Node {
 	defer p.pendingMu.Unlock()
 	var out []*Node
 	for id, pn := range p.pendingNew {
+		if pn.reserved {
+			continue
+		}
 		if _, ok := p.l.nodes.Get(id); ok || time.Since(pn.at) > pendingTTL {
 			delete(p.pendingNew, id)
 			continue

@@ -268,14 +268,23 @@ func (w *poolWorker) assign(ctx context.Context) {
 	var g errgroup.Group
 	g.SetLimit(32)
 	var taken []*takenSlot
+	active := w.activeIDs()
+	paused := w.paused()
 	for _, r := range reqs {
 		if ctx.Err() != nil {
 			return
+		}
+		if len(taken) >= maxTakePerPass {
+			// Fulfil what this pass took before taking more, so a large
+			// burst streams through instead of waiting for its tail.
+			w.kick()
+			break
 		}
 		if time.Since(start) > 15*time.Second {
 			w.poll(ctx)
 			w.processPaused(ctx)
 			start = time.Now()
+			active, paused = w.activeIDs(), w.paused()
 		}
 		if r.DeclinedByID(w.id) {
 			if !w.hasExplanation(r.ID) {
@@ -286,7 +295,7 @@ func (w *poolWorker) assign(ctx context.Context) {
 		if r.State != zkclient.RequestRequested {
 			continue
 		}
-		if w.handling(r.ID) {
+		if active[r.ID] {
 			continue
 		}
 		candidates := candidatePools(registered, r)
@@ -324,7 +333,7 @@ func (w *poolWorker) assign(ctx context.Context) {
 			w.explainf(r.ID, zkclient.ExplainDeferred, err.Error())
 			continue
 		}
-		if reason == "" && w.paused() {
+		if reason == "" && paused {
 			w.explainBehind(r.ID, "pool is paused at quota; queued behind its paused requests", w.pausedRequests())
 			continue
 		}
@@ -360,6 +369,7 @@ func (w *poolWorker) assign(ctx context.Context) {
 	// nodes concurrently (so no node stays in init for long).
 	var batch []*handler
 	flush := func() {
+		createReserved(ctx, batch)
 		var lg errgroup.Group
 		lg.SetLimit(32)
 		for _, h := range batch {
@@ -458,16 +468,20 @@ func shortLabel(q map[string]int, labels []string) string {
 	return ""
 }
 
-func (w *poolWorker) handling(id string) bool {
+// activeIDs returns the ids of the requests this pool is handling.
+func (w *poolWorker) activeIDs() map[string]bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	ids := make(map[string]bool, len(w.active))
 	for _, h := range w.active {
-		if h.req.ID == id {
-			return true
-		}
+		ids[h.req.ID] = true
 	}
-	return false
+	return ids
 }
+
+// maxTakePerPass bounds the requests one assignment pass takes on; the
+// pass after it starts at once.
+const maxTakePerPass = 256
 
 // activeHandlers counts unfinished handlers of a provider's pools.
 func (l *Launcher) activeHandlers(provider string) int {
@@ -585,6 +599,9 @@ type handler struct {
 	// them to the caller.
 	toLock     []pendingLock
 	deferLocks bool
+	// toCreate holds nodes whose quota is reserved, created by the caller
+	// (deferLocks only).
+	toCreate []reservedNode
 }
 
 type handlerNode struct {
@@ -775,6 +792,7 @@ func (h *handler) fillLabels(ctx context.Context) {
 	pw := h.pw
 	l := pw.l
 	p := pw.provider
+	shared := p.shared()
 	for _, label := range h.needed() {
 		if h.req.Reuse && h.reuse(ctx, label) {
 			h.paused = false
@@ -793,6 +811,13 @@ func (h *handler) fillLabels(ctx context.Context) {
 			}
 			if !v.ok {
 				atQuota = v
+				return nil
+			}
+			if h.deferLocks && !shared {
+				// Hold the quota now; the caller creates a batch's nodes
+				// together (see createReserved).
+				n := h.newNode(ctx, label)
+				h.toCreate = append(h.toCreate, reservedNode{n: n, label: label, key: p.reserve(n)})
 				return nil
 			}
 			created, err = h.createNode(ctx, label)
@@ -843,9 +868,8 @@ func (h *handler) reuse(ctx context.Context, label string) bool {
 	pw := h.pw
 	l := pw.l
 	var cands []*Node
-	for _, n := range l.nodes.List() {
-		if n.State == zkclient.NodeReady && n.AllocatedTo == "" && n.Provider == pw.provider.cfg.Name &&
-			n.Pool == pw.pool.Name && n.HasLabel(label) && (h.az == "" || n.AZ == "" || n.AZ == h.az) {
+	for _, n := range l.unused.Lookup(poolKey(pw.provider.cfg.Name, pw.pool.Name)) {
+		if n.HasLabel(label) && (h.az == "" || n.AZ == "" || n.AZ == h.az) {
 			cands = append(cands, n)
 		}
 	}
@@ -883,11 +907,9 @@ func (h *handler) reuse(ctx context.Context, label string) bool {
 	return false
 }
 
-// createNode stores a new node record in state init for label.
-func (h *handler) createNode(ctx context.Context, label string) (*Node, error) {
+// newNode returns the init record of a new node for label.
+func (h *handler) newNode(ctx context.Context, label string) *Node {
 	pw := h.pw
-	l := pw.l
-	p := pw.provider
 	if h.az == "" {
 		h.az = h.chooseAZ(ctx)
 	}
@@ -895,16 +917,79 @@ func (h *handler) createNode(ctx context.Context, label string) (*Node, error) {
 	if pw.pool.NodeAttributes != nil {
 		attrs, _ = marshalAttributes(pw.pool.NodeAttributes)
 	}
-	now := unixNow(l.now())
-	n := &Node{State: zkclient.NodeInit, StateTime: now, CreatedTime: now, Provider: p.cfg.Name,
+	now := unixNow(pw.l.now())
+	n := &Node{State: zkclient.NodeInit, StateTime: now, CreatedTime: now, Provider: pw.provider.cfg.Name,
 		Pool: pw.pool.Name, Type: []string{label}, Launcher: pw.id, AllocatedTo: h.req.ID,
 		TenantName: h.req.TenantName, Requestor: h.req.Requestor, Attributes: attrs, AZ: h.az}
 	n.SetPort(22)
-	if _, err := l.zk.CreateNode(ctx, n); err != nil {
+	return n
+}
+
+// createNode stores a new node record in state init for label.
+func (h *handler) createNode(ctx context.Context, label string) (*Node, error) {
+	n := h.newNode(ctx, label)
+	if _, err := h.pw.l.zk.CreateNode(ctx, n); err != nil {
 		return nil, err
 	}
-	p.notePending(n)
+	h.pw.provider.notePending(n)
 	return n, nil
+}
+
+// reservedNode is a node whose quota fillLabels reserved and whose record
+// is created with the rest of its batch.
+type reservedNode struct {
+	n     *Node
+	label string
+	key   string
+	err   error
+}
+
+// createReserved creates the reserved nodes of a batch of handlers
+// concurrently, then hands each handler its created nodes to lock, or
+// pauses or declines it as fillLabels would have.
+func createReserved(ctx context.Context, batch []*handler) {
+	var g errgroup.Group
+	g.SetLimit(32)
+	for _, h := range batch {
+		if h.done {
+			// Declined or forgotten while filling: nothing to create.
+			for _, rn := range h.toCreate {
+				h.pw.provider.settle(rn.key, nil, false)
+			}
+			h.toCreate = nil
+			continue
+		}
+		for i := range h.toCreate {
+			rn := &h.toCreate[i]
+			g.Go(func() error {
+				_, rn.err = h.pw.l.zk.CreateNode(ctx, rn.n)
+				h.pw.provider.settle(rn.key, rn.n, rn.err == nil)
+				return nil
+			})
+		}
+	}
+	_ = g.Wait()
+	for _, h := range batch {
+		var failed error
+		for _, rn := range h.toCreate {
+			if rn.err != nil {
+				failed = rn.err
+				continue
+			}
+			h.toLock = append(h.toLock, pendingLock{rn.n, rn.label})
+		}
+		h.toCreate = nil
+		switch {
+		case failed == nil:
+		case zkclient.IsConnectionError(failed) || ctx.Err() != nil:
+			h.log.Warn("ZooKeeper unavailable while launching; will retry", "error", failed)
+			h.paused = true
+			h.pw.explainf(h.req.ID, zkclient.ExplainPaused, "ZooKeeper unavailable; retrying")
+		default:
+			h.log.Error("launching node failed", "error", failed)
+			h.decline(ctx, "error launching node: "+failed.Error())
+		}
+	}
 }
 
 // lockNewNode locks a new node and writes it "building", with its image
@@ -1148,6 +1233,9 @@ func dropLock(ctx context.Context, l *zkclient.Lock) {
 // deleteOldestUnused marks the oldest idle ready node of the pool deleting
 // so an at-quota pool cannot wedge (launcher.md §7.4).
 func (l *Launcher) deleteOldestUnused(ctx context.Context, p *provider, pool *driver.PoolConfig) bool {
+	if l.unused.Count(poolKey(p.cfg.Name, pool.Name)) == 0 {
+		return false
+	}
 	var cands []*Node
 	now := unixNow(l.now())
 	for _, n := range l.nodes.List() {

@@ -76,6 +76,12 @@ for n in "${sizes[@]}"; do
 done
 
 if [ $# -eq 0 ]; then
+  chroot=/bench-$stamp-delete
+  start_launcher "$chroot" 18005 0 delete
+  run "5000 node sets returned at once (deletion throughput)" "$chroot" "${pids[0]}" http://127.0.0.1:18005/metrics \
+    -n 5000 -return-together
+  stop_launchers
+
   chroot=/bench-$stamp-minready
   start_launcher "$chroot" 18005 1000 minready
   for _ in $(seq 1 600); do

@@ -42,6 +42,98 @@ type TreeCache[T any] struct {
 	syncOnce  sync.Once
 	fetchSize int
 	gen       atomic.Uint64
+
+	indexes []*CacheIndex[T]
+}
+
+// CacheIndex groups a cache's children by a key computed from each child,
+// kept current as the cache changes, so a lookup costs the size of one
+// group instead of a scan of the whole tree.
+type CacheIndex[T any] struct {
+	owner  *sync.RWMutex
+	key    func(T) string
+	groups map[string]map[string]T // key → id → child
+	keyOf  map[string]string       // id → key
+}
+
+// Index adds an index by key; children for which key returns "" are left
+// out. Add indexes before Run.
+func (t *TreeCache[T]) Index(key func(T) string) *CacheIndex[T] {
+	ix := &CacheIndex[T]{key: key, groups: map[string]map[string]T{}, keyOf: map[string]string{}}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, v := range t.items {
+		ix.put(id, v)
+	}
+	t.indexes = append(t.indexes, ix)
+	ix.owner = &t.mu
+	return ix
+}
+
+func (ix *CacheIndex[T]) put(id string, v T) {
+	ix.remove(id)
+	k := ix.key(v)
+	if k == "" {
+		return
+	}
+	g := ix.groups[k]
+	if g == nil {
+		g = map[string]T{}
+		ix.groups[k] = g
+	}
+	g[id] = v
+	ix.keyOf[id] = k
+}
+
+func (ix *CacheIndex[T]) remove(id string) {
+	k, ok := ix.keyOf[id]
+	if !ok {
+		return
+	}
+	delete(ix.keyOf, id)
+	g := ix.groups[k]
+	delete(g, id)
+	if len(g) == 0 {
+		delete(ix.groups, k)
+	}
+}
+
+// Lookup returns a snapshot of the children whose key is k. Callers must
+// not modify the values.
+func (ix *CacheIndex[T]) Lookup(k string) []T {
+	ix.owner.RLock()
+	defer ix.owner.RUnlock()
+	g := ix.groups[k]
+	out := make([]T, 0, len(g))
+	for _, v := range g {
+		out = append(out, v)
+	}
+	return out
+}
+
+// Count returns how many children have key k.
+func (ix *CacheIndex[T]) Count(k string) int {
+	ix.owner.RLock()
+	defer ix.owner.RUnlock()
+	return len(ix.groups[k])
+}
+
+// put stores a child; t.mu must be held.
+func (t *TreeCache[T]) put(id string, item T, version int32) {
+	t.items[id] = item
+	t.vers[id] = version
+	for _, ix := range t.indexes {
+		ix.put(id, item)
+	}
+}
+
+// remove drops a child; t.mu must be held.
+func (t *TreeCache[T]) remove(id string) {
+	delete(t.items, id)
+	delete(t.vers, id)
+	for _, ix := range t.indexes {
+		ix.remove(id)
+	}
 }
 
 // NewNodeCache returns a cache of /nodepool/nodes.
@@ -227,8 +319,7 @@ func (t *TreeCache[T]) handle(ctx context.Context, batch []zk.Event) bool {
 			if _, ok := t.items[rel]; ok {
 				changed = true
 			}
-			delete(t.items, rel)
-			delete(t.vers, rel)
+			t.remove(rel)
 			delete(t.bad, rel)
 			t.mu.Unlock()
 			delete(fetch, rel)
@@ -252,8 +343,7 @@ func (t *TreeCache[T]) handle(ctx context.Context, batch []zk.Event) bool {
 		}
 		for id := range t.items {
 			if !present[id] {
-				delete(t.items, id)
-				delete(t.vers, id)
+				t.remove(id)
 				changed = true
 			}
 		}
@@ -302,8 +392,7 @@ func (t *TreeCache[T]) fetchOne(ctx context.Context, id string) (changed, failed
 	if errors.Is(err, zk.ErrNoNode) {
 		delete(t.watched, id)
 		if _, ok := t.items[id]; ok {
-			delete(t.items, id)
-			delete(t.vers, id)
+			t.remove(id)
 			return true, false
 		}
 		return false, false
@@ -319,8 +408,7 @@ func (t *TreeCache[T]) fetchOne(ctx context.Context, id string) (changed, failed
 	item, err := t.decode(id, data)
 	if err != nil {
 		_, had := t.items[id]
-		delete(t.items, id)
-		delete(t.vers, id)
+		t.remove(id)
 		if v, ok := t.bad[id]; !ok || v != st.Version {
 			if !errors.Is(err, ErrEmpty) {
 				t.log.Warn("skipping unreadable znode", "path", p, "error", err)
@@ -331,8 +419,7 @@ func (t *TreeCache[T]) fetchOne(ctx context.Context, id string) (changed, failed
 	}
 	delete(t.bad, id)
 	setVersion(item, st.Version)
-	t.items[id] = item
-	t.vers[id] = st.Version
+	t.put(id, item, st.Version)
 	return true, false
 }
 
@@ -364,8 +451,7 @@ func (t *TreeCache[T]) resync(ctx context.Context) error {
 	}
 	for id := range t.items {
 		if !present[id] {
-			delete(t.items, id)
-			delete(t.vers, id)
+			t.remove(id)
 		}
 	}
 	t.bad = map[string]int32{}

@@ -42,6 +42,7 @@ type Lock struct {
 	data      []byte
 	ephemeral bool
 	mkParents bool
+	dirLikely bool
 	mu        sync.Mutex
 	node      string // our contender's name, "" when none
 	held      bool
@@ -59,6 +60,11 @@ func WithIdentifier(id string) LockOption { return func(l *Lock) { l.data = []by
 // PersistentContender makes the contender survive session loss (used for metastatic
 // backing nodes).
 func PersistentContender() LockOption { return func(l *Lock) { l.ephemeral = false } }
+
+// DirLikely says the lock directory most likely exists already (the object
+// was locked before), so TryAcquireWith tries the contender alone first and
+// saves a round trip.
+func DirLikely() LockOption { return func(l *Lock) { l.dirLikely = true } }
 
 // NoParents makes acquisition fail with ErrNoNode instead of re-creating
 // the lock directory's parent when it is gone (node locks use it so that

@@ -27,6 +27,13 @@ var ErrPrecondition = errors.New("zkclient: transaction precondition failed")
 // false when the lock is held elsewhere, and ErrPrecondition (lock not
 // taken) when ops failed.
 func (l *Lock) TryAcquireWith(ctx context.Context, ops ...Op) (bool, error) {
+	if l.dirLikely {
+		got, err := l.acquireInDir(ctx, ops)
+		if !errors.Is(err, zk.ErrNoNode) {
+			return got, err
+		}
+		// No lock directory after all: the full path creates it.
+	}
 	l.mu.Lock()
 	if l.held {
 		l.mu.Unlock()
@@ -53,6 +60,12 @@ func (l *Lock) TryAcquireWith(ctx context.Context, ops ...Op) (bool, error) {
 	}
 	l.c.locals.leave(l.dir, entry)
 	l.mu.Unlock()
+	return l.afterDirCreate(ctx, res, err, ops)
+}
+
+// afterDirCreate continues TryAcquireWith after the transaction that also
+// created the lock directory failed.
+func (l *Lock) afterDirCreate(ctx context.Context, res []zk.MultiResponse, err error, ops []Op) (bool, error) {
 	first := multiError(res, 0)
 	switch {
 	case errors.Is(first, zk.ErrNodeExists):
@@ -68,8 +81,13 @@ func (l *Lock) TryAcquireWith(ctx context.Context, ops ...Op) (bool, error) {
 		}
 		return false, err
 	}
-	// The directory exists: create our contender together with the
-	// checks, see whether we are first, then apply the writes.
+	return l.acquireInDir(ctx, ops)
+}
+
+// acquireInDir creates our contender in the existing lock directory
+// together with the checks among ops, sees whether we are first, then
+// applies the writes.
+func (l *Lock) acquireInDir(ctx context.Context, ops []Op) (bool, error) {
 	var checks, writes []Op
 	for _, o := range ops {
 		if _, ok := o.(CheckOp); ok {
@@ -115,6 +133,9 @@ func (l *Lock) tryWithChecks(ctx context.Context, checks []Op) (bool, error) {
 	res, err := l.c.Multi(ctx, append([]Op{CreateOp{Path: l.dir + "/" + l.prefix, Data: l.data, Flags: flags}}, checks...)...)
 	if err != nil {
 		l.c.locals.leave(l.dir, entry)
+		if first := multiError(res, 0); multiFailedAt(res) == 0 && errors.Is(first, zk.ErrNoNode) {
+			return false, first // no lock directory
+		}
 		if multiFailedAt(res) >= 1 {
 			return false, fmt.Errorf("%w: %v", ErrPrecondition, err)
 		}

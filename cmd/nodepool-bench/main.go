@@ -50,6 +50,7 @@ func main() {
 		mntr       = flag.String("zk-mntr", "", "host:port of the ZooKeeper server to read mntr counters from (empty: skip)")
 		returnWait = flag.Bool("return-wait", true, "wait until every returned node is deleted")
 		hold       = flag.Duration("hold", 0, "how long each node set stays in-use")
+		together   = flag.Bool("return-together", false, "return every node set at once after all are accepted (measures deletion throughput)")
 		priority   = flag.String("priority", "200", "request priority (3 characters)")
 		timeout    = flag.Duration("timeout", 10*time.Minute, "give up after this long")
 		tlsCert    = flag.String("tls-cert", "", "ZooKeeper TLS client certificate")
@@ -84,16 +85,17 @@ func main() {
 	defer c.Close()
 
 	res, err := bench.Run(ctx, bench.Config{
-		Client:      c,
-		Requests:    *n,
-		Concurrency: *conc,
-		Labels:      labels,
-		Zuul:        zuulsim.Options{Priority: *priority},
-		Hold:        *hold,
-		ReturnWait:  *returnWait,
-		MntrAddr:    *mntr,
-		LauncherPID: *pid,
-		LauncherOps: launcherOps(*metricsURL),
+		Client:         c,
+		Requests:       *n,
+		Concurrency:    *conc,
+		Labels:         labels,
+		Zuul:           zuulsim.Options{Priority: *priority},
+		Hold:           *hold,
+		ReturnWait:     *returnWait,
+		ReturnTogether: *together,
+		MntrAddr:       *mntr,
+		LauncherPID:    *pid,
+		LauncherOps:    launcherOps(*metricsURL),
 		Progress: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "nodepool-bench: "+format+"\n", args...)
 		},

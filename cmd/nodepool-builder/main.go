@@ -30,12 +30,14 @@ func run(args []string) int {
 	buildWorkers := fs.Int("build-workers", builder.DefaultBuildWorkers, "number of build workers")
 	uploadWorkers := fs.Int("upload-workers", builder.DefaultUploadWorkers, "number of upload workers")
 	debug := fs.Bool("debug", false, "log at debug level")
+	profiles := fs.String("pprof", "", "serve Go runtime profiles on this address (e.g. 127.0.0.1:6060)")
 	fs.Bool("d", false, "run in the foreground (always the case)")
 	fs.Bool("f", false, "run in the foreground (always the case)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := daemon.Logger(*debug)
+	daemon.ServeProfiles(*profiles, log)
 	path, securePath := daemon.ConfigPaths(*config, *secure)
 	load := func(context.Context) (*nodepool.Config, error) { return nodepool.LoadConfig(path, securePath) }
 	cfg, err := load(context.Background())

@@ -29,11 +29,13 @@ func run(args []string) int {
 	secure := fs.String("s", "", "path to the secure config file")
 	noWeb := fs.Bool("no-webapp", false, "do not serve the web status API")
 	debug := fs.Bool("debug", false, "log at debug level")
+	profiles := fs.String("pprof", "", "serve Go runtime profiles on this address (e.g. 127.0.0.1:6060)")
 	cleanupEvery := fs.Duration("cleanup-interval", 60*time.Second, "how often cleanup tasks run (leaked instances go after two passes)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := daemon.Logger(*debug)
+	daemon.ServeProfiles(*profiles, log)
 	path, securePath := daemon.ConfigPaths(*config, *secure)
 	cfg, err := nodepool.LoadConfig(path, securePath)
 	if err != nil {

@@ -31,6 +31,10 @@ type Config struct {
 
 	// ReturnWait waits until every returned node's znode is deleted.
 	ReturnWait bool
+	// ReturnTogether holds every node set until all requests are accepted,
+	// then returns them at once, so the deletion rate is the launcher's
+	// and not the fulfilment rate. It needs Concurrency = Requests.
+	ReturnTogether bool
 	// MntrAddr is "host:port" of a ZooKeeper server whose mntr counters are
 	// sampled before and after the run; empty skips it.
 	MntrAddr string
@@ -121,6 +125,15 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	zuulOps0 := c.Ops().Total()
 
+	var gate *returnGate
+	if cfg.ReturnTogether {
+		if cfg.Concurrency != cfg.Requests {
+			return res, errors.New("bench: returning together needs every request in flight at once")
+		}
+		gate = &returnGate{open: make(chan struct{})}
+		gate.wg.Add(cfg.Requests)
+		go func() { gate.wg.Wait(); close(gate.open) }()
+	}
 	deletions := newDeleteTracker(c)
 	samples := make([]sample, cfg.Requests)
 	var next atomic.Int64
@@ -136,7 +149,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				if i >= cfg.Requests || ctx.Err() != nil {
 					return
 				}
-				samples[i] = oneRequest(ctx, cfg, deletions)
+				samples[i] = oneRequest(ctx, cfg, deletions, gate)
 				if d := done.Add(1); d%1000 == 0 {
 					progress("%d/%d requests done", d, cfg.Requests)
 				}
@@ -232,8 +245,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 // oneRequest plays one Zuul build: submit, wait, accept (lock, delete the
 // request, in-use), optionally hold the nodes in-use, return them.
-func oneRequest(ctx context.Context, cfg Config, del *deleteTracker) sample {
+func oneRequest(ctx context.Context, cfg Config, del *deleteTracker, gate *returnGate) sample {
 	var s sample
+	arrive := func() {}
+	if gate != nil {
+		arrive = sync.OnceFunc(gate.wg.Done)
+		defer arrive()
+	}
 	req, err := zuulsim.Submit(ctx, cfg.Client, cfg.Labels, cfg.Zuul)
 	if err != nil {
 		s.err = err
@@ -255,6 +273,13 @@ func oneRequest(ctx context.Context, cfg Config, del *deleteTracker) sample {
 		s.err = err
 		return s
 	}
+	if gate != nil {
+		arrive()
+		select {
+		case <-gate.open:
+		case <-ctx.Done():
+		}
+	}
 	if cfg.Hold > 0 {
 		select {
 		case <-time.After(cfg.Hold):
@@ -273,6 +298,12 @@ func oneRequest(ctx context.Context, cfg Config, del *deleteTracker) sample {
 		}
 	}
 	return s
+}
+
+// returnGate releases every accepted node set at once.
+type returnGate struct {
+	wg   sync.WaitGroup
+	open chan struct{}
 }
 
 func percentile(sorted []time.Duration, p int) time.Duration {

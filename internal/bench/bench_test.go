@@ -86,3 +86,22 @@ func TestMntr(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, a, "zk_packets_sent")
 }
+
+// TestReturnTogether: no node set is returned before every request was
+// accepted, so the deletion span starts after the last fulfilment.
+func TestReturnTogether(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, chroot := zktest.Connect(t)
+	l, err := fakelauncher.Start(ctx, zktest.ConnectChroot(t, chroot))
+	require.NoError(t, err)
+	defer func() { require.NoError(t, l.Stop()) }()
+	_, err = bench.Run(ctx, bench.Config{Client: c, Requests: 4, Concurrency: 2, ReturnTogether: true})
+	require.Error(t, err, "a gate with requests still queued would never open")
+	res, err := bench.Run(ctx, bench.Config{Client: c, Requests: 10, ReturnTogether: true, ReturnWait: true})
+	require.NoError(t, err)
+	require.Equal(t, 10, res.Fulfilled, res.FirstErr)
+	require.Equal(t, 10, res.NodesDeleted)
+	require.LessOrEqual(t, res.Elapsed, res.Total-res.DeleteSpan+time.Millisecond,
+		"returns began only after the last request was fulfilled")
+}
