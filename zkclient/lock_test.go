@@ -416,3 +416,52 @@ func TestLockExpiredContext(t *testing.T) {
 	// The in-process guard was released: a fresh attempt works.
 	require.NoError(t, c.NewLock(lockDir).Acquire(ctxT(t, 10*time.Second)))
 }
+
+// TestLockDirLikely: the hint saves a round trip when the directory
+// exists and changes nothing else: a missing directory is still created,
+// a held lock is still refused, a deleted node is not resurrected, and a
+// failed check still leaves the lock untaken.
+func TestLockDirLikely(t *testing.T) {
+	c, chroot := zktest.Connect(t)
+	other := zktest.ConnectChroot(t, chroot)
+	ctx := ctxT(t, 30*time.Second)
+	require.NoError(t, c.EnsurePath(ctx, zkclient.NodeRoot))
+	n := &zkclient.Node{State: zkclient.NodeUsed}
+	id, err := c.CreateNode(ctx, n)
+	require.NoError(t, err)
+	check := zkclient.CheckOp{Path: zkclient.NodePath(id), Version: n.Version}
+
+	// No lock directory yet: created on the way.
+	l := c.NodeLock(id, zkclient.DirLikely())
+	got, err := l.TryAcquireWith(ctx, check)
+	require.NoError(t, err)
+	require.True(t, got)
+	require.Len(t, children(t, c, zkclient.NodeLockPath(id)), 1)
+
+	// Held by another client: refused, and no contender of ours stays.
+	ol := other.NodeLock(id, zkclient.DirLikely())
+	got, err = ol.TryAcquireWith(ctx, check)
+	require.NoError(t, err)
+	require.False(t, got)
+	require.Len(t, children(t, c, zkclient.NodeLockPath(id)), 1)
+	require.NoError(t, l.Release(ctx))
+
+	// Free, directory present: taken; a stale version is refused.
+	got, err = other.NodeLock(id, zkclient.DirLikely()).TryAcquireWith(ctx, zkclient.CheckOp{Path: zkclient.NodePath(id), Version: n.Version + 1})
+	require.ErrorIs(t, err, zkclient.ErrPrecondition)
+	require.False(t, got)
+	require.Empty(t, children(t, c, zkclient.NodeLockPath(id)))
+	got, err = ol.TryAcquireWith(ctx, check)
+	require.NoError(t, err)
+	require.True(t, got)
+	require.NoError(t, ol.Release(ctx))
+
+	// A deleted node stays deleted.
+	require.NoError(t, c.DeleteNode(ctx, n, nil))
+	got, err = c.NodeLock(id, zkclient.DirLikely()).TryAcquireWith(ctx, check)
+	require.False(t, got)
+	require.ErrorIs(t, err, zkclient.ErrNoNode)
+	exists, _, err := c.Exists(ctx, zkclient.NodePath(id))
+	require.NoError(t, err)
+	require.False(t, exists)
+}
