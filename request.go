@@ -384,7 +384,10 @@ func (w *poolWorker) assign(ctx context.Context) {
 		w.mu.Unlock()
 		batch = nil
 	}
-	for _, slot := range taken {
+	for i, slot := range taken {
+		if i%reuseGroup == 0 {
+			reuseConcurrently(ctx, taken[i:min(i+reuseGroup, len(taken))])
+		}
 		if h := slot.h; h != nil {
 			h.deferLocks = true
 			h.fill(ctx)
@@ -396,6 +399,30 @@ func (w *poolWorker) assign(ctx context.Context) {
 		}
 	}
 	flush()
+}
+
+// reuseGroup is how many taken requests reuse ready nodes concurrently.
+const reuseGroup = 32
+
+// reuseConcurrently lets each handler of a group take the ready nodes it
+// can reuse, concurrently: reuse costs round trips but no quota, so its
+// order does not matter; the in-process lock guard keeps two handlers off
+// one node. fill then creates what is still missing, in order.
+func reuseConcurrently(ctx context.Context, group []*takenSlot) {
+	var g errgroup.Group
+	for _, slot := range group {
+		h := slot.h
+		if h == nil || !h.req.Reuse || h.pw.l.unused.Count(poolKey(h.pw.provider.cfg.Name, h.pw.pool.Name)) == 0 {
+			continue
+		}
+		g.Go(func() error {
+			for _, label := range h.needed() {
+				h.reuse(ctx, label)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
 }
 
 // takenSlot receives a request accepted by a concurrent take.
@@ -727,6 +754,9 @@ func (h *handler) needed() []string {
 	for _, pl := range h.toLock {
 		have[pl.label]++
 	}
+	for _, rn := range h.toCreate {
+		have[rn.label]++
+	}
 	var out []string
 	for _, t := range h.req.NodeTypes {
 		if have[t] > 0 {
@@ -875,16 +905,14 @@ func (h *handler) reuse(ctx context.Context, label string) bool {
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].StateTime < cands[j].StateTime })
 	for _, c := range cands {
-		lock := l.zk.NodeLock(c.ID)
-		got, err := lock.TryAcquire(ctx)
+		// Lock it checking, in the same transaction, that it is still the
+		// ready unallocated version the cache showed.
+		lock := l.zk.NodeLock(c.ID, zkclient.DirLikely())
+		got, err := lock.TryAcquireWith(ctx, zkclient.CheckOp{Path: zkclient.NodePath(c.ID), Version: c.Version})
 		if err != nil || !got {
 			continue
 		}
-		n, err := l.zk.GetNode(ctx, c.ID)
-		if err != nil || n.State != zkclient.NodeReady || n.AllocatedTo != "" {
-			_ = lock.Release(ctx)
-			continue
-		}
+		n := c.Clone()
 		if !pw.provider.staticAlive(ctx, n) {
 			n.State = zkclient.NodeDeleting
 			n.StateTime = unixNow(l.now())
