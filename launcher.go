@@ -44,7 +44,9 @@ type Launcher struct {
 	unused *zkclient.CacheIndex[*Node]
 	// byPhase indexes the nodes the deleted-node worker looks at.
 	byPhase *zkclient.CacheIndex[*Node]
-	workers map[string]*poolWorker
+	// byTenant indexes the nodes that record resources by tenant.
+	byTenant *zkclient.CacheIndex[*Node]
+	workers  map[string]*poolWorker
 
 	component *Component
 	ready     atomic.Bool
@@ -166,6 +168,12 @@ func (l *Launcher) Run(ctx context.Context) error {
 	l.nodes = zkclient.NewNodeCache(l.zk)
 	l.unused = l.nodes.Index(unusedKey)
 	l.byPhase = l.nodes.Index(nodePhase)
+	l.byTenant = l.nodes.Index(func(n *Node) string {
+		if len(n.Resources) == 0 {
+			return ""
+		}
+		return n.TenantName
+	})
 	l.requests = zkclient.NewRequestCache(l.zk)
 	l.pools = zkclient.NewPoolComponentCache(l.zk)
 

@@ -117,10 +117,8 @@ func (w *poolWorker) tenantVerdict(ctx context.Context, r *NodeRequest) verdict 
 		return okVerdict
 	}
 	used := quota.Zero()
-	for _, n := range w.l.nodes.List() {
-		if n.TenantName == r.TenantName && len(n.Resources) > 0 {
-			used.Add(resourcesOf(n))
-		}
+	for _, n := range w.l.byTenant.Lookup(r.TenantName) {
+		used.Add(resourcesOf(n))
 	}
 	need := quota.Zero()
 	for _, t := range r.NodeTypes {
