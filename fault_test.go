@@ -55,15 +55,27 @@ func startLauncherWith(t *testing.T, zk *zkclient.Client, yaml string, opts ...n
 // was allocated twice.
 func burst(t *testing.T, ctx context.Context, zk *zkclient.Client, n int, label string) (fulfilled int) {
 	t.Helper()
+	return burstThen(t, ctx, zk, n, label, nil)
+}
+
+// burstThen is burst calling submitted, when set, once every request has
+// been submitted.
+func burstThen(t *testing.T, ctx context.Context, zk *zkclient.Client, n int, label string, submitted func()) (fulfilled int) {
+	t.Helper()
 	var mu sync.Mutex
 	seen := map[string]string{}
-	var wg sync.WaitGroup
+	var wg, subs sync.WaitGroup
 	errs := make(chan error, n)
+	subs.Add(n)
+	if submitted != nil {
+		go func() { subs.Wait(); submitted() }()
+	}
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			req, err := zuulsim.Submit(ctx, zk, []string{label}, zuulsim.Options{})
+			subs.Done()
 			if err != nil {
 				errs <- err
 				return
@@ -393,14 +405,15 @@ func TestZooKeeperRestartUnderLoad(t *testing.T) {
 	l := startLauncherWith(t, connect(), simYAML("sim", cloud, 30), nodepool.WithCleanupInterval(time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
-	go func() {
-		time.Sleep(300 * time.Millisecond)
+	restart := func() {
+		// All 300 are in ZooKeeper; most are still being served.
+		time.Sleep(50 * time.Millisecond)
 		srv.Stop()
 		time.Sleep(2 * time.Second)
 		srv.Start(t)
-	}()
+	}
 	const n = 300
-	got := burst(t, ctx, zk, n, "small")
+	got := burstThen(t, ctx, zk, n, "small", restart)
 	require.Equal(t, n, got, "every request is fulfilled")
 	noLeaks(t, ctx, l, zk, cloud, "sim")
 	t.Logf("ZooKeeper restart: %d requests submitted, %d fulfilled", n, got)

@@ -365,11 +365,38 @@ func (w *poolWorker) assign(ctx context.Context) {
 		})
 	}
 	_ = g.Wait()
-	// Fill in priority order, a batch at a time, locking each batch's new
+	// Fill in priority order, a batch at a time: reuse ready nodes, reserve
+	// quota and create the batch's node records (under one coordination
+	// lock when another launcher serves the provider), then lock the new
 	// nodes concurrently (so no node stays in init for long).
-	var batch []*handler
-	flush := func() {
-		createReserved(ctx, batch)
+	shared := w.provider.shared()
+	for i := 0; i < len(taken); i += fillBatch {
+		var batch []*handler
+		for _, slot := range taken[i:min(i+fillBatch, len(taken))] {
+			if slot.h != nil {
+				batch = append(batch, slot.h)
+			}
+		}
+		reuseConcurrently(ctx, batch)
+		fillAll := func() error {
+			for _, h := range batch {
+				h.deferLocks = true
+				h.fill(ctx)
+				h.deferLocks = false
+			}
+			createReserved(ctx, batch)
+			return nil
+		}
+		if !shared {
+			_ = fillAll()
+		} else if err := w.provider.coordinate(ctx, fillAll); err != nil {
+			// Not filled at all: retried as paused handlers.
+			w.log.Warn("quota coordination unavailable; will retry", "error", err)
+			for _, h := range batch {
+				h.paused = true
+				w.explainf(h.req.ID, zkclient.ExplainPaused, "quota coordination unavailable; retrying")
+			}
+		}
 		var lg errgroup.Group
 		lg.SetLimit(32)
 		for _, h := range batch {
@@ -382,37 +409,21 @@ func (w *poolWorker) assign(ctx context.Context) {
 		w.mu.Lock()
 		w.active = append(w.active, batch...)
 		w.mu.Unlock()
-		batch = nil
 	}
-	for i, slot := range taken {
-		if i%reuseGroup == 0 {
-			reuseConcurrently(ctx, taken[i:min(i+reuseGroup, len(taken))])
-		}
-		if h := slot.h; h != nil {
-			h.deferLocks = true
-			h.fill(ctx)
-			h.deferLocks = false
-			batch = append(batch, h)
-			if len(batch) == 64 {
-				flush()
-			}
-		}
-	}
-	flush()
 }
 
-// reuseGroup is how many taken requests reuse ready nodes concurrently.
-const reuseGroup = 32
+// fillBatch is how many taken requests are filled together.
+const fillBatch = 64
 
 // reuseConcurrently lets each handler of a group take the ready nodes it
 // can reuse, concurrently: reuse costs round trips but no quota, so its
 // order does not matter; the in-process lock guard keeps two handlers off
 // one node. fill then creates what is still missing, in order.
-func reuseConcurrently(ctx context.Context, group []*takenSlot) {
+func reuseConcurrently(ctx context.Context, group []*handler) {
 	var g errgroup.Group
-	for _, slot := range group {
-		h := slot.h
-		if h == nil || !h.req.Reuse || h.pw.l.unused.Count(poolKey(h.pw.provider.cfg.Name, h.pw.pool.Name)) == 0 {
+	g.SetLimit(32)
+	for _, h := range group {
+		if !h.req.Reuse || h.pw.l.unused.Count(poolKey(h.pw.provider.cfg.Name, h.pw.pool.Name)) == 0 {
 			continue
 		}
 		g.Go(func() error {
@@ -822,7 +833,6 @@ func (h *handler) fillLabels(ctx context.Context) {
 	pw := h.pw
 	l := pw.l
 	p := pw.provider
-	shared := p.shared()
 	for _, label := range h.needed() {
 		if h.req.Reuse && h.reuse(ctx, label) {
 			h.paused = false
@@ -830,7 +840,11 @@ func (h *handler) fillLabels(ctx context.Context) {
 		}
 		var atQuota verdict
 		var created *Node
-		err := p.coordinate(ctx, func() error {
+		coordinate := p.coordinate
+		if h.deferLocks {
+			coordinate = func(_ context.Context, fn func() error) error { return fn() } // the caller coordinates
+		}
+		err := coordinate(ctx, func() error {
 			// Checking quota and creating the node record are serialized
 			// per provider; locking the new node happens outside.
 			p.launchMu.Lock()
@@ -843,7 +857,7 @@ func (h *handler) fillLabels(ctx context.Context) {
 				atQuota = v
 				return nil
 			}
-			if h.deferLocks && !shared {
+			if h.deferLocks {
 				// Hold the quota now; the caller creates a batch's nodes
 				// together (see createReserved).
 				n := h.newNode(ctx, label)

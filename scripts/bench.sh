@@ -3,16 +3,29 @@
 # processes on the simulated cloud (zero boot time) and a local ZooKeeper,
 # driven only through ZooKeeper by cmd/nodepool-bench acting as Zuul.
 #
-#   scripts/bench.sh            # all scenarios
-#   scripts/bench.sh 200 1000   # only these burst sizes
+#   scripts/bench.sh                 # all scenarios
+#   scripts/bench.sh 200 1000 two    # only these: burst sizes, and named
+#                                    # scenarios delete, minready, two
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
 zk=$(scripts/zookeeper.sh start)
 mkdir -p bin/bench
 go build -o bin/ ./cmd/nodepool-launcher ./cmd/nodepool-bench
-sizes=("$@")
-[ ${#sizes[@]} -gt 0 ] || sizes=(200 1000 10000)
+sizes=()
+named=()
+for a in "$@"; do
+  case $a in
+  [0-9]*) sizes+=("$a") ;;
+  delete | minready | two) named+=("$a") ;;
+  *) echo "unknown scenario $a (burst sizes, delete, minready, two)" >&2; exit 2 ;;
+  esac
+done
+if [ $# -eq 0 ]; then
+  sizes=(200 1000 10000)
+  named=(delete minready two)
+fi
+want() { [[ " ${named[*]} " == *" $1 "* ]]; }
 
 config() { # chroot port min-ready
   cat <<CFG
@@ -68,20 +81,22 @@ run() { # title chroot pid metrics-urls args...
 }
 
 stamp=$(date +%s)
-for n in "${sizes[@]}"; do
+for n in "${sizes[@]+"${sizes[@]}"}"; do
   chroot=/bench-$stamp-$n
   start_launcher "$chroot" 18005 0 "l-$n"
   run "burst of $n single-node requests, one launcher" "$chroot" "${pids[0]}" http://127.0.0.1:18005/metrics -n "$n"
   stop_launchers
 done
 
-if [ $# -eq 0 ]; then
+if want delete; then
   chroot=/bench-$stamp-delete
   start_launcher "$chroot" 18005 0 delete
   run "5000 node sets returned at once (deletion throughput)" "$chroot" "${pids[0]}" http://127.0.0.1:18005/metrics \
     -n 5000 -return-together
   stop_launchers
+fi
 
+if want minready; then
   chroot=/bench-$stamp-minready
   start_launcher "$chroot" 18005 1000 minready
   for _ in $(seq 1 600); do
@@ -93,7 +108,9 @@ if [ $# -eq 0 ]; then
   echo "min-ready: ${ready:-0} ready nodes waiting"
   run "1000 requests with 1,000 min-ready nodes waiting" "$chroot" "${pids[0]}" http://127.0.0.1:18005/metrics -n 1000
   stop_launchers
+fi
 
+if want two; then
   chroot=/bench-$stamp-two
   start_launcher "$chroot" 18005 0 two-a
   start_launcher "$chroot" 18006 0 two-b
