@@ -2,6 +2,8 @@ package nodepool_test
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -14,6 +16,7 @@ import (
 	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/builder"
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/driver/openstack/fakeopenstack"
 	"github.com/nodepool-go/nodepool/driver/simcloud"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
@@ -205,4 +208,88 @@ providers:
 	// A second node boots from the same upload.
 	n2 := bootFromUpload(t, ctx, zk, "built")
 	require.Equal(t, upload.Path(), n2.ImageID)
+}
+
+// TestImageBuildUploadBootOpenStack (#7): the builder uploads to the fake
+// Glance in the disk format clouds.yaml's image_format names (qcow2 when it
+// names none), with our metadata and the file's data; a launcher boots a
+// diskimage label from exactly that Glance image.
+func TestImageBuildUploadBootOpenStack(t *testing.T) {
+	for _, tc := range []struct{ cloudsFormat, want string }{{"", "qcow2"}, {"raw", "raw"}} {
+		t.Run("image_format="+tc.want, func(t *testing.T) {
+			cloud := fakeopenstack.Setup(t, fakeopenstack.Options{ImageFormat: tc.cloudsFormat})
+			zk, chroot := zktest.Connect(t)
+			dir := t.TempDir()
+			yaml := sprintf(`
+images-dir: %[1]s/images
+build-log-dir: %[1]s/logs
+labels:
+  - name: built
+diskimages:
+  - name: ubuntu-jammy
+    username: ubuntu
+    elements: [vm, ubuntu-minimal]
+    dib-cmd: %[2]s
+    metadata:
+      distro: ubuntu
+providers:
+  - name: os
+    driver: openstack
+    cloud: fake
+    rate: 0
+    boot-timeout: 10
+    diskimages:
+      - name: ubuntu-jammy
+        meta:
+          team: infra
+    pools:
+      - name: main
+        networks: [private]
+        host-key-checking: false
+        labels:
+          - name: built
+            diskimage: ubuntu-jammy
+            flavor-name: m1.small
+`, dir, fakeDIB(t))
+			path := writeConfig(t, yaml)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			// Subtest names hold a "/", which a component name cannot.
+			startLauncherWith(t, zktest.ConnectChroot(t, chroot), yaml, nodepool.WithHostname("test-image-e2e-"+tc.want))
+			startBuilder(t, chroot, path)
+
+			build, upload := waitReadyUpload(t, ctx, zk, "ubuntu-jammy", "os")
+			require.Equal(t, []string{tc.want}, build.Formats, "the cloud's format is the one built")
+			require.Equal(t, tc.want, upload.Format)
+			file := filepath.Join(dir, "images", "ubuntu-jammy-"+build.ID+"."+tc.want)
+			require.Equal(t, tc.want, qemuFormat(t, file))
+			data, err := os.ReadFile(file)
+			require.NoError(t, err)
+			sum := md5.Sum(data)
+
+			im, ok := cloud.Image(upload.ExternalID)
+			require.True(t, ok, "the upload's external id is a Glance image")
+			require.Equal(t, "active", im.Status)
+			require.Equal(t, upload.ExternalName, im.Name)
+			require.Equal(t, tc.want, im.DiskFormat)
+			require.Equal(t, "bare", im.ContainerFormat)
+			require.Equal(t, "private", im.Visibility)
+			require.Equal(t, int64(len(data)), im.Size, "the file's data was uploaded")
+			require.Equal(t, hex.EncodeToString(sum[:]), im.Checksum)
+			for k, v := range map[string]string{
+				"distro": "ubuntu", "team": "infra",
+				driver.MetaBuildID: build.ID, driver.MetaUploadID: upload.ID, driver.MetaProviderName: "os",
+				"owner_specified.openstack.md5": hex.EncodeToString(sum[:]),
+			} {
+				require.Equal(t, v, im.Properties[k], k)
+			}
+
+			n := bootFromUpload(t, ctx, zk, "built")
+			require.Equal(t, upload.Path(), n.ImageID)
+			require.Equal(t, "ubuntu", n.Username)
+			srv, ok := cloud.Server(n.ExternalID)
+			require.True(t, ok)
+			require.Equal(t, upload.ExternalID, srv.ImageID, "the server boots the uploaded Glance image")
+		})
+	}
 }
