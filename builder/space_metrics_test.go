@@ -181,7 +181,9 @@ func TestBuildMetrics(t *testing.T) {
 	for _, f := range build.Formats {
 		size, err := allocatedSize(prefix + "." + f)
 		require.NoError(t, err)
-		require.Positive(t, size)
+		if f == "qcow2" {
+			require.Positive(t, size, "a qcow2 file has a header on disk")
+		}
 		sizeLines = append(sizeLines, regexp.QuoteMeta("nodepool.dib_image_build.fake-image."+f+".size:"+strconv.FormatInt(size, 10)+"|g"))
 	}
 	key := regexp.QuoteMeta("nodepool.dib_image_build.fake-image.status.")
