@@ -108,6 +108,9 @@ func (b *Builder) checkScheduled(ctx context.Context, cfg *nodepool.Config, d *n
 			return nil
 		}
 	}
+	if !b.enoughSpace(cfg, d.Name) {
+		return nil
+	}
 	lock := b.zk.NewLock(zkclient.BuildLockPath(d.Name))
 	got, err := lock.TryAcquire(ctx)
 	if err != nil || !got {
@@ -133,6 +136,9 @@ func (b *Builder) checkManual(ctx context.Context, cfg *nodepool.Config, d *node
 	}
 	if req, _, err := b.zk.BuildRequested(ctx, d.Name); err != nil || !req {
 		return err
+	}
+	if !b.enoughSpace(cfg, d.Name) {
+		return nil
 	}
 	lock := b.zk.NewLock(zkclient.BuildLockPath(d.Name))
 	got, err := lock.TryAcquire(ctx)
@@ -336,6 +342,7 @@ func (b *Builder) runDIB(ctx context.Context, cfg *nodepool.Config, d *nodepool.
 		}
 		return false, fmt.Errorf("Failed to exec '%s'. Error: '%s'", argv[0], msg)
 	}
+	started := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	timeout := d.BuildTimeout
@@ -372,17 +379,54 @@ func (b *Builder) runDIB(ctx context.Context, cfg *nodepool.Config, d *nodepool.
 		}
 		fmt.Fprintf(lf, "Exit code: %d\n", rc)
 	}
+	elapsed := time.Since(started)
 	if rc != 0 {
 		log.Info(fmt.Sprintf("DIB failed creating %s (%d) (timeout=%s)", d.Name, rc, pyBool(timedOut)), "rc", rc)
+		b.buildStats(d.Name, rc, elapsed, nil)
 		return false, nil
 	}
+	sizes := make(map[string]int64, len(formats))
 	for _, f := range formats {
-		if _, err := os.Stat(prefix + "." + f); err != nil {
+		size, err := allocatedSize(prefix + "." + f)
+		if err != nil {
+			b.buildStats(d.Name, rc, elapsed, nil)
 			return false, fmt.Errorf("stat of image file: %w", err)
 		}
+		sizes[f] = size
 	}
 	log.Info(fmt.Sprintf("DIB image %s is built", d.Name))
+	b.buildStats(d.Name, rc, elapsed, sizes)
 	return true, nil
+}
+
+// allocatedSize returns the bytes a file occupies on disk (st_blocks*512,
+// so a sparse image counts what it really uses).
+func allocatedSize(path string) (int64, error) {
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return int64(st.Blocks) * 512, nil
+}
+
+// buildStats reports one DIB run (builder.md §3.6) in one batch: the size
+// of every format (successful builds only), the duration, the exit code
+// and the time the build finished.
+func (b *Builder) buildStats(image string, rc int, elapsed time.Duration, sizes map[string]int64) {
+	key := "nodepool.dib_image_build." + image
+	batch := b.stats.Batch(true)
+	formats := make([]string, 0, len(sizes))
+	for f := range sizes {
+		formats = append(formats, f)
+	}
+	sort.Strings(formats)
+	for _, f := range formats {
+		batch.Gauge(key+"."+f+".size", float64(sizes[f]))
+	}
+	batch.Timing(key+".status.duration", elapsed)
+	batch.Gauge(key+".status.rc", float64(rc))
+	batch.Gauge(key+".status.last_build", float64(b.now().Unix()))
+	batch.Send()
 }
 
 func pyBool(v bool) string {

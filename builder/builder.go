@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/internal/metrics"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
@@ -36,6 +38,9 @@ const (
 	BuilderIDFile = "builder_id.txt"
 	keepBuilds    = 2
 	keepUploads   = 2
+	// DefaultMinFreeSpace is the free space (bytes) the filesystem holding
+	// images-dir must have before a build starts (a Go addition).
+	DefaultMinFreeSpace int64 = 1 << 30
 )
 
 // ConfigSource returns the current configuration; it is called at the
@@ -67,6 +72,12 @@ type Options struct {
 	FQDN     string
 	// InstallDir replaces %p in dib-cmd (default: the executable's dir).
 	InstallDir string
+	// MinFreeSpace is the free space in bytes the filesystem holding
+	// images-dir must have for a build to start; otherwise the build is
+	// skipped with a warning and retried on the next iteration. Zero means
+	// DefaultMinFreeSpace, a negative value disables the check. (A Go
+	// addition: upstream has no such check at the reference commit.)
+	MinFreeSpace int64
 }
 
 // Builder runs the build, upload and cleanup workers.
@@ -80,6 +91,7 @@ type Builder struct {
 	hostname  string
 	providers *providerManagers
 	leaks     *leakTracker
+	stats     *metrics.Reporter
 
 	mu        sync.Mutex
 	component *zkclient.Component
@@ -121,6 +133,9 @@ func New(opts Options) (*Builder, error) {
 	if opts.FQDN == "" {
 		opts.FQDN = fqdn()
 	}
+	if opts.MinFreeSpace == 0 {
+		opts.MinFreeSpace = DefaultMinFreeSpace
+	}
 	if opts.InstallDir == "" {
 		if exe, err := os.Executable(); err == nil {
 			opts.InstallDir = filepath.Dir(exe)
@@ -134,6 +149,7 @@ func New(opts Options) (*Builder, error) {
 		fqdn:     opts.FQDN,
 		hostname: opts.Hostname,
 		leaks:    newLeakTracker(),
+		stats:    metrics.FromEnv(),
 	}
 	b.providers = newProviderManagers(b.log)
 	return b, nil
@@ -166,6 +182,11 @@ func fqdn() string {
 	}
 	return h
 }
+
+// MetricsHandler serves the builder's figures (builder.md §9) in the
+// Prometheus exposition format; the same figures go to statsd when
+// STATSD_HOST or STATSD_PORT was set when the builder was created.
+func (b *Builder) MetricsHandler() http.Handler { return b.stats.Handler() }
 
 // BuilderID returns the builder's identity (after Start or LoadIdentity).
 func (b *Builder) BuilderID() string { return b.builderID }

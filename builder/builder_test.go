@@ -228,8 +228,8 @@ func newEnvOn(t *testing.T, zc *zkclient.Client, cloud string) *env {
 	return e
 }
 
-func (e *env) newBuilder(fqdn string) *Builder {
-	b, err := New(Options{
+func (e *env) newBuilder(fqdn string, mods ...func(*Options)) *Builder {
+	o := Options{
 		Config:          func(context.Context) (*nodepool.Config, error) { return e.cfg.Load(), nil },
 		ZooKeeper:       e.zk,
 		Now:             e.clock.Now,
@@ -239,7 +239,11 @@ func (e *env) newBuilder(fqdn string) *Builder {
 		BuildInterval:   50 * time.Millisecond,
 		UploadInterval:  50 * time.Millisecond,
 		CleanupInterval: 100 * time.Millisecond,
-	})
+	}
+	for _, m := range mods {
+		m(&o)
+	}
+	b, err := New(o)
 	require.NoError(e.t, err)
 	require.NoError(e.t, b.LoadIdentity(context.Background()))
 	return b

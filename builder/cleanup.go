@@ -9,6 +9,7 @@ import (
 
 	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/internal/status"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
@@ -45,7 +46,26 @@ func (b *Builder) CleanupOnce(ctx context.Context) error {
 		b.log.Error("cleaning local builds failed", "error", err)
 	}
 	b.cleanLeakedImages(ctx, cfg)
+	b.buildRequestStats(ctx)
 	return nil
+}
+
+// buildRequestStats sets nodepool.image_build_requests to the number of
+// images with a pending build request (builder.md §5.5), as image-status
+// reports them.
+func (b *Builder) buildRequestStats(ctx context.Context) {
+	t, err := (&status.Source{ZK: b.zk, Now: b.now}).ImageStatus(ctx)
+	if err != nil {
+		b.log.Warn("unable to count build requests", "error", err)
+		return
+	}
+	pending := 0
+	for _, row := range t.Rows {
+		if row[2] == "pending" {
+			pending++
+		}
+	}
+	b.stats.Gauge("nodepool.image_build_requests", float64(pending))
 }
 
 // recentUploads builds the upload recency table (builder.md §5 step 1).

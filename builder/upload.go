@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/driver"
@@ -210,6 +211,7 @@ func contains(list []string, s string) bool {
 func (b *Builder) upload(ctx context.Context, cfg *nodepool.Config, p *driver.ProviderConfig, pd *driver.ProviderDiskimage, build *zkclient.ImageBuild, uploadID string) (*zkclient.ImageUpload, error) {
 	log := b.log.With("image", pd.Name, "build", build.ID, "provider", p.Name, "upload", uploadID)
 	start := b.now()
+	started := time.Now()
 	timestamp := strconv.FormatInt(start.Unix(), 10)
 	file, ok := LocalImageFile(cfg.ImagesDir, pd.Name, build.ID, p.ImageFormat)
 	if !ok {
@@ -264,6 +266,11 @@ func (b *Builder) upload(ctx context.Context, cfg *nodepool.Config, p *driver.Pr
 		}
 	}
 	log.Info(fmt.Sprintf("Image build %s-%s (external_id %s) in %s is ready", pd.Name, build.ID, extID, p.Name))
+	key := "nodepool.image_update." + pd.Name + "." + p.Name
+	batch := b.stats.Batch(true)
+	batch.Timing(key, time.Since(started))
+	batch.Incr(key)
+	batch.Send()
 	return &zkclient.ImageUpload{
 		ImageName: pd.Name, BuildID: build.ID, ProviderName: p.Name, ID: uploadID,
 		State:        zkclient.ImageReady,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -29,6 +30,8 @@ func run(args []string) int {
 	secure := fs.String("s", "", "path to the secure config file")
 	buildWorkers := fs.Int("build-workers", builder.DefaultBuildWorkers, "number of build workers")
 	uploadWorkers := fs.Int("upload-workers", builder.DefaultUploadWorkers, "number of upload workers")
+	minFree := fs.String("min-free-space", "1GiB", "free space the filesystem holding images-dir must have for a build to start (bytes, or with a K/M/G/T suffix); 0 disables the check")
+	metricsAddr := fs.String("metrics-address", "", "serve Prometheus metrics on this host:port at /metrics (default: off)")
 	debug := fs.Bool("debug", false, "log at debug level")
 	profiles := fs.String("pprof", "", "serve Go runtime profiles on this address (e.g. 127.0.0.1:6060)")
 	fs.Bool("d", false, "run in the foreground (always the case)")
@@ -38,6 +41,14 @@ func run(args []string) int {
 	}
 	log := daemon.Logger(*debug)
 	daemon.ServeProfiles(*profiles, log)
+	minFreeBytes, err := builder.ParseSize(*minFree)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Error: -min-free-space: %v\n", err)
+		return 2
+	}
+	if minFreeBytes == 0 {
+		minFreeBytes = -1 // disabled
+	}
 	path, securePath := daemon.ConfigPaths(*config, *secure)
 	load := func(context.Context) (*nodepool.Config, error) { return nodepool.LoadConfig(path, securePath) }
 	cfg, err := load(context.Background())
@@ -81,6 +92,7 @@ func run(args []string) int {
 		BuildWorkers:  *buildWorkers,
 		UploadWorkers: *uploadWorkers,
 		Logger:        log,
+		MinFreeSpace:  minFreeBytes,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
@@ -89,6 +101,17 @@ func run(args []string) int {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	if *metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", b.MetricsHandler())
+		srv := &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics server failed", "error", err)
+			}
+		}()
+		defer srv.Close()
+	}
 	// SIGTERM keeps its default action (immediate termination).
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGUSR2)

@@ -24,8 +24,8 @@ const (
 	DefaultImageNameFormat     = "{image_name}-{timestamp}"
 	DefaultPortCleanupInterval = 600 * time.Second
 	DefaultVolumeSize          = 50
-	// DefaultImageFormat is the upload format; clouds.yaml's image_format
-	// is not read yet.
+	// DefaultImageFormat is the upload format of a cloud whose clouds.yaml
+	// entry sets no image_format (see CloudImageFormat).
 	DefaultImageFormat = "qcow2"
 )
 
@@ -112,7 +112,6 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 	p := driver.ParseProviderCommon(s)
 	p.Driver = Name
 	p.ManageImages = true
-	p.ImageFormat = DefaultImageFormat
 	driver.ParseTimeouts(s, p, DefaultLaunchTimeout, DefaultBootTimeout)
 	st := &ProviderSettings{
 		Cloud:               s.RequiredString("cloud"),
@@ -126,6 +125,9 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 	}
 	s.Ignore("nodepool-id") // deprecated
 	p.Settings = st
+	// As upstream, the upload (and so the build) format comes from the
+	// cloud's clouds.yaml entry (builder.md §4.3).
+	p.ImageFormat = CloudImageFormat(st.Cloud)
 
 	for _, cs := range s.List("cloud-images") {
 		ci := &CloudImage{

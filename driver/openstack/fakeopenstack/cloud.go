@@ -88,6 +88,9 @@ type Options struct {
 	PageSize int
 	// NoVolumeService leaves Cinder out of the catalog.
 	NoVolumeService bool
+	// ImageFormat, when set, is written as image_format into the clouds.yaml
+	// entries of CloudsYAML (the builder's upload format for the cloud).
+	ImageFormat string
 }
 
 // FailKind is a kind of injected server-create failure.

@@ -19,6 +19,9 @@ func (c *Cloud) CloudsYAML(names ...string) string {
 			"      project_name: %s\n      user_domain_name: Default\n      project_domain_name: Default\n"+
 			"    region_name: %s\n    interface: public\n    identity_api_version: 3\n",
 			n, c.AuthURL(), c.opts.Username, c.opts.Password, c.opts.ProjectName, c.opts.Region)
+		if c.opts.ImageFormat != "" {
+			fmt.Fprintf(&b, "    image_format: %s\n", c.opts.ImageFormat)
+		}
 	}
 	return b.String()
 }
