@@ -30,7 +30,7 @@ func startLauncherWith(t *testing.T, zk *zkclient.Client, yaml string, opts ...n
 	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
 	cfg, err := nodepool.LoadConfig(path, "")
 	require.NoError(t, err)
-	opts = append([]nodepool.Option{nodepool.WithZooKeeper(zk), nodepool.WithHostname("test-" + t.Name())}, opts...)
+	opts = append([]nodepool.Option{nodepool.WithZooKeeper(zk), nodepool.WithHostname("test-" + strings.ReplaceAll(t.Name(), "/", "-"))}, opts...)
 	l, err := nodepool.NewLauncher(cfg, opts...)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

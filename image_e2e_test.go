@@ -44,6 +44,7 @@ func startBuilder(t *testing.T, chroot, path string) *builder.Builder {
 		CleanupInterval: -1,
 		Hostname:        "nb01",
 		FQDN:            "nb01.example.org",
+		MinFreeSpace:    -1, // not what this test is about
 	})
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())

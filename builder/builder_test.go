@@ -239,6 +239,7 @@ func (e *env) newBuilder(fqdn string, mods ...func(*Options)) *Builder {
 		BuildInterval:   50 * time.Millisecond,
 		UploadInterval:  50 * time.Millisecond,
 		CleanupInterval: 100 * time.Millisecond,
+		MinFreeSpace:    -1, // a test machine's disk may be small; TestFreeSpaceCheck sets it
 	}
 	for _, m := range mods {
 		m(&o)
