@@ -1,11 +1,16 @@
 // Package metastatic is the metastatic driver (drivers.md B4): nodes
-// carved out of backing nodes obtained from nodepool itself. This build
-// only parses its configuration; the adapter comes later.
+// carved out of backing nodes obtained from nodepool itself, through node
+// requests in ZooKeeper. The launcher must offer a Backend in
+// driver.Env.Services (nodepool.Launcher does).
+//
+// driver/drivertest does not apply: creating a node needs another
+// provider serving the backing label through ZooKeeper, metastatic nodes
+// are not cloud instances (ListInstances and ListResources report none),
+// and there is no quota to exceed. The launcher tests in the root package
+// (metastatic_test.go) cover it end to end instead.
 package metastatic
 
 import (
-	"context"
-	"errors"
 	"time"
 
 	"github.com/nodepool-go/nodepool/driver"
@@ -24,9 +29,6 @@ const (
 	Placeholder = "unknown"
 )
 
-// ErrNotAvailable is returned by Open until the real driver lands.
-var ErrNotAvailable = errors.New(Name + " driver: not available in this build yet")
-
 // Driver parses metastatic providers.
 type Driver struct{}
 
@@ -42,11 +44,6 @@ type LabelSettings struct {
 	BackingLabel    string
 	MaxParallelJobs int
 	GraceTime       time.Duration
-}
-
-// Open is not available yet.
-func (Driver) Open(context.Context, *driver.ProviderConfig, driver.Env) (driver.Adapter, error) {
-	return nil, ErrNotAvailable
 }
 
 // ParseProvider parses a metastatic provider (drivers.md B4).
