@@ -1,11 +1,10 @@
 // Package metastatic is the metastatic driver (drivers.md B4): nodes
-// carved out of backing nodes obtained from nodepool itself. This build
-// only parses its configuration; the adapter comes later.
+// carved out of backing nodes obtained from nodepool itself. Unlike the
+// other drivers it talks to ZooKeeper: it requests backing nodes with node
+// requests, locks them, and keeps all its state in their records.
 package metastatic
 
 import (
-	"context"
-	"errors"
 	"time"
 
 	"github.com/nodepool-go/nodepool/driver"
@@ -24,9 +23,6 @@ const (
 	Placeholder = "unknown"
 )
 
-// ErrNotAvailable is returned by Open until the real driver lands.
-var ErrNotAvailable = errors.New(Name + " driver: not available in this build yet")
-
 // Driver parses metastatic providers.
 type Driver struct{}
 
@@ -42,11 +38,6 @@ type LabelSettings struct {
 	BackingLabel    string
 	MaxParallelJobs int
 	GraceTime       time.Duration
-}
-
-// Open is not available yet.
-func (Driver) Open(context.Context, *driver.ProviderConfig, driver.Env) (driver.Adapter, error) {
-	return nil, ErrNotAvailable
 }
 
 // ParseProvider parses a metastatic provider (drivers.md B4).
