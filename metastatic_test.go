@@ -145,6 +145,7 @@ func checkSlots(t *testing.T, ctx context.Context, zk *zkclient.Client, backing 
 		require.NotEqual(t, metastatic.Placeholder, n.Username)
 		require.Equal(t, bn.ConnectionType, n.ConnectionType)
 		require.Equal(t, bn.HostKeys, n.HostKeys)
+		require.Equal(t, metastatic.ImageName, n.ImageID)
 	}
 	return per
 }
@@ -317,4 +318,23 @@ func TestMetastaticLauncherRestartRecoversBackingNodesAndRequests(t *testing.T) 
 	reqIDs, err := zk.RequestIDs(ctx)
 	require.NoError(t, err)
 	require.Empty(t, reqIDs)
+}
+
+func TestMetastaticConfigBackingLabelSettingsMustAgree(t *testing.T) {
+	base := "labels: [{name: a}, {name: b}]\nproviders:\n  - name: p\n    driver: metastatic\n    pools:\n      - name: m\n        labels: [{name: a, backing-label: x, max-parallel-jobs: 2, grace-time: 5}, %s]\n"
+	for _, tc := range []struct{ other, err string }{
+		{"{name: b, backing-label: x, max-parallel-jobs: 3, grace-time: 5}", "all labels with backing-label x must have the same max-parallel-jobs and grace-time"},
+		{"{name: b, backing-label: x, max-parallel-jobs: 2, grace-time: 6}", "all labels with backing-label x must have the same max-parallel-jobs and grace-time"},
+		{"{name: b, backing-label: x, max-parallel-jobs: 2, grace-time: 5}", ""},
+		{"{name: b, backing-label: y, max-parallel-jobs: 3}", ""},
+	} {
+		path := filepath.Join(t.TempDir(), "nodepool.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(sprintf(base, tc.other)), 0o600))
+		_, err := nodepool.LoadConfig(path, "")
+		if tc.err == "" {
+			require.NoError(t, err, tc.other)
+		} else {
+			require.ErrorContains(t, err, tc.err, tc.other)
+		}
+	}
 }

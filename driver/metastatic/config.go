@@ -21,6 +21,8 @@ const (
 	// Placeholder is the connection value of a label before the backing
 	// node's values replace it.
 	Placeholder = "unknown"
+	// ImageName is the image name of every label (its node's image_id).
+	ImageName = "unused"
 )
 
 // Driver parses metastatic providers.
@@ -70,6 +72,7 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 			}
 			l := &driver.LabelConfig{
 				Name:           ls.RequiredString("name"),
+				CloudImage:     ImageName,
 				Username:       Placeholder,
 				PythonPath:     Placeholder,
 				ShellType:      Placeholder,
