@@ -338,3 +338,46 @@ func TestMetastaticConfigBackingLabelSettingsMustAgree(t *testing.T) {
 		}
 	}
 }
+
+func TestMetastaticTwoLaunchersOneServesTheOtherTakesOver(t *testing.T) {
+	zk, chroot := zktest.Connect(t)
+	cloud := "cloud-" + chroot[1:]
+	yaml := metaYAML(cloud, 1)
+	stop1 := metaLauncher(t, chroot, yaml)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	// The first launcher serves the provider once its first cleanup pass
+	// has used the adapter; only then does the second one start.
+	require.Eventually(t, func() bool {
+		ok, _ := zk.IsLocked(ctx, metastatic.ServeLockRoot+"/meta")
+		return ok
+	}, 10*time.Second, 10*time.Millisecond)
+	metaLauncher(t, chroot, yaml)
+
+	// The second launcher's pool declines what it gets; the first serves.
+	var sets []*zuulsim.NodeSet
+	for i := 0; i < 3; i++ {
+		sets = append(sets, acceptMeta(t, ctx, zk))
+	}
+	before := backingNodes(t, ctx, zk)
+	require.Len(t, before, 2)
+
+	// The first launcher goes; the second takes over, and a fourth job
+	// takes the free slot of the recovered backing nodes.
+	stop1()
+	sets = append(sets, acceptMeta(t, ctx, zk))
+	after := backingNodes(t, ctx, zk)
+	require.Equal(t, len(before), len(after))
+	for id := range before {
+		require.Contains(t, after, id)
+	}
+	per := checkSlots(t, ctx, zk, after)
+	for id, c := range per {
+		require.Equal(t, 2, c, "backing node %s", id)
+	}
+
+	for _, ns := range sets {
+		require.NoError(t, ns.Return(ctx))
+	}
+	waitAllGone(t, ctx, zk, cloud, 30*time.Second)
+}

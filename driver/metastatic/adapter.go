@@ -25,6 +25,17 @@ type Services interface {
 // offer a ZooKeeper connection.
 var ErrNoZooKeeper = errors.New(Name + " driver: the launcher offers no ZooKeeper connection (driver.Env.Services)")
 
+// ErrStandby is returned by machines of an adapter while another launcher
+// serves the same metastatic provider: slot allocation lives in one
+// process, so one launcher at a time serves a provider and the others take
+// over when it goes away.
+var ErrStandby = errors.New(Name + " driver: the provider is served by another launcher")
+
+// ServeLockRoot holds one lock per metastatic provider, held by the
+// launcher serving it. It is outside upstream's schema; Python launchers
+// ignore it.
+const ServeLockRoot = "/nodepool/metastatic-locks"
+
 // Timings of the backing-node life cycle.
 const (
 	// BackingPriority is the priority prefix of backing node requests.
@@ -87,8 +98,9 @@ func (Driver) Open(_ context.Context, cfg *driver.ProviderConfig, env driver.Env
 // Adapter carves metastatic nodes out of backing nodes. Its memory is a
 // cache of what ZooKeeper holds (backing node records with our user_data
 // and persistent lock, metastatic nodes' driver_data, our backing
-// requests); it is rebuilt from ZooKeeper at first use. One launcher at a
-// time serves a metastatic provider.
+// requests); it is rebuilt from ZooKeeper whenever the adapter starts
+// serving the provider: at first use, and when it takes over from another
+// launcher (see ErrStandby).
 type Adapter struct {
 	cfg *driver.ProviderConfig
 	zk  *zkclient.Client
@@ -97,6 +109,7 @@ type Adapter struct {
 	now func() time.Time
 
 	initMu sync.Mutex
+	serve  *zkclient.Lock // the provider's serve lock while we hold it
 	inited bool
 
 	mu      sync.Mutex // the allocation lock
@@ -175,14 +188,43 @@ func (a *Adapter) labelFor(backingLabel string) string {
 
 // --- recovery ---------------------------------------------------------------
 
-// init rebuilds the records from ZooKeeper once (drivers.md B4 "lazy
-// recovery"), plus the backing requests left in flight by a previous
-// incarnation of this provider.
+// init makes sure we serve the provider: it takes the provider's serve
+// lock (ErrStandby when another launcher holds it) and then rebuilds the
+// records from ZooKeeper (drivers.md B4 "lazy recovery"), plus the backing
+// requests left in flight by a previous server of this provider. Losing
+// the lock with the session drops the records; the next call recovers.
 func (a *Adapter) init(ctx context.Context) error {
 	a.initMu.Lock()
 	defer a.initMu.Unlock()
-	if a.inited {
+	if a.inited && a.serve.Held() {
 		return nil
+	}
+	if a.serve != nil && !a.serve.Held() {
+		a.log.Warn("lost the serve lock with the ZooKeeper session; dropping the backing node records")
+		_ = a.serve.Release(ctx)
+		a.serve = nil
+	}
+	if a.inited {
+		a.inited = false
+		a.mu.Lock()
+		for _, rs := range a.records {
+			for _, r := range rs {
+				r.failed = true // waiting machines fail and retry
+			}
+		}
+		a.records = map[string][]*record{}
+		a.mu.Unlock()
+	}
+	if a.serve == nil {
+		l := a.zk.NewLock(ServeLockRoot+"/"+a.cfg.Name, zkclient.WithIdentifier(a.id))
+		got, err := l.TryAcquire(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: taking the serve lock: %w", Name, err)
+		}
+		if !got {
+			return ErrStandby
+		}
+		a.serve = l
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -526,17 +568,34 @@ func (a *Adapter) release(ctx context.Context, nodeID string) error {
 // grace time and forgets lost ones; it lists nothing (drivers.md B4).
 func (a *Adapter) ListResources(ctx context.Context) ([]driver.Resource, error) {
 	if err := a.init(ctx); err != nil {
+		if errors.Is(err, ErrStandby) {
+			return nil, nil
+		}
 		return nil, err
 	}
 	a.checkRequests(ctx)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	now := a.now()
 	var all []*record
 	for _, rs := range a.records {
 		all = append(all, rs...)
 	}
 	var errs []error
+	for _, r := range all {
+		// A slot whose node record is gone (deleted without our delete
+		// machine, e.g. by a standby launcher) is free again.
+		for i, id := range r.slots {
+			if id == "" {
+				continue
+			}
+			ok, _, err := a.zk.Exists(ctx, zkclient.NodePath(id))
+			if err == nil && !ok {
+				r.slots[i] = ""
+				r.lastUsed = a.now()
+			}
+		}
+	}
+	now := a.now()
 	for _, r := range all {
 		if r.nodeID == "" {
 			continue
@@ -597,7 +656,10 @@ func (a *Adapter) DeleteResource(context.Context, driver.Resource) error { retur
 
 // ListInstances lists nothing: metastatic nodes are not cloud instances.
 func (a *Adapter) ListInstances(ctx context.Context) ([]driver.Instance, error) {
-	return nil, a.init(ctx)
+	if err := a.init(ctx); err != nil && !errors.Is(err, ErrStandby) {
+		return nil, err
+	}
+	return nil, nil
 }
 
 // QuotaLimits is unlimited; pools' max-servers bound the nodes.
@@ -610,8 +672,20 @@ func (a *Adapter) QuotaForLabel(context.Context, *driver.LabelConfig) (quota.Res
 	return quota.New(0, 1, 0, 0, nil), nil
 }
 
-// Close does nothing: the state lives in ZooKeeper.
-func (a *Adapter) Close() error { return nil }
+// Close gives up serving the provider; the state lives in ZooKeeper.
+func (a *Adapter) Close() error {
+	a.initMu.Lock()
+	defer a.initMu.Unlock()
+	a.inited = false
+	if a.serve == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := a.serve.Release(ctx)
+	a.serve = nil
+	return err
+}
 
 // --- state machines ---------------------------------------------------------------
 
@@ -723,6 +797,10 @@ type deleteMachine struct {
 
 func (m *deleteMachine) Advance(ctx context.Context) (bool, error) {
 	if err := m.a.init(ctx); err != nil {
+		if errors.Is(err, ErrStandby) {
+			// The serving launcher frees the slot once the record is gone.
+			return true, nil
+		}
 		return false, err
 	}
 	m.a.deallocate(m.nodeID)

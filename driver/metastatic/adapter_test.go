@@ -89,6 +89,7 @@ func open(t *testing.T, zk *zkclient.Client, cfg *driver.ProviderConfig) *metast
 	t.Helper()
 	ad, err := metastatic.Driver{}.Open(t.Context(), cfg, driver.Env{Services: services{zk}})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = ad.Close() })
 	return ad.(*metastatic.Adapter)
 }
 
@@ -235,6 +236,7 @@ func TestMetastaticRecoveryFromZooKeeper(t *testing.T) {
 
 	// A fresh adapter (another session: a restarted launcher) recovers the
 	// backing node with slot 0 taken: the next node gets slot 1 of it.
+	require.NoError(t, ad.Close())
 	ad2 := open(t, zktest.ConnectChroot(t, chroot), cfg)
 	inst2, err := create(t, ad2, spec(cfg, "0000000200"))
 	require.NoError(t, err)
@@ -268,6 +270,7 @@ func TestMetastaticAdoptsInFlightBackingRequest(t *testing.T) {
 	require.Equal(t, "100", reqs[0].Priority())
 	require.Equal(t, []string{"small"}, reqs[0].NodeTypes)
 
+	require.NoError(t, ad.Close())
 	b := startBacker(t, zk)
 	ad2 := open(t, zk, cfg)
 	inst, err = create(t, ad2, spec(cfg, "0000000200"))
@@ -336,4 +339,61 @@ func TestMetastaticParseUserData(t *testing.T) {
 		require.Equal(t, tc.ok, ok, tc.raw)
 		require.Equal(t, tc.want, got, tc.raw)
 	}
+}
+
+func TestMetastaticStandbyTakesOverWhenTheServerGoes(t *testing.T) {
+	zk, chroot := zktest.Connect(t)
+	b := startBacker(t, zk)
+	cfg := providerConfig(time.Minute)
+	server := zktest.ConnectChroot(t, chroot)
+	ad1 := open(t, server, cfg)
+	inst, err := create(t, ad1, spec(cfg, "0000000100"))
+	require.NoError(t, err)
+	n := &zkclient.Node{State: zkclient.NodeInUse, Provider: "meta", Type: []string{"meta"}, DriverData: inst.DriverData, Slot: inst.Slot}
+	_, err = zk.CreateNode(t.Context(), n)
+	require.NoError(t, err)
+	var dd metastatic.DriverData
+	require.NoError(t, json.Unmarshal(inst.DriverData, &dd))
+	dd.Node = n.ID
+	n.DriverData, _ = json.Marshal(dd)
+	require.NoError(t, zk.StoreNode(t.Context(), n, nil))
+
+	// A second launcher's adapter stands by while the first serves.
+	ad2 := open(t, zktest.ConnectChroot(t, chroot), cfg)
+	_, err = ad2.CreateMachine(spec(cfg, "0000000200")).Advance(t.Context())
+	require.ErrorIs(t, err, metastatic.ErrStandby)
+	res, err := ad2.ListResources(t.Context())
+	require.NoError(t, err)
+	require.Empty(t, res)
+
+	// The first launcher dies (its session ends): the second takes over
+	// with the first one's backing node and its taken slot.
+	server.Close()
+	inst2, err := create(t, ad2, spec(cfg, "0000000200"))
+	require.NoError(t, err)
+	var dd2 metastatic.DriverData
+	require.NoError(t, json.Unmarshal(inst2.DriverData, &dd2))
+	require.Equal(t, dd.BackingNode, dd2.BackingNode)
+	require.Equal(t, 1, dd2.Slot)
+	require.EqualValues(t, 1, b.count.Load())
+}
+
+func TestMetastaticSlotOfVanishedNodeIsFreed(t *testing.T) {
+	zk, _ := zktest.Connect(t)
+	b := startBacker(t, zk)
+	cfg := providerConfig(time.Minute)
+	ad := open(t, zk, cfg)
+	n := &zkclient.Node{State: zkclient.NodeBuilding, Provider: "meta", Type: []string{"meta"}}
+	_, err := zk.CreateNode(t.Context(), n)
+	require.NoError(t, err)
+	_, err = create(t, ad, spec(cfg, n.ID))
+	require.NoError(t, err)
+	_, err = create(t, ad, spec(cfg, "0000000999")) // no record: freed below
+	require.NoError(t, err)
+	_, err = ad.ListResources(t.Context())
+	require.NoError(t, err)
+	inst, err := create(t, ad, spec(cfg, "0000000500"))
+	require.NoError(t, err)
+	require.Equal(t, 1, *inst.Slot, "the slot of the node without record was freed")
+	require.EqualValues(t, 1, b.count.Load())
 }
