@@ -42,6 +42,9 @@ const (
 	BackingPriority = "100"
 	// LockTimeout bounds the wait for the lock of a fulfilled backing node.
 	LockTimeout = 30 * time.Second
+	// checkInterval is the least time between two reads of one backing
+	// request, however many machines wait for it.
+	checkInterval = 100 * time.Millisecond
 )
 
 // RequestorID returns the requestor id and lock identifier of a
@@ -132,6 +135,7 @@ type record struct {
 	failed    bool
 	lastUsed  time.Time
 	lockSince time.Time // first attempt to lock the fulfilled node
+	checkedAt time.Time // last read of the request
 }
 
 func newRecord(label string, slots int, now time.Time) *record {
@@ -439,15 +443,28 @@ func (a *Adapter) drop(r *record) {
 func (a *Adapter) checkRequests(ctx context.Context) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	var all []*record
 	for _, rs := range a.records {
-		for _, r := range rs {
-			if r.nodeID != "" || r.failed || r.requestID == "" {
-				continue
-			}
-			if err := a.checkRequest(ctx, r); err != nil {
-				a.log.Warn("checking backing node request failed", "request", r.requestID, "error", err)
-			}
-		}
+		all = append(all, rs...)
+	}
+	for _, r := range all {
+		a.checkRecord(ctx, r)
+	}
+}
+
+// checkRecord advances one record waiting for its backing node, reading
+// its request at most every checkInterval; a.mu is held.
+func (a *Adapter) checkRecord(ctx context.Context, r *record) {
+	if r.nodeID != "" || r.failed || r.requestID == "" {
+		return
+	}
+	now := a.now()
+	if now.Sub(r.checkedAt) < checkInterval {
+		return
+	}
+	r.checkedAt = now
+	if err := a.checkRequest(ctx, r); err != nil {
+		a.log.Warn("checking backing node request failed", "request", r.requestID, "error", err)
 	}
 }
 
@@ -735,14 +752,9 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 	}
 	if m.state == stateRequesting {
 		a.mu.Lock()
+		a.checkRecord(ctx, m.rec)
 		failed, have := m.rec.failed, m.rec.nodeID != ""
 		a.mu.Unlock()
-		if !failed && !have {
-			a.checkRequests(ctx)
-			a.mu.Lock()
-			failed, have = m.rec.failed, m.rec.nodeID != ""
-			a.mu.Unlock()
-		}
 		if failed {
 			return nil, errors.New("backing node failed")
 		}
