@@ -312,6 +312,30 @@ func (a *Adapter) recover(ctx context.Context) error {
 		a.records[label] = append(a.records[label], r)
 		a.log.Info("adopted backing node request", "request", req.ID, "state", req.State, "label", label)
 	}
+	// A node we locked for a request that has vanished since (deleted by
+	// someone else before we wrote our user_data) is ready, allocated to
+	// nothing its provider could free while we lock it: unlock it.
+	live := map[string]bool{}
+	for _, req := range reqs {
+		live[req.ID] = true
+	}
+	for _, n := range nodes {
+		if n.State != zkclient.NodeReady || n.AllocatedTo == "" || live[n.AllocatedTo] || byNode[n.ID] != nil {
+			continue
+		}
+		mine, err := a.ourContenders(ctx, n.ID)
+		if err != nil {
+			return err
+		}
+		for _, p := range mine {
+			if err := a.zk.Delete(ctx, p, -1); err != nil && !errors.Is(err, zkclient.ErrNoNode) {
+				return err
+			}
+		}
+		if len(mine) > 0 {
+			a.log.Info("unlocked a node whose backing request vanished", "node", n.ID, "request", n.AllocatedTo)
+		}
+	}
 	return nil
 }
 

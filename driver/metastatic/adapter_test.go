@@ -397,3 +397,26 @@ func TestMetastaticSlotOfVanishedNodeIsFreed(t *testing.T) {
 	require.Equal(t, 1, *inst.Slot, "the slot of the node without record was freed")
 	require.EqualValues(t, 1, b.count.Load())
 }
+
+func TestMetastaticRecoveryUnlocksNodeOfVanishedRequest(t *testing.T) {
+	zk, _ := zktest.Connect(t)
+	// A ready node allocated to a request that is gone, locked by us (a
+	// launcher died between locking it and writing user_data, and the
+	// request was deleted meanwhile).
+	n := &zkclient.Node{State: zkclient.NodeReady, Provider: "backing", Type: []string{"small"}, AllocatedTo: "100-0000000042"}
+	_, err := zk.CreateNode(t.Context(), n)
+	require.NoError(t, err)
+	lock := zk.NodeLock(n.ID, zkclient.PersistentContender(), zkclient.WithIdentifier(myID))
+	got, err := lock.TryAcquire(t.Context())
+	require.NoError(t, err)
+	require.True(t, got)
+	lock.Forget()
+
+	cfg := providerConfig(time.Minute)
+	ad := open(t, zk, cfg)
+	_, err = ad.ListResources(t.Context())
+	require.NoError(t, err)
+	locked, err := zk.IsLocked(t.Context(), zkclient.NodeLockPath(n.ID))
+	require.NoError(t, err)
+	require.False(t, locked, "its provider can free and reuse it again")
+}
