@@ -631,15 +631,19 @@ func TestLoadDrivers(t *testing.T) {
 }
 
 func TestOpenNotAvailable(t *testing.T) {
-	d, ok := driver.Lookup("aws")
+	for _, name := range []string{"aws"} {
+		d, ok := driver.Lookup(name)
+		require.True(t, ok, name)
+		_, err := d.Open(t.Context(), &driver.ProviderConfig{Name: "x"}, driver.Env{})
+		require.EqualError(t, err, name+" driver: not available in this build yet")
+	}
+}
+
+func TestMetastaticOpenWithoutZooKeeper(t *testing.T) {
+	d, ok := driver.Lookup("metastatic")
 	require.True(t, ok)
 	_, err := d.Open(t.Context(), &driver.ProviderConfig{Name: "x"}, driver.Env{})
-	require.EqualError(t, err, "aws driver: not available in this build yet")
-	// metastatic needs the launcher's ZooKeeper client.
-	d, ok = driver.Lookup("metastatic")
-	require.True(t, ok)
-	_, err = d.Open(t.Context(), &driver.ProviderConfig{Name: "x"}, driver.Env{})
-	require.ErrorContains(t, err, "offers no ZooKeeper access")
+	require.ErrorIs(t, err, metastatic.ErrNoZooKeeper)
 }
 
 func TestReadRetry(t *testing.T) {

@@ -4,75 +4,151 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/nodepool-go/nodepool/driver"
-	"github.com/nodepool-go/nodepool/internal/pyjson"
+	"github.com/nodepool-go/nodepool/quota"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
-// Backend is what the launcher must offer (driver.Env.Services) for the
-// metastatic driver: the ZooKeeper client through which backing nodes are
-// requested, locked and returned.
-type Backend interface {
+// Services is what the metastatic driver needs from its host, passed as
+// driver.Env.Services: the ZooKeeper connection through which it requests,
+// locks and releases backing nodes.
+type Services interface {
 	ZooKeeper() *zkclient.Client
 }
 
-// ErrNoBackend is returned by Open when the launcher offers no Backend.
-var ErrNoBackend = errors.New(Name + " driver: the launcher offers no ZooKeeper access (driver.Env.Services)")
+// ErrNoZooKeeper is returned by Open when driver.Env.Services does not
+// offer a ZooKeeper connection.
+var ErrNoZooKeeper = errors.New(Name + " driver: the launcher offers no ZooKeeper connection (driver.Env.Services)")
 
-// backingPriority is the priority prefix of backing-node requests.
-const backingPriority = "100"
+// ErrStandby is returned by machines of an adapter while another launcher
+// serves the same metastatic provider: slot allocation lives in one
+// process, so one launcher at a time serves a provider and the others take
+// over when it goes away.
+var ErrStandby = errors.New(Name + " driver: the provider is served by another launcher")
 
-// lockWait bounds how long a machine keeps trying to lock a backing node
-// handed to it.
-const lockWait = 30 * time.Second
+// ServeLockRoot holds one lock per metastatic provider, held by the
+// launcher serving it. It is outside upstream's schema; Python launchers
+// ignore it.
+const ServeLockRoot = "/nodepool/metastatic-locks"
 
-// Open returns the adapter of a metastatic provider.
+// Timings of the backing-node life cycle.
+const (
+	// BackingPriority is the priority prefix of backing node requests.
+	BackingPriority = "100"
+	// LockTimeout bounds the wait for the lock of a fulfilled backing node.
+	LockTimeout = 30 * time.Second
+	// checkInterval is the least time between two reads of one backing
+	// request, however many machines wait for it.
+	checkInterval = 100 * time.Millisecond
+)
+
+// RequestorID returns the requestor id and lock identifier of a
+// metastatic provider.
+func RequestorID(provider string) string { return zkclient.RequestorMetastaticPrefix + provider }
+
+// UserData is what a backing node's user_data holds (as a JSON string).
+type UserData struct {
+	Owner string `json:"owner"`
+	Label string `json:"label"`
+	Slots int    `json:"slots"`
+}
+
+// DriverData is what a metastatic node's driver_data holds.
+type DriverData struct {
+	Metadata    map[string]string `json:"metadata"`
+	BackingNode string            `json:"backing_node"`
+	Slot        int               `json:"slot"`
+	Node        string            `json:"node"`
+}
+
+// ParseUserData decodes a backing node's user_data, which upstream stores
+// as a JSON string holding a JSON object (a bare object is accepted too).
+func ParseUserData(raw json.RawMessage) (UserData, bool) {
+	var ud UserData
+	if len(raw) == 0 {
+		return ud, false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		raw = json.RawMessage(s)
+	}
+	if err := json.Unmarshal(raw, &ud); err != nil || ud.Owner == "" {
+		return UserData{}, false
+	}
+	return ud, true
+}
+
+// Open returns the adapter of a metastatic provider. env.Services must
+// implement Services.
 func (Driver) Open(_ context.Context, cfg *driver.ProviderConfig, env driver.Env) (driver.Adapter, error) {
-	b, ok := env.Services.(Backend)
-	if !ok || b.ZooKeeper() == nil {
-		return nil, ErrNoBackend
+	s, ok := env.Services.(Services)
+	if !ok || s.ZooKeeper() == nil {
+		return nil, ErrNoZooKeeper
 	}
 	log := env.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Adapter{cfg: cfg, zk: b.ZooKeeper(), log: log, id: "NodePool:metastatic:" + cfg.Name}, nil
+	return &Adapter{cfg: cfg, zk: s.ZooKeeper(), log: log, id: RequestorID(cfg.Name), now: time.Now,
+		records: map[string][]*record{}}, nil
 }
 
-// Adapter carves metastatic nodes out of backing nodes. What it knows is
-// also in ZooKeeper (the backing node's user_data and our persistent lock
-// on it, each metastatic node's driver_data), so a restarted launcher, or
-// another one, recovers it.
+// Adapter carves metastatic nodes out of backing nodes. Its memory is a
+// cache of what ZooKeeper holds (backing node records with our user_data
+// and persistent lock, metastatic nodes' driver_data, our backing
+// requests); it is rebuilt from ZooKeeper whenever the adapter starts
+// serving the provider: at first use, and when it takes over from another
+// launcher (see ErrStandby).
 type Adapter struct {
 	cfg *driver.ProviderConfig
 	zk  *zkclient.Client
 	log *slog.Logger
-	id  string // requestor id and lock identifier
+	id  string
+	now func() time.Time
 
-	mu        sync.Mutex
-	records   []*record
-	recovered bool
+	initMu sync.Mutex
+	serve  *zkclient.Lock // the provider's serve lock while we hold it
+	inited bool
+
+	mu      sync.Mutex // the allocation lock
+	records map[string][]*record
 }
 
-// record is one backing node (or the request for one) and its slots.
+var (
+	_ driver.Adapter       = (*Adapter)(nil)
+	_ driver.QuotaReporter = (*Adapter)(nil)
+	_ driver.LeakCleaner   = (*Adapter)(nil)
+)
+
+// record is the in-memory view of one backing node (or of the request for
+// it while it is being obtained).
 type record struct {
 	label     string   // metastatic label
-	slots     []string // metastatic node id per slot, "" when free
+	slots     []string // allocated node ids, "" for a free slot
 	nodeID    string   // backing node, "" while requested
 	requestID string
-	lock      *zkclient.Lock // our persistent lock, nil when recovered
-	lockNode  string         // path of our contender (recovered records)
 	failed    bool
 	lastUsed  time.Time
-	claiming  bool // a machine is taking the fulfilled request's node
-	since     time.Time
+	lockSince time.Time // first attempt to lock the fulfilled node
+	checkedAt time.Time // last read of the request
 }
 
-func (r *record) free() int {
+func newRecord(label string, slots int, now time.Time) *record {
+	if slots < 1 {
+		slots = 1
+	}
+	return &record{label: label, slots: make([]string, slots), lastUsed: now}
+}
+
+func (r *record) freeSlot() int {
+	if r.failed {
+		return -1
+	}
 	for i, s := range r.slots {
 		if s == "" {
 			return i
@@ -90,431 +166,679 @@ func (r *record) empty() bool {
 	return true
 }
 
-// Requestor returns the requestor id of this provider's backing requests.
-func (a *Adapter) Requestor() string { return a.id }
-
-func settings(l *driver.LabelConfig) *LabelSettings {
-	if s, ok := l.Settings.(*LabelSettings); ok {
-		return s
+// settings returns the metastatic settings of a configured label, or nil.
+func (a *Adapter) settings(label string) *LabelSettings {
+	for _, p := range a.cfg.Pools {
+		if l := p.Label(label); l != nil {
+			if s, ok := l.Settings.(*LabelSettings); ok {
+				return s
+			}
+		}
 	}
-	return &LabelSettings{MaxParallelJobs: 1, GraceTime: DefaultGraceTime}
+	return nil
 }
 
-// userData is what the backing node's user_data says (as a JSON string).
-type userData struct {
-	Owner string `json:"owner"`
-	Label string `json:"label"`
-	Slots int    `json:"slots"`
-}
-
-func encodeUserData(u userData) json.RawMessage {
-	o := pyjson.NewObject(nil)
-	o.Str("owner", u.Owner)
-	o.Str("label", u.Label)
-	o.Int("slots", int64(u.Slots))
-	return json.RawMessage(pyjson.AppendString(nil, string(o.Bytes())))
-}
-
-func decodeUserData(raw json.RawMessage) (userData, bool) {
-	var s string
-	var u userData
-	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil || json.Unmarshal([]byte(s), &u) != nil {
-		return u, false
+// labelFor returns the first configured label backed by backingLabel.
+func (a *Adapter) labelFor(backingLabel string) string {
+	for _, p := range a.cfg.Pools {
+		for _, l := range p.Labels {
+			if s, ok := l.Settings.(*LabelSettings); ok && s.BackingLabel == backingLabel {
+				return l.Name
+			}
+		}
 	}
-	return u, u.Owner != ""
+	return ""
 }
 
-// driverData is what each metastatic node records about its slot.
-type driverData struct {
-	Metadata    map[string]string `json:"metadata"`
-	BackingNode string            `json:"backing_node"`
-	Slot        int               `json:"slot"`
-	Node        string            `json:"node"`
-}
+// --- recovery ---------------------------------------------------------------
 
-// recover rebuilds the records from ZooKeeper once.
-func (a *Adapter) recover(ctx context.Context) error {
-	a.mu.Lock()
-	done := a.recovered
-	a.mu.Unlock()
-	if done {
+// init makes sure we serve the provider: it takes the provider's serve
+// lock (ErrStandby when another launcher holds it) and then rebuilds the
+// records from ZooKeeper (drivers.md B4 "lazy recovery"), plus the backing
+// requests left in flight by a previous server of this provider. Losing
+// the lock with the session drops the records; the next call recovers.
+func (a *Adapter) init(ctx context.Context) error {
+	a.initMu.Lock()
+	defer a.initMu.Unlock()
+	if a.inited && a.serve.Held() {
 		return nil
 	}
+	if a.serve != nil && !a.serve.Held() {
+		a.log.Warn("lost the serve lock with the ZooKeeper session; dropping the backing node records")
+		_ = a.serve.Release(ctx)
+		a.serve = nil
+	}
+	if a.inited {
+		a.inited = false
+		a.mu.Lock()
+		for _, rs := range a.records {
+			for _, r := range rs {
+				r.failed = true // waiting machines fail and retry
+			}
+		}
+		a.records = map[string][]*record{}
+		a.mu.Unlock()
+	}
+	if a.serve == nil {
+		l := a.zk.NewLock(ServeLockRoot+"/"+a.cfg.Name, zkclient.WithIdentifier(a.id))
+		got, err := l.TryAcquire(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: taking the serve lock: %w", Name, err)
+		}
+		if !got {
+			return ErrStandby
+		}
+		a.serve = l
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := a.recover(ctx); err != nil {
+		a.records = map[string][]*record{}
+		return fmt.Errorf("%s: recovering backing nodes: %w", Name, err)
+	}
+	a.inited = true
+	return nil
+}
+
+func (a *Adapter) recover(ctx context.Context) error {
 	nodes, err := a.zk.Nodes(ctx, nil)
 	if err != nil {
 		return err
 	}
-	var recs []*record
+	now := a.now()
 	byNode := map[string]*record{}
 	for _, n := range nodes {
-		u, ok := decodeUserData(n.UserData)
-		if !ok || u.Owner != a.id || u.Slots < 1 {
+		ud, ok := ParseUserData(n.UserData)
+		if !ok || ud.Owner != a.id {
 			continue
 		}
-		dir := zkclient.NodeLockPath(n.ID)
-		kids, err := a.zk.Children(ctx, dir)
+		contender, err := a.ourContender(ctx, n.ID)
 		if err != nil {
+			return err
+		}
+		if contender == "" {
 			continue
 		}
-		var ours string
-		for _, k := range zkclient.SortContenders(kids) {
-			data, _, err := a.zk.Get(ctx, dir+"/"+k)
-			if err == nil && string(data) == a.id {
-				ours = dir + "/" + k
+		if n.State != zkclient.NodeInUse {
+			// A release that stopped half-way: finish it.
+			a.log.Info("finishing the release of a backing node", "node", n.ID, "state", n.State)
+			if err := a.release(ctx, n.ID); err != nil {
+				return err
 			}
-			break // only the first contender counts
-		}
-		if ours == "" {
 			continue
 		}
-		r := &record{label: u.Label, slots: make([]string, u.Slots), nodeID: n.ID, lockNode: ours, lastUsed: time.Now(), since: time.Now()}
-		recs = append(recs, r)
+		r := newRecord(ud.Label, ud.Slots, now)
+		r.nodeID = n.ID
 		byNode[n.ID] = r
+		a.records[ud.Label] = append(a.records[ud.Label], r)
+		a.log.Info("recovered backing node", "node", n.ID, "label", ud.Label, "slots", ud.Slots)
 	}
 	for _, n := range nodes {
 		if n.Provider != a.cfg.Name || len(n.DriverData) == 0 {
 			continue
 		}
-		var dd driverData
+		var dd DriverData
 		if json.Unmarshal(n.DriverData, &dd) != nil {
 			continue
 		}
-		if r := byNode[dd.BackingNode]; r != nil && dd.Slot >= 0 && dd.Slot < len(r.slots) {
-			r.slots[dd.Slot] = n.ID
+		r := byNode[dd.BackingNode]
+		if r == nil || dd.Slot < 0 || dd.Slot >= len(r.slots) || r.slots[dd.Slot] != "" {
+			continue
 		}
+		r.slots[dd.Slot] = n.ID
 	}
-	// Backing requests a dead launcher left behind: nobody waits on them.
-	// Deleting them hands a fulfilled one's node back to its provider as
-	// an unallocated ready node (the launcher clears the allocation).
 	reqs, err := a.zk.Requests(ctx, nil)
 	if err != nil {
 		return err
 	}
-	for _, r := range reqs {
-		if r.Requestor == a.id {
-			if err := a.zk.DeleteRequest(ctx, r.ID); err != nil {
+	for _, req := range reqs {
+		if req.Requestor != a.id {
+			continue
+		}
+		taken := req.State == zkclient.RequestFulfilled && len(req.Nodes) > 0 && byNode[req.Nodes[0]] != nil
+		if req.State == zkclient.RequestFailed || taken || len(req.NodeTypes) == 0 {
+			if err := a.zk.DeleteRequest(ctx, req.ID); err != nil {
 				return err
 			}
-			a.log.Info("deleted an abandoned backing-node request", "request", r.ID, "state", string(r.State))
+			continue
 		}
+		label := a.labelFor(req.NodeTypes[0])
+		slots := 1
+		if s := a.settings(label); s != nil {
+			slots = s.MaxParallelJobs
+		}
+		r := newRecord(label, slots, now)
+		r.requestID = req.ID
+		a.records[label] = append(a.records[label], r)
+		a.log.Info("adopted backing node request", "request", req.ID, "state", req.State, "label", label)
+	}
+	// A node we locked for a request that has vanished since (deleted by
+	// someone else before we wrote our user_data) is ready, allocated to
+	// nothing its provider could free while we lock it: unlock it.
+	live := map[string]bool{}
+	for _, req := range reqs {
+		live[req.ID] = true
+	}
+	for _, n := range nodes {
+		if n.State != zkclient.NodeReady || n.AllocatedTo == "" || live[n.AllocatedTo] || byNode[n.ID] != nil {
+			continue
+		}
+		mine, err := a.ourContenders(ctx, n.ID)
+		if err != nil {
+			return err
+		}
+		for _, p := range mine {
+			if err := a.zk.Delete(ctx, p, -1); err != nil && !errors.Is(err, zkclient.ErrNoNode) {
+				return err
+			}
+		}
+		if len(mine) > 0 {
+			a.log.Info("unlocked a node whose backing request vanished", "node", n.ID, "request", n.AllocatedTo)
+		}
+	}
+	return nil
+}
+
+// ourContender returns the path of the first contender of the node's lock
+// when it carries our identifier, else "".
+func (a *Adapter) ourContender(ctx context.Context, nodeID string) (string, error) {
+	dir := zkclient.NodeLockPath(nodeID)
+	children, err := a.zk.Children(ctx, dir)
+	if errors.Is(err, zkclient.ErrNoNode) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	sorted := zkclient.SortContenders(children)
+	if len(sorted) == 0 {
+		return "", nil
+	}
+	p := dir + "/" + sorted[0]
+	data, _, err := a.zk.Get(ctx, p)
+	if errors.Is(err, zkclient.ErrNoNode) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if string(data) != a.id {
+		return "", nil
+	}
+	return p, nil
+}
+
+// ourContenders returns every contender of the node's lock with our
+// identifier.
+func (a *Adapter) ourContenders(ctx context.Context, nodeID string) ([]string, error) {
+	dir := zkclient.NodeLockPath(nodeID)
+	children, err := a.zk.Children(ctx, dir)
+	if errors.Is(err, zkclient.ErrNoNode) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, ch := range zkclient.SortContenders(children) {
+		data, _, err := a.zk.Get(ctx, dir+"/"+ch)
+		if errors.Is(err, zkclient.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if string(data) == a.id {
+			out = append(out, dir+"/"+ch)
+		}
+	}
+	return out, nil
+}
+
+// --- allocation ----------------------------------------------------------------
+
+// allocate puts nodeID into the first free slot of the label's records,
+// requesting a new backing node when there is none.
+func (a *Adapter) allocate(ctx context.Context, label *driver.LabelConfig, nodeID string) (*record, int, error) {
+	st, ok := label.Settings.(*LabelSettings)
+	if !ok {
+		return nil, 0, fmt.Errorf("%s: label %s has no metastatic settings", Name, label.Name)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if !a.recovered {
-		a.records = append(a.records, recs...)
-		a.recovered = true
-		if len(recs) > 0 {
-			a.log.Info("recovered backing nodes", "count", len(recs))
+	for _, r := range a.records[label.Name] {
+		if i := r.freeSlot(); i >= 0 {
+			r.slots[i] = nodeID
+			return r, i, nil
 		}
 	}
-	return nil
-}
-
-// CreateMachine returns a machine that allocates a slot of a backing node.
-func (a *Adapter) CreateMachine(spec driver.CreateSpec) driver.CreateMachine {
-	return &createMachine{a: a, spec: spec, id: spec.Metadata[driver.MetaNodeID]}
-}
-
-type createMachine struct {
-	a    *Adapter
-	spec driver.CreateSpec
-	id   string // our own node id (the external id)
-	rec  *record
-	slot int
-}
-
-func (m *createMachine) ExternalID() string { return m.id }
-
-func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
-	a := m.a
-	if err := a.recover(ctx); err != nil {
-		return nil, driver.TransientError("%w", err)
+	now := a.now()
+	req := &zkclient.NodeRequest{
+		State:       zkclient.RequestRequested,
+		StateTime:   float64(now.UnixNano()) / 1e9,
+		CreatedTime: float64(now.UnixNano()) / 1e9,
+		NodeTypes:   []string{st.BackingLabel},
+		Reuse:       true,
+		Requestor:   a.id,
 	}
-	if m.rec == nil {
-		if err := m.allocate(ctx); err != nil {
-			return nil, err
+	if _, err := a.zk.SubmitRequest(ctx, req, BackingPriority, false); err != nil {
+		return nil, 0, fmt.Errorf("%s: requesting a backing node: %w", Name, err)
+	}
+	a.log.Info("requested backing node", "request", req.ID, "label", label.Name, "backing_label", st.BackingLabel)
+	r := newRecord(label.Name, st.MaxParallelJobs, now)
+	r.requestID = req.ID
+	r.slots[0] = nodeID
+	a.records[label.Name] = append(a.records[label.Name], r)
+	return r, 0, nil
+}
+
+// deallocate frees the slot holding nodeID, if any.
+func (a *Adapter) deallocate(nodeID string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, rs := range a.records {
+		for _, r := range rs {
+			for i, s := range r.slots {
+				if s == nodeID {
+					r.slots[i] = ""
+					r.lastUsed = a.now()
+					return
+				}
+			}
 		}
 	}
-	a.mu.Lock()
-	r := m.rec
-	failed, nodeID := r.failed, r.nodeID
-	a.mu.Unlock()
-	if failed {
-		m.rec = nil
-		return nil, errors.New("backing node failed")
-	}
-	if nodeID == "" {
-		return nil, a.pollRequest(ctx, r)
-	}
-	return m.instance(ctx, nodeID)
 }
 
-// allocate takes the first free slot of a record for our label, or makes a
-// record with a new backing request.
-func (m *createMachine) allocate(ctx context.Context) error {
-	a := m.a
-	st := settings(m.spec.Label)
-	a.mu.Lock()
-	for _, r := range a.records {
-		if r.label != m.spec.Label.Name || r.failed {
-			continue
-		}
-		if i := r.free(); i >= 0 {
-			r.slots[i] = m.id
-			m.rec, m.slot = r, i
-			a.mu.Unlock()
-			return nil
+// drop removes a record; a.mu is held.
+func (a *Adapter) drop(r *record) {
+	rs := a.records[r.label]
+	for i, x := range rs {
+		if x == r {
+			a.records[r.label] = append(rs[:i:i], rs[i+1:]...)
+			break
 		}
 	}
-	a.mu.Unlock()
-	req := &zkclient.NodeRequest{State: zkclient.RequestRequested, NodeTypes: []string{st.BackingLabel},
-		Requestor: a.id, Reuse: true, StateTime: unixNow(), CreatedTime: unixNow()}
-	id, err := a.zk.SubmitRequest(ctx, req, backingPriority, false)
-	if err != nil {
-		return driver.TransientError("requesting a backing node: %w", err)
+	if len(a.records[r.label]) == 0 {
+		delete(a.records, r.label)
 	}
-	r := &record{label: m.spec.Label.Name, slots: make([]string, max(st.MaxParallelJobs, 1)), requestID: id, lastUsed: time.Now(), since: time.Now()}
-	r.slots[0] = m.id
-	a.mu.Lock()
-	a.records = append(a.records, r)
-	a.mu.Unlock()
-	m.rec, m.slot = r, 0
-	a.log.Info("requested a backing node", "label", st.BackingLabel, "request", id)
-	return nil
 }
 
-// pollRequest advances a record waiting on its backing request.
-func (a *Adapter) pollRequest(ctx context.Context, r *record) error {
+// checkRequests advances every record waiting for its backing node.
+func (a *Adapter) checkRequests(ctx context.Context) {
 	a.mu.Lock()
-	if r.claiming || r.nodeID != "" {
-		a.mu.Unlock()
-		return nil
+	defer a.mu.Unlock()
+	var all []*record
+	for _, rs := range a.records {
+		all = append(all, rs...)
 	}
-	r.claiming = true
-	reqID := r.requestID
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		r.claiming = false
-		a.mu.Unlock()
-	}()
-	req, err := a.zk.GetRequest(ctx, reqID)
+	for _, r := range all {
+		a.checkRecord(ctx, r)
+	}
+}
+
+// checkRecord advances one record waiting for its backing node, reading
+// its request at most every checkInterval; a.mu is held.
+func (a *Adapter) checkRecord(ctx context.Context, r *record) {
+	if r.nodeID != "" || r.failed || r.requestID == "" {
+		return
+	}
+	now := a.now()
+	if now.Sub(r.checkedAt) < checkInterval {
+		return
+	}
+	r.checkedAt = now
+	if err := a.checkRequest(ctx, r); err != nil {
+		a.log.Warn("checking backing node request failed", "request", r.requestID, "error", err)
+	}
+}
+
+// fail marks a waiting record failed and removes it; a.mu is held.
+func (a *Adapter) fail(ctx context.Context, r *record, why string) {
+	a.log.Warn("backing node request failed", "request", r.requestID, "label", r.label, "reason", why)
+	r.failed = true
+	a.drop(r)
+	if err := a.zk.DeleteRequest(ctx, r.requestID); err != nil {
+		a.log.Warn("deleting failed backing node request failed", "request", r.requestID, "error", err)
+	}
+}
+
+func (a *Adapter) checkRequest(ctx context.Context, r *record) error {
+	req, err := a.zk.GetRequest(ctx, r.requestID)
 	if errors.Is(err, zkclient.ErrNoNode) {
-		a.fail(r, "backing request vanished")
+		a.fail(ctx, r, "request vanished")
 		return nil
 	}
 	if err != nil {
-		return nil // retried on the next step
+		return err
 	}
 	switch req.State {
 	case zkclient.RequestFailed:
-		_ = a.zk.DeleteRequest(ctx, reqID)
-		a.fail(r, "backing request failed")
+		a.fail(ctx, r, "request failed")
 		return nil
 	case zkclient.RequestFulfilled:
 	default:
 		return nil
 	}
 	if len(req.Nodes) == 0 {
-		_ = a.zk.DeleteRequest(ctx, reqID)
-		a.fail(r, "backing request fulfilled without a node")
+		a.fail(ctx, r, "fulfilled without nodes")
 		return nil
 	}
-	nodeID := req.Nodes[0]
-	lock := a.zk.NodeLock(nodeID, zkclient.WithIdentifier(a.id), zkclient.PersistentContender())
-	got, err := lock.TryAcquire(ctx)
-	if err != nil || !got {
-		if time.Since(r.since) > lockWait+time.Duration(a.cfg.LaunchTimeout)*time.Second {
-			_ = a.zk.DeleteRequest(ctx, reqID)
-			a.fail(r, "could not lock the backing node")
+	id := req.Nodes[0]
+	contender, err := a.ourContender(ctx, id)
+	if err != nil {
+		return err
+	}
+	if contender == "" {
+		// Not ours yet (a previous incarnation may have locked it already).
+		lock := a.zk.NodeLock(id, zkclient.PersistentContender(), zkclient.WithIdentifier(a.id))
+		got, err := lock.TryAcquire(ctx)
+		if errors.Is(err, zkclient.ErrNoNode) {
+			a.fail(ctx, r, "backing node vanished")
+			return nil
 		}
-		return nil
+		if err != nil {
+			return err
+		}
+		if !got {
+			if r.lockSince.IsZero() {
+				r.lockSince = a.now()
+			} else if a.now().Sub(r.lockSince) > LockTimeout {
+				a.fail(ctx, r, "timeout locking backing node "+id)
+			}
+			return nil
+		}
+		contender = lock.Node()
+		lock.Forget() // the persistent contender is the state from now on
 	}
-	n, err := a.zk.GetNode(ctx, nodeID)
-	if err == nil {
-		a.mu.Lock()
-		n.UserData = encodeUserData(userData{Owner: a.id, Label: r.label, Slots: len(r.slots)})
-		a.mu.Unlock()
-		n.State = zkclient.NodeInUse
-		n.StateTime = unixNow()
-		err = a.zk.StoreNode(ctx, n, lock)
+	n, err := a.zk.GetNode(ctx, id)
+	if errors.Is(err, zkclient.ErrNoNode) {
+		a.fail(ctx, r, "backing node vanished")
+		return nil
 	}
 	if err != nil {
-		_ = lock.Release(ctx)
-		return nil
+		return err
 	}
-	if err := a.zk.DeleteRequest(ctx, reqID); err != nil {
-		a.log.Warn("deleting a fulfilled backing request failed", "request", reqID, "error", err)
+	ud, _ := json.Marshal(UserData{Owner: a.id, Label: r.label, Slots: len(r.slots)})
+	n.UserData, _ = json.Marshal(string(ud))
+	n.State = zkclient.NodeInUse
+	n.StateTime = float64(a.now().UnixNano()) / 1e9
+	if _, err := a.zk.Multi(ctx, zkclient.CheckOp{Path: contender, Version: -1},
+		zkclient.SetOp{Path: zkclient.NodePath(id), Data: n.AppendJSON(nil), Version: n.Version}); err != nil {
+		return fmt.Errorf("storing backing node %s: %w", id, err)
 	}
-	a.mu.Lock()
-	r.nodeID, r.lock, r.lastUsed = nodeID, lock, time.Now()
-	a.mu.Unlock()
-	a.log.Info("took a backing node", "node", nodeID, "label", r.label, "slots", len(r.slots))
+	if err := a.zk.DeleteRequest(ctx, r.requestID); err != nil {
+		a.log.Warn("deleting fulfilled backing node request failed", "request", r.requestID, "error", err)
+	}
+	r.nodeID = id
+	r.lastUsed = a.now()
+	a.log.Info("obtained backing node", "node", id, "request", r.requestID, "label", r.label)
 	return nil
 }
 
-func (a *Adapter) fail(r *record, why string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	r.failed = true
-	for i, rr := range a.records {
-		if rr == r {
-			a.records = append(a.records[:i], a.records[i+1:]...)
-			break
-		}
-	}
-	a.log.Warn("backing node failed", "label", r.label, "request", r.requestID, "reason", why)
-}
+// --- release ---------------------------------------------------------------------
 
-// instance describes our slot on the backing node.
-func (m *createMachine) instance(ctx context.Context, nodeID string) (*driver.Instance, error) {
-	b, err := m.a.zk.GetNode(ctx, nodeID)
+// release returns a backing node to its provider: state used and our
+// contenders removed, in one transaction. A node already gone is not an
+// error.
+func (a *Adapter) release(ctx context.Context, nodeID string) error {
+	n, err := a.zk.GetNode(ctx, nodeID)
 	if errors.Is(err, zkclient.ErrNoNode) {
-		m.a.fail(m.rec, "backing node vanished")
-		m.rec = nil
-		return nil, errors.New("backing node vanished")
+		return nil
 	}
 	if err != nil {
-		return nil, driver.TransientError("%w", err)
+		return err
 	}
-	dd, _ := json.Marshal(driverData{Metadata: m.spec.Metadata, BackingNode: nodeID, Slot: m.slot, Node: m.id})
-	slot := m.slot
-	inst := &driver.Instance{
-		ExternalID: m.id, InterfaceIP: b.InterfaceIP, PublicIPv4: b.PublicIPv4, PublicIPv6: b.PublicIPv6,
-		PrivateIPv4: b.PrivateIPv4, AZ: b.AZ, Region: b.Region, Cloud: b.Cloud,
-		Username: b.Username, PythonPath: b.PythonPath, ShellType: b.ShellType,
-		ConnectionType: b.ConnectionType, ConnectionPort: b.Port(),
-		HostKeys: b.HostKeys, DriverData: dd, Slot: &slot, Metadata: m.spec.Metadata,
+	mine, err := a.ourContenders(ctx, nodeID)
+	if err != nil {
+		return err
 	}
-	return inst, nil
+	n.State = zkclient.NodeUsed
+	n.StateTime = float64(a.now().UnixNano()) / 1e9
+	ops := []zkclient.Op{zkclient.SetOp{Path: zkclient.NodePath(nodeID), Data: n.AppendJSON(nil), Version: n.Version}}
+	for _, p := range mine {
+		ops = append(ops, zkclient.DeleteOp{Path: p, Version: -1})
+	}
+	if _, err := a.zk.Multi(ctx, ops...); err != nil {
+		return fmt.Errorf("releasing backing node %s: %w", nodeID, err)
+	}
+	a.log.Info("released backing node", "node", nodeID)
+	return nil
 }
 
-// DeleteMachine frees the slot of a metastatic node.
-func (a *Adapter) DeleteMachine(externalID string) driver.DeleteMachine {
-	return deleteMachine{a: a, id: externalID}
-}
-
-type deleteMachine struct {
-	a  *Adapter
-	id string
-}
-
-func (d deleteMachine) Advance(ctx context.Context) (bool, error) {
-	if err := d.a.recover(ctx); err != nil {
-		return false, driver.TransientError("%w", err)
+// ListResources releases backing nodes idle for longer than their label's
+// grace time and forgets lost ones; it lists nothing (drivers.md B4).
+func (a *Adapter) ListResources(ctx context.Context) ([]driver.Resource, error) {
+	if err := a.init(ctx); err != nil {
+		if errors.Is(err, ErrStandby) {
+			return nil, nil
+		}
+		return nil, err
 	}
-	d.a.mu.Lock()
-	defer d.a.mu.Unlock()
-	for _, r := range d.a.records {
-		for i, s := range r.slots {
-			if s == d.id {
+	a.checkRequests(ctx)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var all []*record
+	for _, rs := range a.records {
+		all = append(all, rs...)
+	}
+	var errs []error
+	for _, r := range all {
+		// A slot whose node record is gone (deleted without our delete
+		// machine, e.g. by a standby launcher) is free again.
+		for i, id := range r.slots {
+			if id == "" {
+				continue
+			}
+			ok, _, err := a.zk.Exists(ctx, zkclient.NodePath(id))
+			if err == nil && !ok {
 				r.slots[i] = ""
-				r.lastUsed = time.Now()
+				r.lastUsed = a.now()
 			}
 		}
 	}
-	return true, nil
-}
-
-// ListInstances reports nothing: metastatic nodes are not cloud instances.
-func (a *Adapter) ListInstances(context.Context) ([]driver.Instance, error) { return nil, nil }
-
-// ListResources returns backing nodes idle past their grace time to their
-// provider (drivers.md B4); it reports no leaks.
-func (a *Adapter) ListResources(ctx context.Context) ([]driver.Resource, error) {
-	if err := a.recover(ctx); err != nil {
-		return nil, err
-	}
-	grace := map[string]time.Duration{}
-	for _, p := range a.cfg.Pools {
-		for _, l := range p.Labels {
-			grace[l.Name] = settings(l).GraceTime
-		}
-	}
-	a.mu.Lock()
-	var idle, held []*record
-	for _, r := range a.records {
+	now := a.now()
+	for _, r := range all {
 		if r.nodeID == "" {
 			continue
 		}
-		held = append(held, r)
-		if r.empty() && time.Since(r.lastUsed) >= grace[r.label] {
-			idle = append(idle, r)
+		contender, err := a.ourContender(ctx, r.nodeID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-	}
-	a.mu.Unlock()
-	for _, r := range held {
-		// A backing node deleted under us (by an operator, or its cloud
-		// lost it): forget it, so no new job is placed on it.
-		if _, err := a.zk.GetNode(ctx, r.nodeID); errors.Is(err, zkclient.ErrNoNode) {
-			a.fail(r, "backing node "+r.nodeID+" vanished")
+		if contender == "" {
+			a.lost(ctx, r)
+			continue
 		}
+		var grace time.Duration
+		if s := a.settings(r.label); s != nil {
+			grace = s.GraceTime
+		}
+		if !r.empty() || now.Sub(r.lastUsed) <= grace {
+			continue
+		}
+		if err := a.release(ctx, r.nodeID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		a.drop(r)
 	}
-	for _, r := range idle {
-		a.release(ctx, r)
+	return nil, errors.Join(errs...)
+}
+
+// lost forgets a backing node that vanished or whose lock is no longer
+// ours, and sends its unused metastatic nodes to deletion; a.mu is held.
+func (a *Adapter) lost(ctx context.Context, r *record) {
+	a.log.Warn("backing node lost", "node", r.nodeID, "label", r.label)
+	r.failed = true
+	a.drop(r)
+	for _, id := range r.slots {
+		if id == "" {
+			continue
+		}
+		lock := a.zk.NodeLock(id)
+		if got, err := lock.TryAcquire(ctx); err != nil || !got {
+			continue // in use, or being launched or deleted: its user returns it
+		}
+		n, err := a.zk.GetNode(ctx, id)
+		if err == nil && n.State == zkclient.NodeReady && n.AllocatedTo == "" {
+			n.State = zkclient.NodeDeleting
+			n.StateTime = float64(a.now().UnixNano()) / 1e9
+			if err := a.zk.StoreNode(ctx, n, lock); err != nil {
+				a.log.Warn("marking node on a lost backing node deleting failed", "node", id, "error", err)
+			}
+		}
+		_ = lock.Release(ctx)
+	}
+}
+
+// DeleteResource does nothing: ListResources lists nothing.
+func (a *Adapter) DeleteResource(context.Context, driver.Resource) error { return nil }
+
+// ListInstances lists nothing: metastatic nodes are not cloud instances.
+func (a *Adapter) ListInstances(ctx context.Context) ([]driver.Instance, error) {
+	if err := a.init(ctx); err != nil && !errors.Is(err, ErrStandby) {
+		return nil, err
 	}
 	return nil, nil
 }
 
-// release returns an idle backing node: state used, our lock removed.
-func (a *Adapter) release(ctx context.Context, r *record) {
-	a.mu.Lock()
-	if !r.empty() {
-		a.mu.Unlock()
-		return
+// QuotaLimits is unlimited; pools' max-servers bound the nodes.
+func (a *Adapter) QuotaLimits(context.Context) (quota.Resources, error) {
+	return quota.Unlimited(), nil
+}
+
+// QuotaForLabel is one instance.
+func (a *Adapter) QuotaForLabel(context.Context, *driver.LabelConfig) (quota.Resources, error) {
+	return quota.New(0, 1, 0, 0, nil), nil
+}
+
+// Close gives up serving the provider; the state lives in ZooKeeper.
+func (a *Adapter) Close() error {
+	a.initMu.Lock()
+	defer a.initMu.Unlock()
+	a.inited = false
+	if a.serve == nil {
+		return nil
 	}
-	a.mu.Unlock()
-	n, err := a.zk.GetNode(ctx, r.nodeID)
-	if err == nil {
-		n.State = zkclient.NodeUsed
-		n.StateTime = unixNow()
-		err = a.zk.StoreNode(ctx, n, r.lock)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := a.serve.Release(ctx)
+	a.serve = nil
+	return err
+}
+
+// --- state machines ---------------------------------------------------------------
+
+// CreateMachine allocates a slot for the node (drivers.md B4).
+func (a *Adapter) CreateMachine(spec driver.CreateSpec) driver.CreateMachine {
+	return &createMachine{a: a, spec: spec, nodeID: spec.Metadata[driver.MetaNodeID]}
+}
+
+// DeleteMachine frees the node's slot.
+func (a *Adapter) DeleteMachine(externalID string) driver.DeleteMachine {
+	return &deleteMachine{a: a, nodeID: externalID}
+}
+
+type createState int
+
+const (
+	stateStart createState = iota
+	stateRequesting
+	stateComplete
+)
+
+type createMachine struct {
+	a      *Adapter
+	spec   driver.CreateSpec
+	nodeID string
+	state  createState
+	rec    *record
+	slot   int
+}
+
+func (m *createMachine) ExternalID() string { return m.nodeID }
+
+func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
+	a := m.a
+	if err := a.init(ctx); err != nil {
+		return nil, err
 	}
-	if err != nil && !errors.Is(err, zkclient.ErrNoNode) {
-		a.log.Warn("returning a backing node failed; will retry", "node", r.nodeID, "error", err)
-		return
-	}
-	if r.lock != nil {
-		err = r.lock.Release(ctx)
-	} else if r.lockNode != "" {
-		err = a.zk.Delete(ctx, r.lockNode, -1)
-		if errors.Is(err, zkclient.ErrNoNode) {
-			err = nil
+	if m.state == stateStart {
+		if m.nodeID == "" {
+			return nil, fmt.Errorf("%s: create spec without %s", Name, driver.MetaNodeID)
 		}
+		r, slot, err := a.allocate(ctx, m.spec.Label, m.nodeID)
+		if err != nil {
+			return nil, err
+		}
+		m.rec, m.slot, m.state = r, slot, stateRequesting
+	}
+	if m.state == stateRequesting {
+		a.mu.Lock()
+		a.checkRecord(ctx, m.rec)
+		failed, have := m.rec.failed, m.rec.nodeID != ""
+		a.mu.Unlock()
+		if failed {
+			return nil, errors.New("backing node failed")
+		}
+		if !have {
+			return nil, nil
+		}
+		m.state = stateComplete
+	}
+	a.mu.Lock()
+	backingID := m.rec.nodeID
+	a.mu.Unlock()
+	bn, err := a.zk.GetNode(ctx, backingID)
+	if errors.Is(err, zkclient.ErrNoNode) {
+		a.mu.Lock()
+		a.lost(ctx, m.rec)
+		a.mu.Unlock()
+		return nil, fmt.Errorf("backing node %s vanished", backingID)
 	}
 	if err != nil {
-		a.log.Warn("unlocking a returned backing node failed; will retry", "node", r.nodeID, "error", err)
-		return
+		return nil, err
 	}
-	a.mu.Lock()
-	for i, rr := range a.records {
-		if rr == r {
-			a.records = append(a.records[:i], a.records[i+1:]...)
-			break
-		}
+	dd, err := json.Marshal(DriverData{Metadata: m.spec.Metadata, BackingNode: backingID, Slot: m.slot, Node: m.nodeID})
+	if err != nil {
+		return nil, err
 	}
-	a.mu.Unlock()
-	a.log.Info("returned an idle backing node", "node", r.nodeID, "label", r.label)
+	slot := m.slot
+	return &driver.Instance{
+		ExternalID:     m.nodeID,
+		InterfaceIP:    bn.InterfaceIP,
+		PublicIPv4:     bn.PublicIPv4,
+		PublicIPv6:     bn.PublicIPv6,
+		PrivateIPv4:    bn.PrivateIPv4,
+		Cloud:          bn.Cloud,
+		Region:         bn.Region,
+		AZ:             bn.AZ,
+		Metadata:       m.spec.Metadata,
+		DriverData:     dd,
+		Slot:           &slot,
+		Username:       bn.Username,
+		PythonPath:     bn.PythonPath,
+		ShellType:      bn.ShellType,
+		ConnectionType: bn.ConnectionType,
+		ConnectionPort: bn.Port(),
+		HostKeys:       append([]string(nil), bn.HostKeys...),
+	}, nil
 }
 
-// DeleteResource is never called: ListResources reports nothing.
-func (a *Adapter) DeleteResource(context.Context, driver.Resource) error { return nil }
-
-// BackingNodes returns the ids of the backing nodes this adapter holds.
-func (a *Adapter) BackingNodes() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []string
-	for _, r := range a.records {
-		if r.nodeID != "" {
-			out = append(out, r.nodeID)
-		}
-	}
-	return out
+type deleteMachine struct {
+	a      *Adapter
+	nodeID string
 }
 
-// Close keeps the backing nodes: they stay locked (persistently) for the
-// next launcher to recover.
-func (a *Adapter) Close() error { return nil }
-
-func unixNow() float64 { return float64(time.Now().UnixNano()) / 1e9 }
+func (m *deleteMachine) Advance(ctx context.Context) (bool, error) {
+	if err := m.a.init(ctx); err != nil {
+		if errors.Is(err, ErrStandby) {
+			// The serving launcher frees the slot once the record is gone.
+			return true, nil
+		}
+		return false, err
+	}
+	m.a.deallocate(m.nodeID)
+	return true, nil
+}

@@ -1,13 +1,7 @@
 // Package metastatic is the metastatic driver (drivers.md B4): nodes
-// carved out of backing nodes obtained from nodepool itself, through node
-// requests in ZooKeeper. The launcher must offer a Backend in
-// driver.Env.Services (nodepool.Launcher does).
-//
-// driver/drivertest does not apply: creating a node needs another
-// provider serving the backing label through ZooKeeper, metastatic nodes
-// are not cloud instances (ListInstances and ListResources report none),
-// and there is no quota to exceed. The launcher tests in the root package
-// (metastatic_test.go) cover it end to end instead.
+// carved out of backing nodes obtained from nodepool itself. Unlike the
+// other drivers it talks to ZooKeeper: it requests backing nodes with node
+// requests, locks them, and keeps all its state in their records.
 package metastatic
 
 import (
@@ -27,6 +21,8 @@ const (
 	// Placeholder is the connection value of a label before the backing
 	// node's values replace it.
 	Placeholder = "unknown"
+	// ImageName is the image name of every label (its node's image_id).
+	ImageName = "unused"
 )
 
 // Driver parses metastatic providers.
@@ -76,6 +72,7 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 			}
 			l := &driver.LabelConfig{
 				Name:           ls.RequiredString("name"),
+				CloudImage:     ImageName,
 				Username:       Placeholder,
 				PythonPath:     Placeholder,
 				ShellType:      Placeholder,
