@@ -3,27 +3,16 @@ package zuulsim
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 )
 
-// fixture reads a file of the shared protocol fixtures.
+// fixture reads a protocol fixture from the copy the zkclient tests keep
+// (testdata/fixtures there, copied from the spec).
 func fixture(t *testing.T, name string) []byte {
 	t.Helper()
-	dir := os.Getenv("NODEPOOL_SPEC_FIXTURES")
-	if dir == "" {
-		_, file, _, _ := runtime.Caller(0)
-		dir = filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "spec", "fixtures")
-		if _, err := os.Stat(dir); err != nil {
-			dir = "/work/shared/spec/fixtures"
-		}
-	}
-	data, err := os.ReadFile(filepath.Join(dir, name))
-	if os.IsNotExist(err) {
-		t.Skipf("fixture %s not available (set NODEPOOL_SPEC_FIXTURES)", name)
-	}
+	data, err := os.ReadFile(filepath.Join("..", "..", "zkclient", "testdata", "fixtures", name))
 	require.NoError(t, err)
 	return data
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -12,21 +11,11 @@ import (
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
-// readFixture reads a file of the shared protocol fixtures.
+// readFixture reads a protocol fixture from the copy the zkclient tests
+// keep (testdata/fixtures there, copied from the spec).
 func readFixture(t *testing.T, name string) []byte {
 	t.Helper()
-	dir := os.Getenv("NODEPOOL_SPEC_FIXTURES")
-	if dir == "" {
-		_, file, _, _ := runtime.Caller(0)
-		dir = filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "spec", "fixtures")
-		if _, err := os.Stat(dir); err != nil {
-			dir = "/work/shared/spec/fixtures"
-		}
-	}
-	data, err := os.ReadFile(filepath.Join(dir, name))
-	if os.IsNotExist(err) {
-		t.Skipf("fixture %s not available (set NODEPOOL_SPEC_FIXTURES)", name)
-	}
+	data, err := os.ReadFile(filepath.Join("..", "..", "zkclient", "testdata", "fixtures", name))
 	require.NoError(t, err)
 	return data
 }

@@ -204,6 +204,11 @@ func (l *Launcher) reap(ctx context.Context, id string) error {
 					_ = lock.Release(ctx)
 					return ignoreGone(err)
 				}
+				if n.State != zkclient.NodeUsed && n.State != zkclient.NodeInUse {
+					// Changed (e.g. held) between our read and our lock.
+					_ = lock.Release(ctx)
+					continue
+				}
 				if err := l.c.DeleteNode(ctx, n, lock); err != nil {
 					return err
 				}
