@@ -260,6 +260,64 @@ func (r *chaosRig) busy(ctx context.Context, phase string, since time.Time) bool
 	return false
 }
 
+// lockOwner returns the session of the first contender of a node's lock.
+func (r *chaosRig) lockOwner(ctx context.Context, id string) (int64, bool) {
+	kids, err := r.zk.Children(ctx, zkclient.NodeLockPath(id))
+	if err != nil || len(kids) == 0 {
+		return 0, false
+	}
+	sort.Strings(kids)
+	ok, st, err := r.zk.Exists(ctx, zkclient.NodeLockPath(id)+"/"+kids[0])
+	if err != nil || !ok {
+		return 0, false
+	}
+	return st.EphemeralOwner, true
+}
+
+// launchingProc returns, of two processes, one holding the lock of a
+// building node (chosen at random) and the other.
+func (r *chaosRig) launchingProc(ctx context.Context, rng *rand.Rand, procs []*launcherProc) (*launcherProc, *launcherProc) {
+	nodes, err := r.zk.Nodes(ctx, nil)
+	if err != nil {
+		return nil, nil
+	}
+	rng.Shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
+	for _, n := range nodes {
+		if n.State != zkclient.NodeBuilding {
+			continue
+		}
+		owner, ok := r.lockOwner(ctx, n.ID)
+		if !ok {
+			continue
+		}
+		for i, p := range procs {
+			if p.sessions()[owner] {
+				return p, procs[1-i]
+			}
+		}
+	}
+	return nil, nil
+}
+
+// launchesOf returns the init and building nodes whose lock p holds.
+func (r *chaosRig) launchesOf(ctx context.Context, p *launcherProc) []*zkclient.Node {
+	sessions := p.sessions()
+	nodes, err := r.zk.Nodes(ctx, nil)
+	if err != nil {
+		return nil
+	}
+	var out []*zkclient.Node
+	for _, n := range nodes {
+		if n.State != zkclient.NodeBuilding && n.State != zkclient.NodeInit {
+			continue
+		}
+		if owner, ok := r.lockOwner(ctx, n.ID); ok && sessions[owner] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // simInstances reads the simcloud state file (written atomically).
 func (r *chaosRig) simInstances() []simServer {
 	return readSimState(r.t, r.state).Servers
@@ -482,6 +540,17 @@ func (z *zuulLoad) one(ctx context.Context, rng *rand.Rand) {
 	}
 }
 
+// outstanding returns the requests in flight.
+func (z *zuulLoad) outstanding() map[string]bool {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	out := map[string]bool{}
+	for id := range z.inflight {
+		out[id] = true
+	}
+	return out
+}
+
 // stop ends the stream and waits (up to d) for every request in flight
 // to be fulfilled or failed; it returns the requests still waiting.
 func (z *zuulLoad) stop(d time.Duration) []string {
@@ -577,14 +646,15 @@ type chaosFigures struct {
 	leaked, recordsWithoutInst   int
 	doubleAlloc, fulfilledTwice  int
 	leaksCleaned, lostReset      int
+	createFaults, deleteFaults   int
 }
 
 func (f chaosFigures) String() string {
 	return fmt.Sprintf("requests submitted %d, fulfilled %d, failed %d; kills %d, session expiries %d; "+
 		"leaked instances at the end %d, node records without instance %d; double allocations %d, requests fulfilled twice %d; "+
-		"(launchers saw %d sessions expire, removed %d leaked instances and reset %d lost requests on the way)",
-		f.submitted, f.fulfilled, f.failed, f.kills, f.expiries, f.sessionsLost, f.leaked, f.recordsWithoutInst,
-		f.doubleAlloc, f.fulfilledTwice, f.leaksCleaned, f.lostReset)
+		"(launchers saw %d sessions expire, %d create and %d delete faults, removed %d leaked instances and reset %d lost requests on the way)",
+		f.submitted, f.fulfilled, f.failed, f.kills, f.expiries, f.leaked, f.recordsWithoutInst,
+		f.doubleAlloc, f.fulfilledTwice, f.sessionsLost, f.createFaults, f.deleteFaults, f.leaksCleaned, f.lostReset)
 }
 
 // finish stops the stream and checks, once the launchers cleaned up, the
@@ -679,6 +749,8 @@ func (r *chaosRig) finish(ctx context.Context, z *zuulLoad, a *auditor, f *chaos
 	f.leaksCleaned = r.countLogs("deleted leaked resource")
 	f.lostReset = r.countLogs("reset lost request")
 	f.sessionsLost = r.countLogs("ZooKeeper session lost")
+	f.createFaults = r.countLogs("random failure")
+	f.deleteFaults = r.countLogs("random delete failure")
 	if f.submitted != f.fulfilled+f.failed {
 		t.Errorf("%d requests submitted, %d fulfilled + %d failed", f.submitted, f.fulfilled, f.failed)
 	}
@@ -744,61 +816,42 @@ func TestChaosTakeover(t *testing.T) {
 	alive := []*launcherProc{r.start(), r.start()}
 	z := startZuulLoad(ctx, r.zk, 4, rng.Uint64())
 	var f chaosFigures
-	const rounds = 3
+	const rounds = 4
 	halfMade := 0
 	for round := 0; round < rounds; round++ {
-		// Choose the victim: the owner of the lock of a building node.
+		// Let both serve a while, then choose the victim: the owner of the
+		// lock of a node in mid-launch, killed a random moment later
+		// (retrying when its launches finished meanwhile).
+		time.Sleep(time.Duration(1000+rng.IntN(3000)) * time.Millisecond)
 		var victim, survivor *launcherProc
 		var victimNodes []*zkclient.Node
 		require.Eventually(t, func() bool {
-			nodes, err := r.zk.Nodes(ctx, nil)
-			if err != nil {
+			victim, survivor = r.launchingProc(ctx, rng, alive)
+			if victim == nil {
 				return false
 			}
-			rng.Shuffle(len(nodes), func(i, j int) { nodes[i], nodes[j] = nodes[j], nodes[i] })
-			for _, n := range nodes {
-				if n.State != zkclient.NodeBuilding {
-					continue
-				}
-				kids, err := r.zk.Children(ctx, zkclient.NodeLockPath(n.ID))
-				if err != nil || len(kids) == 0 {
-					continue
-				}
-				ok, st, err := r.zk.Exists(ctx, zkclient.NodeLockPath(n.ID)+"/"+kids[0])
-				if err != nil || !ok {
-					continue
-				}
-				for i, p := range alive {
-					if p.sessions()[st.EphemeralOwner] {
-						victim, survivor = p, alive[1-i]
-						return true
-					}
-				}
+			time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
+			victimNodes = r.launchesOf(ctx, victim)
+			if len(victimNodes) == 0 {
+				return false
 			}
-			return false
+			r.kill(victim)
+			return true
 		}, 60*time.Second, 10*time.Millisecond, "a launcher has a node in mid-launch")
-		time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
-		// What the victim holds just before it dies.
-		sessions := victim.sessions()
-		if nodes, err := r.zk.Nodes(ctx, nil); err == nil {
-			for _, n := range nodes {
-				if n.State != zkclient.NodeBuilding && n.State != zkclient.NodeInit {
-					continue
-				}
-				kids, _ := r.zk.Children(ctx, zkclient.NodeLockPath(n.ID))
-				for _, k := range kids {
-					if ok, st, err := r.zk.Exists(ctx, zkclient.NodeLockPath(n.ID)+"/"+k); err == nil && ok && sessions[st.EphemeralOwner] {
-						victimNodes = append(victimNodes, n)
-					}
-				}
-			}
-		}
-		r.kill(victim)
 		f.kills++
 		halfMade += len(victimNodes)
-		t.Logf("round %d: killed launcher %d holding %d nodes in mid-launch; launcher %d survives", round+1, victim.n, len(victimNodes), survivor.n)
-		// Only the survivor runs: the victim's nodes go, with their instances.
+		outstanding := z.outstanding()
+		t.Logf("round %d: killed launcher %d holding %d nodes in mid-launch, %d requests outstanding; launcher %d survives",
+			round+1, victim.n, len(victimNodes), len(outstanding), survivor.n)
+		// Only the survivor runs: it completes every outstanding request
+		// and removes the victim's nodes with their instances.
 		require.Eventually(t, func() bool {
+			now := z.outstanding()
+			for id := range outstanding {
+				if now[id] {
+					return false
+				}
+			}
 			insts := r.simInstances()
 			for _, n := range victimNodes {
 				if _, err := r.zk.GetNode(ctx, n.ID); err == nil {
@@ -811,7 +864,12 @@ func TestChaosTakeover(t *testing.T) {
 				}
 			}
 			return true
-		}, 90*time.Second, 100*time.Millisecond, "the survivor removes the killed launcher's half-made nodes and instances")
+		}, 90*time.Second, 100*time.Millisecond, "the survivor serves the outstanding requests and removes the killed launcher's half-made nodes and instances")
+		select {
+		case <-survivor.done:
+			t.Fatalf("the survivor (launcher %d) exited", survivor.n)
+		default:
+		}
 		alive = []*launcherProc{survivor}
 		if round < rounds-1 {
 			alive = append(alive, r.start())
@@ -845,7 +903,7 @@ func TestSoak(t *testing.T) {
 	p := r.start()
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
-		time.Sleep(time.Duration(500+rng.IntN(2500)) * time.Millisecond)
+		time.Sleep(time.Duration(1500+rng.IntN(4000)) * time.Millisecond)
 		switch rng.IntN(3) {
 		case 0, 1:
 			phase := []string{"launch", "delete", "any"}[rng.IntN(3)]
