@@ -11,7 +11,11 @@ package nodepool_test
 //	                        (every chaos test prints the seed it used)
 //	-nodepool.soak=30m      run TestSoak for that long instead of its
 //	                        short CI version, e.g.
-//	                        go test -run 'TestChaos|TestSoak' . -nodepool.soak=30m
+//	                        go test -run 'TestChaos|TestSoak' -timeout 0 . -nodepool.soak=30m
+//	                        (without the flag, TestSoak runs for about 40 s)
+//
+// NODEPOOL_CHAOS_KEEP_LOGS=1 keeps the launchers' logs (they are kept
+// anyway when a test fails; the test prints where).
 
 import (
 	"bufio"
@@ -748,7 +752,7 @@ func (r *chaosRig) finish(ctx context.Context, z *zuulLoad, a *auditor, f *chaos
 	a.mu.Unlock()
 	f.leaksCleaned = r.countLogs("deleted leaked resource")
 	f.lostReset = r.countLogs("reset lost request")
-	f.sessionsLost = r.countLogs("ZooKeeper session lost")
+	f.sessionsLost = r.countLogs(`msg="ZooKeeper session lost"`)
 	f.createFaults = r.countLogs("random failure")
 	f.deleteFaults = r.countLogs("random delete failure")
 	if f.submitted != f.fulfilled+f.failed {
@@ -892,6 +896,9 @@ func TestSoak(t *testing.T) {
 	ci := d == 0
 	if ci {
 		d = 35 * time.Second
+	}
+	if dl, ok := t.Deadline(); ok && time.Until(dl) < d+3*time.Minute {
+		t.Fatalf("-nodepool.soak=%s needs a longer test timeout: add -timeout %s (or -timeout 0)", d, (d + 10*time.Minute).Round(time.Minute))
 	}
 	rng := chaosRNG(t)
 	r := newChaosRig(t, chaosOptions{viaProxy: true, knobs: "create-failure-rate: 0.05\n    delete-failure-rate: 0.05"})
