@@ -7,8 +7,10 @@ package nodepool_test
 //
 // Flags (after the package on the go test command line):
 //
-//	-nodepool.chaos-seed=N  replay the random kill points of a failed run
-//	                        (every chaos test prints the seed it used)
+//	-nodepool.chaos-seed=N  replay the random choices of a failed run (kill
+//	                        points, delays, request sizes; the timing of
+//	                        the processes still varies). Every chaos test
+//	                        prints the seed it used.
 //	-nodepool.soak=30m      run TestSoak for that long instead of its
 //	                        short CI version, e.g.
 //	                        go test -run 'TestChaos|TestSoak' -timeout 0 . -nodepool.soak=30m
@@ -84,6 +86,7 @@ type launcherProc struct {
 	log     string
 	started time.Time
 	done    chan struct{}
+	killed  bool
 }
 
 // chaosOptions shape a rig's configuration.
@@ -178,8 +181,32 @@ func (r *chaosRig) start() *launcherProc {
 
 // kill sends SIGKILL and reaps the process.
 func (r *chaosRig) kill(p *launcherProc) {
+	r.t.Helper()
+	select {
+	case <-p.done:
+		r.t.Errorf("launcher %d exited by itself before it was killed (log %s)", p.n, p.log)
+		return
+	default:
+	}
+	p.killed = true
 	_ = p.cmd.Process.Kill()
 	<-p.done
+}
+
+// checkAlive fails the test for every process that exited unasked.
+func (r *chaosRig) checkAlive() {
+	r.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range r.procs {
+		select {
+		case <-p.done:
+			if !p.killed {
+				r.t.Errorf("launcher %d exited by itself (log %s)", p.n, p.log)
+			}
+		default:
+		}
+	}
 }
 
 // stop interrupts a process (a graceful stop), killing it if it lingers.
@@ -740,6 +767,7 @@ func (r *chaosRig) finish(ctx context.Context, z *zuulLoad, a *auditor, f *chaos
 	if !converged {
 		t.Errorf("the launchers did not clean up: %s", last)
 	}
+	r.checkAlive()
 	a.mu.Lock()
 	f.doubleAlloc = len(doubles) + len(a.doubleAlloc)
 	f.fulfilledTwice = len(a.fulfilledTwice)
