@@ -374,13 +374,19 @@ func liveSessions() (map[int64]bool, error) {
 	out := map[int64]bool{}
 	re := regexp.MustCompile(`sid=0x([0-9a-f]+)`)
 	sc := bufio.NewScanner(c)
+	var text []string
 	for sc.Scan() {
+		text = append(text, sc.Text())
 		if m := re.FindStringSubmatch(sc.Text()); m != nil {
 			v, err := strconv.ParseUint(m[1], 16, 64)
 			if err == nil {
 				out[int64(v)] = true
 			}
 		}
+	}
+	if len(out) == 0 && sc.Err() == nil {
+		// At least the test's own session is connected.
+		return nil, fmt.Errorf("four-letter command cons listed no session (it needs 4lw.commands.whitelist, as scripts/zookeeper.sh sets): %q", strings.Join(text, " "))
 	}
 	return out, sc.Err()
 }
