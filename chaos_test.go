@@ -919,9 +919,10 @@ func TestChaosTakeover(t *testing.T) {
 }
 
 // TestSoak promises the chaos promises under every fault at once, for as
-// long as -nodepool.soak says (default: a short CI run of about 40 s):
-// launcher SIGKILLs and restarts, ZooKeeper session expiry (the launcher's
-// connection cut for longer than its session timeout), and cloud create
+// long as -nodepool.soak says (default: a short CI run of about 40 s), with
+// two launcher processes sharing the provider: SIGKILLs of either (each
+// replaced after a random pause), ZooKeeper session expiry (the launchers'
+// connections cut for longer than their session timeout), and cloud create
 // and delete failures. Requests may fail only properly (declined after
 // the launch retries ran out); none is lost, no node is allocated twice,
 // nothing leaks.
@@ -939,9 +940,11 @@ func TestSoak(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), d+5*time.Minute)
 	defer cancel()
 	a := startAuditor(ctx, t, r.zk)
-	z := startZuulLoad(ctx, r.zk, 4, rng.Uint64())
+	z := startZuulLoad(ctx, r.zk, 6, rng.Uint64())
 	var f chaosFigures
-	p := r.start()
+	// Two launchers share the provider (and its quota lock); one of them
+	// is killed at a time and replaced.
+	alive := []*launcherProc{r.start(), r.start()}
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
 		time.Sleep(time.Duration(1500+rng.IntN(4000)) * time.Millisecond)
@@ -950,10 +953,11 @@ func TestSoak(t *testing.T) {
 			phase := []string{"launch", "delete", "any"}[rng.IntN(3)]
 			r.busy(ctx, phase, time.Now())
 			time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
-			r.kill(p)
+			i := rng.IntN(len(alive))
+			r.kill(alive[i])
 			f.kills++
 			time.Sleep(time.Duration(rng.IntN(2500)) * time.Millisecond)
-			p = r.start()
+			alive[i] = r.start()
 		case 2:
 			// Longer than the 2 s session timeout: the session expires.
 			r.proxy.Pause()
