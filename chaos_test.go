@@ -91,9 +91,8 @@ type launcherProc struct {
 
 // chaosOptions shape a rig's configuration.
 type chaosOptions struct {
-	viaProxy   bool   // launchers reach ZooKeeper through a Proxy (for session expiry)
-	knobs      string // extra simcloud provider keys
-	maxServers int
+	viaProxy bool   // launchers reach ZooKeeper through a Proxy (for session expiry)
+	knobs    string // extra simcloud provider keys
 }
 
 func newChaosRig(t *testing.T, o chaosOptions) *chaosRig {
@@ -116,9 +115,6 @@ func newChaosRig(t *testing.T, o chaosOptions) *chaosRig {
 	require.NoError(t, err)
 	r.state = filepath.Join(dir, "cloud.json")
 	r.cfgPath = filepath.Join(dir, "nodepool.yaml")
-	if o.maxServers == 0 {
-		o.maxServers = 10
-	}
 	require.NoError(t, os.WriteFile(r.cfgPath, []byte(sprintf(`
 zookeeper-servers:
   - host: %s
@@ -137,10 +133,10 @@ providers:
     %s
     pools:
       - name: main
-        max-servers: %d
+        max-servers: 10
         labels:
           - name: small
-`, host, port, chroot, r.state, o.knobs, o.maxServers)), 0o600))
+`, host, port, chroot, r.state, o.knobs)), 0o600))
 	t.Cleanup(func() {
 		r.mu.Lock()
 		procs := r.procs
@@ -161,16 +157,19 @@ providers:
 func (r *chaosRig) start() *launcherProc {
 	r.t.Helper()
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.seq++
 	p := &launcherProc{n: r.seq, log: filepath.Join(r.logDir, fmt.Sprintf("launcher-%03d.log", r.seq)), done: make(chan struct{})}
-	r.procs = append(r.procs, p)
-	r.mu.Unlock()
 	f, err := os.Create(p.log)
 	require.NoError(r.t, err)
 	p.cmd = exec.Command(r.bin, "-c", r.cfgPath, "--no-webapp", "--cleanup-interval", "1s")
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	p.started = time.Now()
-	require.NoError(r.t, p.cmd.Start())
+	if err := p.cmd.Start(); err != nil {
+		_ = f.Close()
+		r.t.Fatalf("starting launcher %d: %v", p.n, err)
+	}
+	r.procs = append(r.procs, p)
 	go func() {
 		_ = p.cmd.Wait()
 		_ = f.Close()
@@ -291,13 +290,15 @@ func (r *chaosRig) busy(ctx context.Context, phase string, since time.Time) bool
 	return false
 }
 
-// lockOwner returns the session of the first contender of a node's lock.
+// lockOwner returns the session of the holder of a node's lock: the
+// contender "<uuid>__lock__<sequence>" with the lowest sequence.
 func (r *chaosRig) lockOwner(ctx context.Context, id string) (int64, bool) {
 	kids, err := r.zk.Children(ctx, zkclient.NodeLockPath(id))
 	if err != nil || len(kids) == 0 {
 		return 0, false
 	}
-	sort.Strings(kids)
+	seq := func(name string) string { return name[strings.LastIndex(name, "__")+1:] }
+	sort.Slice(kids, func(i, j int) bool { return seq(kids[i]) < seq(kids[j]) })
 	ok, st, err := r.zk.Exists(ctx, zkclient.NodeLockPath(id)+"/"+kids[0])
 	if err != nil || !ok {
 		return 0, false
@@ -472,7 +473,8 @@ func (r *chaosRig) deadEphemerals(ctx context.Context) ([]string, error) {
 // zuulLoad streams requests as Zuul does: submit one or two "small"
 // nodes, wait, accept (lock, in-use), keep them a moment, return them.
 type zuulLoad struct {
-	zk *zkclient.Client
+	zk   *zkclient.Client
+	hist *history // notes what Zuul did to each node
 
 	submitted, fulfilled, failed atomic.Int64
 	wg                           sync.WaitGroup
@@ -483,10 +485,11 @@ type zuulLoad struct {
 	allocated map[string]string    // node -> request it was fulfilled with
 	doubles   []string             // nodes fulfilled to two requests
 	inflight  map[string]time.Time // request -> submitted at
+	slowest   time.Duration        // longest wait for fulfilled or failed
 }
 
-func startZuulLoad(ctx context.Context, zk *zkclient.Client, workers int, seed uint64) *zuulLoad {
-	z := &zuulLoad{zk: zk, stopCh: make(chan struct{}), allocated: map[string]string{}, inflight: map[string]time.Time{}}
+func startZuulLoad(ctx context.Context, zk *zkclient.Client, a *auditor, workers int, seed uint64) *zuulLoad {
+	z := &zuulLoad{zk: zk, hist: &a.hist, stopCh: make(chan struct{}), allocated: map[string]string{}, inflight: map[string]time.Time{}}
 	for i := 0; i < workers; i++ {
 		z.wg.Add(1)
 		rng := rand.New(rand.NewPCG(seed, uint64(i)))
@@ -537,6 +540,11 @@ func (z *zuulLoad) one(ctx context.Context, rng *rand.Rand) {
 		z.mu.Unlock()
 	}()
 	got, err := req.Wait(ctx)
+	if took := time.Since(req.SubmittedAt); err == nil || errors.Is(err, zuulsim.ErrRequestFailed) {
+		z.mu.Lock()
+		z.slowest = max(z.slowest, took)
+		z.mu.Unlock()
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, zuulsim.ErrRequestFailed):
@@ -555,6 +563,7 @@ func (z *zuulLoad) one(ctx context.Context, rng *rand.Rand) {
 	}
 	z.mu.Lock()
 	for _, id := range got.Nodes {
+		z.hist.note(id, "zuul: request %s fulfilled with it", req.ID)
 		if prev, dup := z.allocated[id]; dup {
 			z.doubles = append(z.doubles, fmt.Sprintf("node %s fulfilled to %s and %s", id, prev, req.ID))
 		}
@@ -571,7 +580,13 @@ func (z *zuulLoad) one(ctx context.Context, rng *rand.Rand) {
 		z.errorf("accept %s: %v", req.ID, err)
 		return
 	}
+	for _, n := range ns.Nodes {
+		z.hist.note(n.ID, "zuul: locked (held %v) and in-use for %s", n.Locked(), req.ID)
+	}
 	time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+	for _, n := range ns.Nodes {
+		z.hist.note(n.ID, "zuul: returning (lock held %v)", n.Locked())
+	}
 	if err := ns.Return(ctx); err != nil {
 		z.errorf("return %s: %v", req.ID, err)
 	}
@@ -609,10 +624,45 @@ func (z *zuulLoad) stop(d time.Duration) []string {
 	return out
 }
 
+// history keeps, per node, what the auditor saw and what Zuul did, to
+// explain a failure.
+type history struct {
+	mu     sync.Mutex
+	events map[string][]string
+}
+
+func (h *history) note(id, format string, args ...any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.events == nil {
+		h.events = map[string][]string{}
+	}
+	h.events[id] = append(h.events[id], time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
+}
+
+var tenDigits = regexp.MustCompile(`\b\d{10}\b`)
+
+// explain logs the history of every node named in the messages.
+func (h *history) explain(t *testing.T, msgs []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		for _, id := range tenDigits.FindAllString(m, -1) {
+			if ev, ok := h.events[id]; ok && !seen[id] {
+				seen[id] = true
+				t.Logf("history of node %s:\n  %s", id, strings.Join(ev, "\n  "))
+			}
+		}
+	}
+}
+
 // auditor watches every request and node (a tree cache of each) for a
 // request changed after it was fulfilled, and for a node of a fulfilled
 // request allocated to another one.
 type auditor struct {
+	hist           history
+	lastSeen       map[string]string // node -> state, allocation and version last noted
 	mu             sync.Mutex
 	fulfilledWith  map[string]string // request -> its nodes when first seen fulfilled
 	nodeOf         map[string]string // node -> fulfilled request
@@ -621,7 +671,7 @@ type auditor struct {
 }
 
 func startAuditor(ctx context.Context, t *testing.T, zk *zkclient.Client) *auditor {
-	a := &auditor{fulfilledWith: map[string]string{}, nodeOf: map[string]string{}}
+	a := &auditor{fulfilledWith: map[string]string{}, nodeOf: map[string]string{}, lastSeen: map[string]string{}}
 	rc, nc := zkclient.NewRequestCache(zk), zkclient.NewNodeCache(zk)
 	rsub, nsub := rc.Subscribe(), nc.Subscribe()
 	var wg sync.WaitGroup
@@ -667,10 +717,22 @@ func (a *auditor) scan(reqs []*zkclient.NodeRequest, nodes []*zkclient.Node) {
 			a.nodeOf[n] = r.ID
 		}
 	}
+	present := map[string]bool{}
 	for _, n := range nodes {
+		present[n.ID] = true
+		if v := fmt.Sprintf("%s allocated to %q, version %d, launcher %s", n.State, n.AllocatedTo, n.Version, n.Launcher); a.lastSeen[n.ID] != v {
+			a.lastSeen[n.ID] = v
+			a.hist.note(n.ID, "cache: %s", v)
+		}
 		if r, ok := a.nodeOf[n.ID]; ok && n.AllocatedTo != "" && n.AllocatedTo != r {
 			a.doubleAlloc = append(a.doubleAlloc, fmt.Sprintf("node %s of fulfilled request %s allocated to %s", n.ID, r, n.AllocatedTo))
 			a.nodeOf[n.ID] = n.AllocatedTo
+		}
+	}
+	for id := range a.lastSeen {
+		if !present[id] {
+			delete(a.lastSeen, id)
+			a.hist.note(id, "cache: gone")
 		}
 	}
 }
@@ -684,13 +746,14 @@ type chaosFigures struct {
 	doubleAlloc, fulfilledTwice  int
 	leaksCleaned, lostReset      int
 	createFaults, deleteFaults   int
+	slowest                      time.Duration
 }
 
 func (f chaosFigures) String() string {
-	return fmt.Sprintf("requests submitted %d, fulfilled %d, failed %d; kills %d, session expiries %d; "+
+	return fmt.Sprintf("requests submitted %d, fulfilled %d, failed %d (slowest %s); kills %d, session expiries %d; "+
 		"leaked instances at the end %d, node records without instance %d; double allocations %d, requests fulfilled twice %d; "+
 		"(launchers saw %d sessions expire, %d create and %d delete faults, removed %d leaked instances and reset %d lost requests on the way)",
-		f.submitted, f.fulfilled, f.failed, f.kills, f.expiries, f.leaked, f.recordsWithoutInst,
+		f.submitted, f.fulfilled, f.failed, f.slowest.Round(100*time.Millisecond), f.kills, f.expiries, f.leaked, f.recordsWithoutInst,
 		f.doubleAlloc, f.fulfilledTwice, f.sessionsLost, f.createFaults, f.deleteFaults, f.leaksCleaned, f.lostReset)
 }
 
@@ -712,6 +775,7 @@ func (r *chaosRig) finish(ctx context.Context, z *zuulLoad, a *auditor, f *chaos
 		t.Error(e)
 	}
 	doubles := append([]string(nil), z.doubles...)
+	f.slowest = z.slowest
 	z.mu.Unlock()
 
 	var last string
@@ -775,6 +839,13 @@ func (r *chaosRig) finish(ctx context.Context, z *zuulLoad, a *auditor, f *chaos
 	}
 	r.checkAlive()
 	a.mu.Lock()
+	if t.Failed() || len(a.doubleAlloc)+len(a.fulfilledTwice) > 0 {
+		z.mu.Lock()
+		msgs := append(append(append(append([]string(nil), z.errs...), doubles...), a.doubleAlloc...), a.fulfilledTwice...)
+		z.mu.Unlock()
+		msgs = append(msgs, last)
+		a.hist.explain(t, msgs)
+	}
 	f.doubleAlloc = len(doubles) + len(a.doubleAlloc)
 	f.fulfilledTwice = len(a.fulfilledTwice)
 	for _, d := range append(doubles, a.doubleAlloc...) {
@@ -810,7 +881,7 @@ func TestChaosLauncherKills(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	a := startAuditor(ctx, t, r.zk)
-	z := startZuulLoad(ctx, r.zk, 6, rng.Uint64())
+	z := startZuulLoad(ctx, r.zk, a, 6, rng.Uint64())
 	var f chaosFigures
 	const k = 10
 	phases := map[string]int{}
@@ -852,7 +923,7 @@ func TestChaosTakeover(t *testing.T) {
 	defer cancel()
 	a := startAuditor(ctx, t, r.zk)
 	alive := []*launcherProc{r.start(), r.start()}
-	z := startZuulLoad(ctx, r.zk, 4, rng.Uint64())
+	z := startZuulLoad(ctx, r.zk, a, 4, rng.Uint64())
 	var f chaosFigures
 	const rounds = 4
 	halfMade := 0
@@ -940,7 +1011,7 @@ func TestSoak(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), d+5*time.Minute)
 	defer cancel()
 	a := startAuditor(ctx, t, r.zk)
-	z := startZuulLoad(ctx, r.zk, 6, rng.Uint64())
+	z := startZuulLoad(ctx, r.zk, a, 6, rng.Uint64())
 	var f chaosFigures
 	// Two launchers share the provider (and its quota lock); one of them
 	// is killed at a time and replaced.
