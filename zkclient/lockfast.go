@@ -129,8 +129,16 @@ func (l *Lock) tryWithChecks(ctx context.Context, checks []Op) (bool, error) {
 	children, err := l.c.Children(ctx, l.dir)
 	if err == nil {
 		if pred, found := predecessor(children, l.node, len(l.prefix)); found && pred == "" {
-			l.local, l.held = entry, true
-			return true, nil
+			// The checks held when our contender was created, but a
+			// holder ahead of us then may have changed the znodes and
+			// released the lock since: check again now that it is ours.
+			if _, err = l.c.Multi(ctx, checks...); err == nil {
+				l.local, l.held = entry, true
+				return true, nil
+			}
+			if !IsConnectionError(err) {
+				err = fmt.Errorf("%w: %v", ErrPrecondition, err)
+			}
 		}
 	}
 	l.abandon()
