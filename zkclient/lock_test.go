@@ -465,3 +465,43 @@ func TestLockDirLikely(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, exists)
 }
+
+// TestTryAcquireWithChecksHoldForTheHolder: a contender that became the
+// holder only after the previous holder changed the checked znode and
+// released must not get the lock (the launcher would act on a stale view).
+func TestTryAcquireWithChecksHoldForTheHolder(t *testing.T) {
+	c1, chroot := zktest.Connect(t)
+	c2 := zktest.ConnectChroot(t, chroot)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, err := c1.Create(ctx, "/obj", []byte("0"), zkclient.Persistent, true)
+	require.NoError(t, err)
+	got, stale := 0, 0
+	for i := 0; i < 150; i++ {
+		a := c1.NewLock("/obj-lock")
+		require.NoError(t, a.Acquire(ctx))
+		_, st, err := c1.Get(ctx, "/obj")
+		require.NoError(t, err)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b := c2.NewLock("/obj-lock")
+			ok, err := b.TryAcquireWith(ctx, zkclient.CheckOp{Path: "/obj", Version: st.Version})
+			if err != nil || !ok {
+				return
+			}
+			got++
+			if _, now, err := c2.Get(ctx, "/obj"); err == nil && now.Version != st.Version {
+				stale++
+			}
+			_ = b.Release(ctx)
+		}()
+		time.Sleep(time.Duration(i%3) * 100 * time.Microsecond)
+		_, err = c1.Set(ctx, "/obj", []byte(fmt.Sprint(i)), -1)
+		require.NoError(t, err)
+		require.NoError(t, a.Release(ctx))
+		wg.Wait()
+	}
+	require.Zero(t, stale, "the lock was granted with a check that no longer held (%d of %d grants)", stale, got)
+}

@@ -104,7 +104,11 @@ type Cloud struct {
 	failImgDel int
 	counters   Counters
 	saveErr    error
-	loadedFrom string
+	// The state file's lock and the file as last read or written (share.go).
+	flock     *os.File
+	flockPath string
+	flocked   bool
+	seen      os.FileInfo
 }
 
 var (
@@ -171,10 +175,6 @@ func (c *Cloud) Now() time.Time {
 func (c *Cloud) Configure(k Knobs) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var err error
-	if k.StateFile != "" && k.StateFile != c.loadedFrom {
-		err = c.loadLocked(k.StateFile)
-	}
 	if c.applied == nil || !reflect.DeepEqual(*c.applied, k) {
 		kk := k
 		kk.AZs = append([]string(nil), k.AZs...)
@@ -182,6 +182,8 @@ func (c *Cloud) Configure(k Knobs) error {
 		c.applied = &kk
 		c.knobs = kk
 	}
+	err := c.lockFileLocked() // loads the file when new or changed
+	defer c.unlockFileLocked()
 	c.addPublicImagesLocked(k.Images)
 	c.saveLocked()
 	return err
@@ -198,8 +200,8 @@ func (c *Cloud) addPublicImagesLocked(names []string) {
 // Reset removes every server and uploaded image, restores the configured
 // knobs and cloud images, and clears injected failures and counters.
 func (c *Cloud) Reset() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	c.servers = map[string]*Server{}
 	c.images = map[string]*Image{}
 	c.seeded = map[string]bool{}
@@ -235,8 +237,8 @@ func (c *Cloud) FailNextImageDeletes(n int) { c.mu.Lock(); c.failImgDel = n; c.m
 // SetCreateHang holds new servers in BUILD while on; turning it off
 // releases every held server.
 func (c *Cloud) SetCreateHang(on bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	c.hang = on
 	if !on {
 		for _, s := range c.servers {
@@ -318,8 +320,8 @@ func (c *Cloud) SaveError() error {
 // fields are filled in: id, status ACTIVE, addresses, host id and key.
 // It returns the stored server.
 func (c *Cloud) AddInstance(s Server) Server {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	now := c.now()
 	s.Metadata = copyMap(s.Metadata)
 	if s.ID == "" {
@@ -348,8 +350,8 @@ func (c *Cloud) AddInstance(s Server) Server {
 
 // RemoveInstance deletes a server without counting a delete call.
 func (c *Cloud) RemoveInstance(id string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	ok := c.removeLocked(id)
 	c.saveLocked()
 	return ok
@@ -357,8 +359,8 @@ func (c *Cloud) RemoveInstance(id string) bool {
 
 // SetServerStatus changes a server's status (and fault message).
 func (c *Cloud) SetServerStatus(id, status, fault string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	s, ok := c.servers[id]
 	if !ok {
 		return driver.NotFoundError("server %s not found", id)
@@ -371,8 +373,8 @@ func (c *Cloud) SetServerStatus(id, status, fault string) error {
 
 // Instances returns a snapshot of every server, sorted by creation.
 func (c *Cloud) Instances() []Server {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	now := c.now()
 	out := make([]Server, 0, len(c.servers))
 	for _, s := range c.servers {
@@ -392,8 +394,8 @@ func (c *Cloud) Instances() []Server {
 
 // Server returns one server.
 func (c *Cloud) Server(id string) (Server, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	s, ok := c.servers[id]
 	if !ok {
 		return Server{}, false
@@ -406,8 +408,8 @@ func (c *Cloud) Server(id string) (Server, bool) {
 
 // Images returns a snapshot of every image, sorted by id.
 func (c *Cloud) Images() []Image {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	out := make([]Image, 0, len(c.images))
 	for _, im := range c.images {
 		cp := *im
@@ -420,8 +422,8 @@ func (c *Cloud) Images() []Image {
 
 // AddImage injects an image; an empty id is generated. It returns the id.
 func (c *Cloud) AddImage(im Image) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	if im.ID == "" {
 		im.ID = uuid.NewString()
 	}
@@ -439,8 +441,8 @@ func (c *Cloud) AddImage(im Image) string {
 
 // RemoveImage deletes an image without counting a call.
 func (c *Cloud) RemoveImage(id string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	_, ok := c.images[id]
 	delete(c.images, id)
 	c.saveLocked()
@@ -449,8 +451,8 @@ func (c *Cloud) RemoveImage(id string) bool {
 
 // HasImage reports whether an image with that id or name exists.
 func (c *Cloud) HasImage(idOrName string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	return c.findImageLocked(idOrName) != nil
 }
 
@@ -521,8 +523,8 @@ type createRequest struct {
 // error without an id means no server was created.
 func (c *Cloud) create(r createRequest) (string, error) {
 	hostKey := newHostKey() // outside the lock: the costliest step
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	c.counters.Creates++
 	k := &c.knobs
 	if c.failCreate > 0 {
@@ -589,8 +591,8 @@ func (c *Cloud) create(r createRequest) (string, error) {
 
 // poll returns a copy of a server with its current status.
 func (c *Cloud) poll(id string) (Server, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	s, ok := c.servers[id]
 	if !ok {
 		return Server{}, false
@@ -601,8 +603,8 @@ func (c *Cloud) poll(id string) (Server, bool) {
 
 // deleteServer runs a server delete call.
 func (c *Cloud) deleteServer(id string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	c.counters.Deletes++
 	if _, ok := c.servers[id]; !ok {
 		return driver.NotFoundError("server %s not found", id)
@@ -621,8 +623,8 @@ func (c *Cloud) deleteServer(id string) error {
 
 // upload stores an uploaded image.
 func (c *Cloud) upload(spec driver.UploadSpec) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	c.counters.Uploads++
 	if spec.Metadata["SHOULD_FAIL"] == "true" {
 		return "", errors.New("simcloud: image upload failed (SHOULD_FAIL)")
@@ -647,8 +649,8 @@ func (c *Cloud) upload(spec driver.UploadSpec) (string, error) {
 
 // deleteImage runs an image delete call.
 func (c *Cloud) deleteImage(id string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	c.counters.ImageDeletes++
 	if _, ok := c.images[id]; !ok {
 		return driver.NotFoundError("image %s not found", id)
@@ -664,19 +666,17 @@ func (c *Cloud) deleteImage(id string) error {
 
 // seed adds leaked or foreign instances once per key.
 func (c *Cloud) seed(key string, n int, mk func(i int) Server) {
-	c.mu.Lock()
+	c.lock()
 	done := c.seeded[key]
 	c.seeded[key] = true
-	c.mu.Unlock()
+	c.saveLocked()
+	c.unlock()
 	if done {
 		return
 	}
 	for i := 0; i < n; i++ {
 		c.AddInstance(mk(i))
 	}
-	c.mu.Lock()
-	c.saveLocked()
-	c.mu.Unlock()
 }
 
 // fillAddressesLocked gives a server addresses, a host id and a host key.
@@ -726,8 +726,8 @@ type stateFile struct {
 }
 
 func (c *Cloud) loadLocked(path string) error {
-	c.loadedFrom = path
 	data, err := os.ReadFile(path)
+	defer c.noteFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -779,6 +779,9 @@ func (c *Cloud) saveLocked() {
 		if err = os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
 			if err = os.WriteFile(tmp, data, 0o644); err == nil {
 				err = os.Rename(tmp, path)
+			}
+			if err == nil {
+				c.noteFile(path)
 			}
 		}
 	}

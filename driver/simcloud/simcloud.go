@@ -3,7 +3,8 @@
 // after a configurable time, calls take a configurable latency, and tests
 // steer the cloud through the knobs of Cloud (failures, quota, hangs).
 // Providers naming the same cloud share it within a process; a state file
-// makes a cloud survive a process restart.
+// makes a cloud survive a process restart and lets several processes (two
+// launchers serving one provider) share it.
 //
 // A provider entry:
 //

@@ -893,3 +893,24 @@ func FuzzParseProvider(f *testing.F) {
 		require.IsType(t, &Settings{}, p.Settings)
 	})
 }
+
+// TestStateFileSharedByTwoProcesses: two clouds on one state file (as two
+// launcher processes) see each other's servers and lose none of them.
+func TestStateFileSharedByTwoProcesses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cloud.json")
+	k := Knobs{StateFile: path, Quota: UnlimitedQuota()}
+	a, b := NewCloud("a"), NewCloud("b")
+	require.NoError(t, a.Configure(k))
+	require.NoError(t, b.Configure(k))
+	s1 := a.AddInstance(Server{Name: "one"})
+	s2 := b.AddInstance(Server{Name: "two"})
+	require.Len(t, a.Instances(), 2, "a sees b's server")
+	require.Len(t, b.Instances(), 2, "b kept a's server")
+	require.NotEqual(t, s1.PrivateIPv4, s2.PrivateIPv4, "addresses stay unique across processes")
+	require.NoError(t, b.deleteServer(s1.ID))
+	_, ok := a.Server(s1.ID)
+	require.False(t, ok, "a sees b's delete")
+	c := NewCloud("c")
+	require.NoError(t, c.Configure(k))
+	require.Len(t, c.Instances(), 1)
+}
