@@ -506,16 +506,6 @@ func (c *Client) Children(ctx context.Context, p string) ([]string, error) {
 	return ch, wrap("children", p, err)
 }
 
-// childrenStat lists a znode's children with the znode's stat.
-func (c *Client) childrenStat(ctx context.Context, p string) ([]string, *zk.Stat, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, nil, err
-	}
-	c.ops.Reads.Add(1)
-	ch, st, err := c.conn.Children(c.full(p))
-	return ch, st, wrap("children", p, err)
-}
-
 // ChildrenW lists a znode's children and watches the list.
 func (c *Client) ChildrenW(ctx context.Context, p string) ([]string, <-chan zk.Event, error) {
 	if err := ctx.Err(); err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"strconv"
 
 	"github.com/go-zookeeper/zk"
 )
@@ -148,20 +147,12 @@ func (l *Lock) tryWithChecks(ctx context.Context, checks []Op) (bool, error) {
 	l.node = path.Base(res[0].String)
 	l.sid = l.c.conn.SessionID()
 	l.lost = l.c.sessionLost()
-	children, st, err := l.c.childrenStat(ctx, l.dir)
+	children, err := l.c.Children(ctx, l.dir)
 	if err == nil {
 		if pred, found := predecessor(children, l.node, len(l.prefix)); found && pred == "" {
 			// The checks held when our contender was created, but a
 			// holder ahead of us then may have changed the znodes and
-			// released the lock since: check again now that it is ours,
-			// unless the directory's children did not change since our
-			// contender was created (its sequence number is the
-			// directory's child version then), so nobody held the lock
-			// in between.
-			if untouchedSince(st, l.node) {
-				l.local, l.held = entry, true
-				return true, nil
-			}
+			// released the lock since: check again now that it is ours.
 			if _, err = l.c.Multi(ctx, checks...); err == nil {
 				l.local, l.held = entry, true
 				return true, nil
@@ -246,15 +237,4 @@ func (c *Client) DeleteLockedNode(ctx context.Context, n *Node, lock *Lock) erro
 		}
 	}
 	return c.DeleteNode(ctx, n, lock)
-}
-
-// untouchedSince reports whether a lock directory's children are unchanged
-// since the contender node was created: ZooKeeper names a sequential node
-// after its parent's child version, which each create and delete raises.
-func untouchedSince(dir *zk.Stat, node string) bool {
-	if dir == nil || len(node) < 10 {
-		return false
-	}
-	seq, err := strconv.ParseInt(node[len(node)-10:], 10, 32)
-	return err == nil && int64(dir.Cversion) == seq+1
 }
