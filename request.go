@@ -812,18 +812,25 @@ func (h *handler) lockCreated(ctx context.Context) {
 		for _, rest := range pending[i+1:] {
 			h.pw.l.orphanInit(rest.n.ID)
 		}
-		switch {
-		case errors.Is(err, zkclient.ErrLockLost):
-			h.forget()
-		case zkclient.IsConnectionError(err) || ctx.Err() != nil:
-			h.log.Warn("ZooKeeper unavailable while launching; will retry", "error", err)
-			h.paused = true
-			h.pw.explainf(h.req.ID, zkclient.ExplainPaused, "ZooKeeper unavailable; retrying")
-		default:
-			h.log.Error("launching node failed", "error", err)
-			h.decline(ctx, "error launching node: "+err.Error())
-		}
+		h.launchFailed(ctx, err)
 		return
+	}
+}
+
+// launchFailed handles an error creating or locking a new node: a lost
+// request lock forgets the request, ZooKeeper trouble pauses it for a
+// retry, anything else declines it.
+func (h *handler) launchFailed(ctx context.Context, err error) {
+	switch {
+	case errors.Is(err, zkclient.ErrLockLost):
+		h.forget()
+	case zkclient.IsConnectionError(err) || ctx.Err() != nil:
+		h.log.Warn("ZooKeeper unavailable while launching; will retry", "error", err)
+		h.paused = true
+		h.pw.explainf(h.req.ID, zkclient.ExplainPaused, "ZooKeeper unavailable; retrying")
+	default:
+		h.log.Error("launching node failed", "error", err)
+		h.decline(ctx, "error launching node: "+err.Error())
 	}
 }
 
@@ -871,18 +878,7 @@ func (h *handler) fillLabels(ctx context.Context) {
 			h.toLock = append(h.toLock, pendingLock{created, label})
 		}
 		if err != nil {
-			if errors.Is(err, zkclient.ErrLockLost) {
-				h.forget()
-				return
-			}
-			if zkclient.IsConnectionError(err) || ctx.Err() != nil {
-				h.log.Warn("ZooKeeper unavailable while launching; will retry", "label", label, "error", err)
-				h.paused = true
-				h.pw.explainf(h.req.ID, zkclient.ExplainPaused, "ZooKeeper unavailable; retrying")
-				return
-			}
-			h.log.Error("launching node failed", "label", label, "error", err)
-			h.decline(ctx, "error launching node: "+err.Error())
+			h.launchFailed(ctx, fmt.Errorf("label %s: %w", label, err))
 			return
 		}
 		if atQuota.limit != "" {
@@ -1021,15 +1017,8 @@ func createReserved(ctx context.Context, batch []*handler) {
 			h.toLock = append(h.toLock, pendingLock{rn.n, rn.label})
 		}
 		h.toCreate = nil
-		switch {
-		case failed == nil:
-		case zkclient.IsConnectionError(failed) || ctx.Err() != nil:
-			h.log.Warn("ZooKeeper unavailable while launching; will retry", "error", failed)
-			h.paused = true
-			h.pw.explainf(h.req.ID, zkclient.ExplainPaused, "ZooKeeper unavailable; retrying")
-		default:
-			h.log.Error("launching node failed", "error", failed)
-			h.decline(ctx, "error launching node: "+failed.Error())
+		if failed != nil {
+			h.launchFailed(ctx, failed)
 		}
 	}
 }

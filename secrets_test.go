@@ -1,7 +1,6 @@
 package nodepool_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -12,34 +11,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/internal/testlog"
 	"github.com/nodepool-go/nodepool/internal/webapp"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestSecretsNeverShown: the secure file's secrets appear neither in the
 // launcher's logs (debug level), nor in the CLI's output, nor in the web
@@ -84,7 +66,7 @@ diskimages:
 	require.NoError(t, err)
 	require.Equal(t, secret, cfg.Diskimage("base").EnvVars["REGISTRY_PASSWORD"], "the secret is loaded")
 
-	logs := &syncBuf{}
+	logs := &testlog.Buffer{}
 	l, err := nodepool.NewLauncher(cfg, nodepool.WithZooKeeper(zktest.ConnectChroot(t, chroot)),
 		nodepool.WithConfigFile(main, secure),
 		nodepool.WithLogger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))

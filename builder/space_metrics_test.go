@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"bytes"
 	"log/slog"
 	"net"
 	"net/http/httptest"
@@ -17,26 +16,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/internal/testlog"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestFreeSpaceCheck: with less free space in images-dir than required no
 // build (scheduled or manual) starts and the log says why; with the
@@ -50,7 +32,7 @@ func TestFreeSpaceCheck(t *testing.T) {
 	require.Positive(t, free)
 	require.NoError(t, e.zk.RequestBuild(ctx, "fake-image"))
 
-	var logs syncBuffer
+	var logs testlog.Buffer
 	tight := e.newBuilder("nb01.example.org", func(o *Options) {
 		o.MinFreeSpace = free + 1<<40 // a TiB more than there is
 		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
