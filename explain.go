@@ -53,12 +53,6 @@ func (w *poolWorker) explainBehind(req, reason string, behind []string) {
 	w.setExplanation(zkclient.Explanation{Request: req, Status: zkclient.ExplainDeferred, Reason: reason, Behind: behind})
 }
 
-func (w *poolWorker) forgetExplanation(req string) {
-	w.explain.mu.Lock()
-	delete(w.explain.m, req)
-	w.explain.mu.Unlock()
-}
-
 func (w *poolWorker) hasExplanation(req string) bool {
 	w.explain.mu.Lock()
 	defer w.explain.mu.Unlock()

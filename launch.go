@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -426,5 +425,3 @@ func (d *nodeDelete) step(ctx context.Context) bool {
 func unixNow(t time.Time) float64 {
 	return float64(t.UnixNano()) / 1e9
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"reflect"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -455,13 +454,6 @@ func sortRequests(reqs []*NodeRequest, poolLabels map[string]bool) {
 		}
 		return a.Sequence() < b.Sequence()
 	})
-}
-
-func fqdn(host string) string {
-	if strings.Contains(host, ".") {
-		return host
-	}
-	return host
 }
 
 // unusedKey is the unused-node index key of a ready, unallocated node.

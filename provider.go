@@ -218,13 +218,6 @@ func (p *provider) deleting(id string) bool {
 	return ok
 }
 
-// activeLaunches counts launches in progress (for max-concurrency).
-func (p *provider) activeLaunches() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.launches)
-}
-
 // labelNeed returns what one node of label costs in this provider.
 func (p *provider) labelNeed(ctx context.Context, pool *driver.PoolConfig, label string) quota.Resources {
 	lc := pool.Label(label)

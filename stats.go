@@ -27,10 +27,6 @@ func (s *statsd) reporter() *metrics.Reporter {
 
 func (s *statsd) incr(key string) { s.reporter().Incr(key) }
 
-func (s *statsd) timing(key string, d time.Duration) { s.reporter().Timing(key, d) }
-
-func (s *statsd) gauge(key string, v int64) { s.reporter().Gauge(key, float64(v)) }
-
 // launch records a launch result under every key of launcher.md §13.
 func (s *statsd) launch(nl *nodeLaunch, result string) {
 	var d time.Duration

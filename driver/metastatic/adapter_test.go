@@ -225,14 +225,7 @@ func TestMetastaticRecoveryFromZooKeeper(t *testing.T) {
 	// (driver_data naming the backing node and slot).
 	inst, err := create(t, ad, spec(cfg, "0000000100"))
 	require.NoError(t, err)
-	n := &zkclient.Node{State: zkclient.NodeInUse, Provider: "meta", Type: []string{"meta"}, DriverData: inst.DriverData, Slot: inst.Slot}
-	_, err = zk.CreateNode(t.Context(), n)
-	require.NoError(t, err)
-	var dd metastatic.DriverData
-	require.NoError(t, json.Unmarshal(inst.DriverData, &dd))
-	dd.Node = n.ID
-	n.DriverData, _ = json.Marshal(dd)
-	require.NoError(t, zk.StoreNode(t.Context(), n, nil))
+	_, dd := recordNode(t, zk, inst)
 
 	// A fresh adapter (another session: a restarted launcher) recovers the
 	// backing node with slot 0 taken: the next node gets slot 1 of it.
@@ -349,14 +342,7 @@ func TestMetastaticStandbyTakesOverWhenTheServerGoes(t *testing.T) {
 	ad1 := open(t, server, cfg)
 	inst, err := create(t, ad1, spec(cfg, "0000000100"))
 	require.NoError(t, err)
-	n := &zkclient.Node{State: zkclient.NodeInUse, Provider: "meta", Type: []string{"meta"}, DriverData: inst.DriverData, Slot: inst.Slot}
-	_, err = zk.CreateNode(t.Context(), n)
-	require.NoError(t, err)
-	var dd metastatic.DriverData
-	require.NoError(t, json.Unmarshal(inst.DriverData, &dd))
-	dd.Node = n.ID
-	n.DriverData, _ = json.Marshal(dd)
-	require.NoError(t, zk.StoreNode(t.Context(), n, nil))
+	_, dd := recordNode(t, zk, inst)
 
 	// A second launcher's adapter stands by while the first serves.
 	ad2 := open(t, zktest.ConnectChroot(t, chroot), cfg)
@@ -419,4 +405,20 @@ func TestMetastaticRecoveryUnlocksNodeOfVanishedRequest(t *testing.T) {
 	locked, err := zk.IsLocked(t.Context(), zkclient.NodeLockPath(n.ID))
 	require.NoError(t, err)
 	require.False(t, locked, "its provider can free and reuse it again")
+}
+
+// recordNode stores the node record of a created metastatic instance as the
+// launcher would (driver_data naming its own id) and returns it with its
+// driver_data.
+func recordNode(t *testing.T, zk *zkclient.Client, inst *driver.Instance) (*zkclient.Node, metastatic.DriverData) {
+	t.Helper()
+	n := &zkclient.Node{State: zkclient.NodeInUse, Provider: "meta", Type: []string{"meta"}, DriverData: inst.DriverData, Slot: inst.Slot}
+	_, err := zk.CreateNode(t.Context(), n)
+	require.NoError(t, err)
+	var dd metastatic.DriverData
+	require.NoError(t, json.Unmarshal(inst.DriverData, &dd))
+	dd.Node = n.ID
+	n.DriverData, _ = json.Marshal(dd)
+	require.NoError(t, zk.StoreNode(t.Context(), n, nil))
+	return n, dd
 }

@@ -17,18 +17,6 @@ func fixture(t *testing.T, name string) []byte {
 	return data
 }
 
-// keys returns the top-level keys of a JSON object in order.
-func keys(t *testing.T, data []byte) []string {
-	t.Helper()
-	m, err := parseMembers(data)
-	require.NoError(t, err)
-	out := make([]string, len(m))
-	for i, x := range m {
-		out[i] = x.key
-	}
-	return out
-}
-
 func TestEncodeZuulRequestMatchesFixture(t *testing.T) {
 	got := encodeZuulRequest(requestFields{
 		NodeTypes:      []string{"ubuntu-jammy"},
