@@ -16,4 +16,21 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 scripts/zookeeper.sh start
 go vet ./...
-go test -race -timeout 20m "$@" ./...
+log=$(mktemp /tmp/nodepool-test.XXXXXX)
+status=0
+go test -race -timeout 20m "$@" ./... 2>&1 | tee "$log" || status=$?
+if [ "$status" -ne 0 ]; then
+  # The suite's output is long; repeat every failure report at the end so
+  # the last lines of a CI log name what failed and why.
+  echo
+  echo "=== failures (repeated from above) ==="
+  awk '/^(--- FAIL|panic:|fatal error:|FAIL\t|    --- FAIL)/ {show=1; n=0}
+       show && /^(ok  |=== RUN|--- PASS|PASS$)/ {show=0}
+       show {print; if (++n > 120) show=0}' "$log"
+  echo
+  echo "=== in short: each failure and the first lines it printed ==="
+  awk '/^ *--- FAIL|^panic:|^fatal error:/ {print; n=3; next}
+       n > 0 && /^ / {print; n--; next} {n=0}' "$log"
+fi
+rm -f "$log"
+exit "$status"
