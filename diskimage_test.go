@@ -44,7 +44,7 @@ providers:
 	require.Eventually(t, func() bool {
 		e, ok := explanation(ctx, zk, req.ID)
 		return ok && e.Status == zkclient.ExplainDeferred
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	r, err := zk.GetRequest(ctx, req.ID)
 	require.NoError(t, err)
 	require.Equal(t, zkclient.RequestRequested, r.State)

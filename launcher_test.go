@@ -71,7 +71,7 @@ func TestRequestsFulfilledInOrderAndDeletedAfterUse(t *testing.T) {
 		ids, _ := zk.NodeIDs(ctx)
 		return len(ids) == 0
 	}, 30*time.Second, 50*time.Millisecond, "used nodes are deleted")
-	require.Eventually(t, func() bool { return len(simcloud.Get(cloud).Instances()) == 0 }, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { return len(simcloud.Get(cloud).Instances()) == 0 }, 30*time.Second, 50*time.Millisecond)
 }
 
 func TestUnknownLabelFailsAfterEveryPoolDeclined(t *testing.T) {
@@ -118,7 +118,7 @@ providers:
 	require.Eventually(t, func() bool {
 		cs, _ := zk.Components(ctx, zkclient.KindPool)
 		return len(cs) == 2
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	req, err := zuulsim.Submit(ctx, zk, []string{"special"}, zuulsim.Options{})
 	require.NoError(t, err)
 	got, err := req.Wait(ctx)
@@ -140,7 +140,7 @@ func TestTwoLaunchersShareProviderWithinMaxServers(t *testing.T) {
 	require.Eventually(t, func() bool {
 		cs, _ := zk.Components(ctx, zkclient.KindPool)
 		return len(cs) == 2
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 
 	// Sample the provider's instances and node records throughout.
 	sampler := zktest.ConnectChroot(t, chroot)

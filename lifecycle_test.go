@@ -189,7 +189,7 @@ providers:
 	defer cancel()
 	req, err := zuulsim.Submit(ctx, zk, []string{"small"}, zuulsim.Options{})
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return len(simcloud.Get(cloud).Instances()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return len(simcloud.Get(cloud).Instances()) == 1 }, 30*time.Second, 10*time.Millisecond)
 	require.NoError(t, req.Cancel(ctx))
 	require.Eventually(t, func() bool {
 		nodes, _ := zk.Nodes(ctx, nil)

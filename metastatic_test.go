@@ -184,7 +184,7 @@ func waitAllGone(t *testing.T, ctx context.Context, zk *zkclient.Client, cloud s
 	if !assert.Eventually(t, func() bool { return len(left()) == 0 }, within, 20*time.Millisecond) {
 		require.Empty(t, left(), "node records left")
 	}
-	require.Eventually(t, func() bool { return len(simcloud.Get(cloud).Instances()) == 0 }, 10*time.Second, 20*time.Millisecond,
+	require.Eventually(t, func() bool { return len(simcloud.Get(cloud).Instances()) == 0 }, 30*time.Second, 20*time.Millisecond,
 		"every simcloud server is deleted")
 }
 
@@ -351,7 +351,7 @@ func TestMetastaticTwoLaunchersOneServesTheOtherTakesOver(t *testing.T) {
 	require.Eventually(t, func() bool {
 		ok, _ := zk.IsLocked(ctx, metastatic.ServeLockRoot+"/meta")
 		return ok
-	}, 10*time.Second, 10*time.Millisecond)
+	}, 30*time.Second, 10*time.Millisecond)
 	metaLauncher(t, chroot, yaml)
 
 	// The second launcher's pool declines what it gets; the first serves.

@@ -154,7 +154,7 @@ func TestOpenStackOverQuotaAbortsWithoutUsingARetry(t *testing.T) {
 	c := cloud.Counters()
 	require.Equal(t, 2, c.QuotaRejections)
 	require.Equal(t, 1, c.ServerCreates)
-	require.Eventually(t, func() bool { return states()[zkclient.NodeAborted] >= 1 }, 5*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return states()[zkclient.NodeAborted] >= 1 }, 30*time.Second, 10*time.Millisecond,
 		"an over-quota launch leaves an aborted node")
 	t.Logf("node states seen: %v", states())
 	require.Zero(t, states()[zkclient.NodeFailed])
@@ -272,5 +272,5 @@ func TestOpenStackServerStuckInBuildIsReplaced(t *testing.T) {
 	require.Eventually(t, func() bool {
 		list := cloud.Servers()
 		return len(list) == 1 && list[0].ID == n.ExternalID && list[0].Status == "ACTIVE"
-	}, 10*time.Second, 20*time.Millisecond, "the stuck server was deleted")
+	}, 30*time.Second, 20*time.Millisecond, "the stuck server was deleted")
 }

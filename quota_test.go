@@ -65,7 +65,7 @@ func TestPoolLimitPausesAndResumes(t *testing.T) {
 	require.Eventually(t, func() bool {
 		comps, _ = zk.Components(ctx, zkclient.KindPool)
 		return len(comps) == 1 && comps[0].Paused
-	}, 10*time.Second, 20*time.Millisecond, "the pool advertises paused")
+	}, 30*time.Second, 20*time.Millisecond, "the pool advertises paused")
 
 	// The CLI's explanation names the limit and the numbers.
 	tbl, err := (&status.Source{ZK: zk}).RequestExplain(ctx, waiting.ID)
@@ -121,7 +121,7 @@ providers:
 		var ok bool
 		e, ok = explanation(ctx, zk, blocked.ID)
 		return ok && e.Status == zkclient.ExplainDeferred
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	require.Equal(t, "tenant busy max-servers", e.Limit)
 	r, err := zk.GetRequest(ctx, blocked.ID)
 	require.NoError(t, err)

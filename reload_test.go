@@ -77,7 +77,7 @@ func TestConfigReloadRestartsOnlyChangedProviders(t *testing.T) {
 
 	// Adding a provider leaves the unchanged one running.
 	write(sprintf(reloadBase+reloadSecond, name, 5))
-	require.Eventually(t, func() bool { return len(poolIDs()) == 2 }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return len(poolIDs()) == 2 }, 30*time.Second, 20*time.Millisecond)
 	require.Equal(t, before["first"], poolIDs()["first"], "an unchanged provider keeps its pool worker")
 	acquire(t, tctx, zk, []string{"other"}, zuulsim.Options{})
 
@@ -86,7 +86,7 @@ func TestConfigReloadRestartsOnlyChangedProviders(t *testing.T) {
 	require.Eventually(t, func() bool {
 		ids := poolIDs()
 		return len(ids) == 2 && ids["first"] != before["first"]
-	}, 10*time.Second, 20*time.Millisecond, "a changed provider gets a new pool worker")
+	}, 30*time.Second, 20*time.Millisecond, "a changed provider gets a new pool worker")
 	for _, n := range held.Nodes {
 		node, err := zk.GetNode(tctx, n.ID)
 		require.NoError(t, err)

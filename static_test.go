@@ -111,7 +111,7 @@ func TestStaticMaxParallelJobs(t *testing.T) {
 	require.Eventually(t, func() bool {
 		e, ok := explanation(ctx, zk, third.ID)
 		return ok && e.Status == zkclient.ExplainDeferred
-	}, 10*time.Second, 20*time.Millisecond)
+	}, 30*time.Second, 20*time.Millisecond)
 	for i := 0; i < 10; i++ {
 		r, err := zk.GetRequest(ctx, third.ID)
 		require.NoError(t, err)

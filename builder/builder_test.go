@@ -637,7 +637,7 @@ func TestBuildTimeout(t *testing.T) {
 	require.Eventually(t, func() bool {
 		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		return err != nil || strings.Contains(string(stat), ") Z ")
-	}, 5*time.Second, 50*time.Millisecond, "DIB child still running")
+	}, 30*time.Second, 50*time.Millisecond, "DIB child still running")
 
 	// The failed build record is removed by cleanup once a good build exists.
 	e.update(func(c *nodepool.Config) {

@@ -123,7 +123,7 @@ func TestInteropKazooHoldsLock(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() { done <- l.Acquire(ctx) }()
-	waitFor(t, 5*time.Second, "our contender queued", func() bool { return len(children(t, c, dir)) == 2 })
+	waitFor(t, 30*time.Second, "our contender queued", func() bool { return len(children(t, c, dir)) == 2 })
 	select {
 	case err := <-done:
 		t.Fatalf("Acquire returned while kazoo holds the lock: %v", err)

@@ -137,7 +137,7 @@ func TestLockBlockingAcquire(t *testing.T) {
 	l2 := c2.NewLock(lockDir)
 	done := make(chan error, 1)
 	go func() { done <- l2.Acquire(ctx) }()
-	waitFor(t, 5*time.Second, "waiter's contender", func() bool { return len(children(t, c1, lockDir)) == 2 })
+	waitFor(t, 30*time.Second, "waiter's contender", func() bool { return len(children(t, c1, lockDir)) == 2 })
 	select {
 	case err := <-done:
 		t.Fatalf("Acquire returned while the lock was held: %v", err)
@@ -207,7 +207,7 @@ func TestLockOrdering(t *testing.T) {
 			}
 		}()
 		// Queue the waiters one after the other so their sequence order is known.
-		waitFor(t, 5*time.Second, "contender queued", func() bool { return len(children(t, c0, lockDir)) == i+1 })
+		waitFor(t, 30*time.Second, "contender queued", func() bool { return len(children(t, c0, lockDir)) == i+1 })
 	}
 	ids, err := c0.Contenders(ctx, lockDir)
 	require.NoError(t, err)
@@ -272,7 +272,7 @@ func TestLockContendersIdentifiers(t *testing.T) {
 	w := c2.NewLock(lockDir, zkclient.WithIdentifier("nl01-1234"))
 	done := make(chan error, 1)
 	go func() { done <- w.Acquire(wctx) }()
-	waitFor(t, 5*time.Second, "waiter queued", func() bool { return len(children(t, c1, lockDir)) == 2 })
+	waitFor(t, 30*time.Second, "waiter queued", func() bool { return len(children(t, c1, lockDir)) == 2 })
 	ids, err = c2.Contenders(ctx, lockDir)
 	require.NoError(t, err)
 	require.Equal(t, []string{"NodePool:metastatic:prov", "nl01-1234"}, ids)
