@@ -34,6 +34,10 @@ type nodeLaunch struct {
 	firstTick time.Time
 	scan      chan scanResult
 	inst      *driver.Instance
+	// transient counts the transient errors in a row of this attempt;
+	// retryAt is when the step that hit the last one runs again.
+	transient int
+	retryAt   time.Time
 	// fieldsStored: the building record already carries the fields.
 	fieldsStored bool
 	finished     atomic.Bool // set last; readers may then read node
@@ -47,6 +51,14 @@ type scanResult struct {
 // abandon stops tracking the launch at shutdown: the node stays building
 // and becomes unlocked with the session, so any launcher deletes it.
 func (nl *nodeLaunch) abandon() { nl.finished.Store(true) }
+
+// A launch attempt rides out up to transientRetries transient driver
+// errors in a row, retrying the same step after transientPause, doubled
+// each time; one more counts as a failed attempt.
+const (
+	transientRetries = 5
+	transientPause   = 500 * time.Millisecond
+)
 
 // step advances the launch; it returns true once the node left building.
 func (nl *nodeLaunch) step(ctx context.Context) bool {
@@ -86,6 +98,9 @@ func (nl *nodeLaunch) step(ctx context.Context) bool {
 		return false
 	}
 	if nl.inst == nil {
+		if now.Before(nl.retryAt) {
+			return false
+		}
 		inst, err := nl.machine.Advance(ctx)
 		if id := nl.machine.ExternalID(); id != "" && nl.node.ExternalID == "" && (inst == nil || err != nil) {
 			// Record the cloud id at once, so a crash cannot leak it.
@@ -99,8 +114,17 @@ func (nl *nodeLaunch) step(ctx context.Context) bool {
 				nl.abort(ctx, err)
 				return true
 			}
+			if driver.IsTransient(err) && nl.transient < transientRetries {
+				nl.transient++
+				pause := transientPause << (nl.transient - 1)
+				nl.retryAt = now.Add(pause)
+				nl.p.log.Info("transient error; retrying the same step", "node", nl.node.ID,
+					"retry", nl.transient, "of", transientRetries, "after", pause, "error", err)
+				return false
+			}
 			return nl.attemptFailed(ctx, err)
 		}
+		nl.transient = 0
 		if inst == nil {
 			return false
 		}
@@ -295,6 +319,7 @@ func (nl *nodeLaunch) attemptFailed(ctx context.Context, err error) bool {
 	}
 	nl.machine = nil
 	nl.inst = nil
+	nl.transient, nl.retryAt = 0, time.Time{}
 	if nl.attempts >= retries {
 		nl.fail(ctx, err, "", true)
 		return true

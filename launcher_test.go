@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/driver/simcloud"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
@@ -275,4 +276,23 @@ func TestLaunchRetriesThenDecline(t *testing.T) {
 		ids, _ := zk.NodeIDs(ctx)
 		return len(ids) == 0
 	}, 30*time.Second, 50*time.Millisecond, "failed node is deleted")
+}
+
+func TestTransientCreateErrorsAreRiddenOut(t *testing.T) {
+	zk, chroot := zktest.Connect(t)
+	cloud := "cloud-" + chroot[1:]
+	startLauncher(t, chroot, simYAML("sim", cloud, 10))
+	// Three generic failures decline the request (TestLaunchRetriesThenDecline);
+	// three transient ones are retried within one attempt.
+	simcloud.Get(cloud).FailNextCreatesWith(3, driver.TransientError("simcloud: API busy"))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	req, err := zuulsim.Submit(ctx, zk, []string{"small"}, zuulsim.Options{})
+	require.NoError(t, err)
+	got, err := req.Wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, zkclient.RequestFulfilled, got.State)
+	require.Len(t, got.Nodes, 1)
+	require.Equal(t, 4, simcloud.Get(cloud).Counters().Creates, "three refused calls, then the one that created the server")
+	require.Len(t, simcloud.Get(cloud).Instances(), 1, "no server left from the refused calls")
 }

@@ -97,8 +97,11 @@ func MetricOf(err error) string {
 	if errors.As(err, &e) && e.Metric != "" {
 		return e.Metric
 	}
-	if KindOf(err) == KindQuota {
+	switch KindOf(err) {
+	case KindQuota:
 		return "error.quota"
+	case KindCapacity:
+		return "error.capacity"
 	}
 	return "error.unknown"
 }

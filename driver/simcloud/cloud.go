@@ -98,6 +98,7 @@ type Cloud struct {
 	hang       bool
 	listErr    error
 	failCreate int
+	failErr    error // what failed creates return; nil for a generic error
 	failWithID int
 	failDelete int
 	failUpload int
@@ -213,13 +214,23 @@ func (c *Cloud) Reset() {
 	}
 	c.hang, c.listErr = false, nil
 	c.failCreate, c.failWithID, c.failDelete, c.failUpload, c.failImgDel = 0, 0, 0, 0, 0
+	c.failErr = nil
 	c.counters = Counters{}
 	c.saveLocked()
 }
 
 // FailNextCreates makes the next n create calls fail with a generic error
 // before any server exists.
-func (c *Cloud) FailNextCreates(n int) { c.mu.Lock(); c.failCreate = n; c.mu.Unlock() }
+func (c *Cloud) FailNextCreates(n int) { c.FailNextCreatesWith(n, nil) }
+
+// FailNextCreatesWith makes the next n create calls fail with err (e.g. a
+// driver.TransientError) before any server exists; nil means a generic
+// error.
+func (c *Cloud) FailNextCreatesWith(n int, err error) {
+	c.mu.Lock()
+	c.failCreate, c.failErr = n, err
+	c.mu.Unlock()
+}
 
 // FailNextCreatesWithID makes the next n created servers go to ERROR: the
 // machine learns the server's id, then fails with metric "error.status".
@@ -529,6 +540,9 @@ func (c *Cloud) create(r createRequest) (string, error) {
 	k := &c.knobs
 	if c.failCreate > 0 {
 		c.failCreate--
+		if c.failErr != nil {
+			return "", c.failErr
+		}
 		return "", errors.New("simcloud: injected create failure")
 	}
 	if r.image == "" && r.diskimage != "" {

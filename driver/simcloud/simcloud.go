@@ -187,8 +187,14 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 			}
 			m.id = m.pending
 			if m.err != nil {
+				err := m.err
+				if driver.IsTransient(err) && m.id == "" {
+					// Nothing was created: the next Advance calls again.
+					m.state, m.err = stStart, nil
+					return nil, err
+				}
 				m.state = stFailed
-				return nil, m.err
+				return nil, err
 			}
 			m.state = stBuilding
 		case stBuilding:
