@@ -91,6 +91,11 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 				return nil, nil
 			}
 			if err := m.create.err; err != nil {
+				if driver.IsTransient(err) {
+					// Nova refused before creating anything: call again.
+					m.state = csStart
+					return nil, err
+				}
 				return m.fail(err)
 			}
 			m.id, m.createdAt = m.create.val, time.Now()
@@ -134,6 +139,10 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 				return nil, nil
 			}
 			if err := m.fip.err; err != nil {
+				if driver.IsTransient(err) {
+					m.state = csCreating // looks at the server again, then retries
+					return nil, err
+				}
 				return m.fail(err)
 			}
 			m.fipAddr, m.fipAt = m.fip.val.FloatingIP, time.Now()

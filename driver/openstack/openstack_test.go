@@ -245,6 +245,18 @@ func TestCreateErrors(t *testing.T) {
 	require.Error(t, err)
 	require.False(t, driver.IsQuota(err))
 
+	// A 503 is transient and the machine resumes: the next Advance calls
+	// Nova again and the server gets created.
+	cloud.FailNextCreates(1, fakeopenstack.FailUnavailable)
+	m = ad.CreateMachine(spec(cfg, "small", "0000000006"))
+	_, err = drivertest.AdvanceCreate(context.Background(), m, 5*time.Millisecond, 10*time.Second)
+	require.True(t, driver.IsTransient(err), "%v", err)
+	require.Empty(t, m.ExternalID(), "nothing was created")
+	inst, err := drivertest.AdvanceCreate(context.Background(), m, 5*time.Millisecond, 10*time.Second)
+	require.NoError(t, err)
+	require.NotEmpty(t, inst.ExternalID)
+	require.NoError(t, remove(t, ad, inst.ExternalID))
+
 	bad, badCfg := open(t, `pools:
   - name: main
     networks: [no-such-net]

@@ -107,6 +107,8 @@ const (
 	FailStuck
 	// FailServerError answers the create with a 500.
 	FailServerError
+	// FailUnavailable answers the create with a 503 (a busy API).
+	FailUnavailable
 )
 
 // Server is a Nova server.

@@ -133,6 +133,10 @@ func (c *Cloud) createServer(w http.ResponseWriter, r *http.Request) {
 	if len(c.createFail) > 0 {
 		kind, c.createFail = c.createFail[0], c.createFail[1:]
 	}
+	if kind == FailUnavailable {
+		novaError(w, 503, "Service Unavailable")
+		return
+	}
 	if kind == FailServerError {
 		novaError(w, 500, "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach the Nova API log if possible.")
 		return
