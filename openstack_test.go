@@ -10,7 +10,7 @@ import (
 
 	"github.com/nodepool-go/nodepool/driver"
 	_ "github.com/nodepool-go/nodepool/driver/openstack"
-	"github.com/nodepool-go/nodepool/driver/openstack/fakeopenstack"
+	"github.com/nodepool-go/nodepool/internal/fakeopenstack"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/zkclient"

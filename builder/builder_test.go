@@ -282,7 +282,7 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func (e *env) builds(state zkclient.ImageState) []*zkclient.ImageBuild {
-	bs, err := MostRecentBuilds(context.Background(), e.zk, "fake-image", -1, state)
+	bs, err := mostRecentBuilds(context.Background(), e.zk, "fake-image", -1, state)
 	require.NoError(e.t, err)
 	return bs
 }
@@ -696,9 +696,9 @@ func TestLegacyBuildIDs(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(images, "fake-image-9999999999."+ext), []byte("x"), 0o644))
 	}
 	require.NoError(t, os.MkdirAll(filepath.Join(images, "fake-image-9999999999.d"), 0o755))
-	lb, err := LocalBuilds(images)
+	lb, err := localBuilds(images)
 	require.NoError(t, err)
-	require.Equal(t, []LocalBuild{{"fake-image", "9999999999"}}, lb)
+	require.Equal(t, []localBuild{{"fake-image", "9999999999"}}, lb)
 
 	all := e.builds("")
 	require.Len(t, all, 1)
@@ -755,16 +755,16 @@ func TestRunRegistersComponent(t *testing.T) {
 
 func TestDIBCommand(t *testing.T) {
 	d := &nodepool.DiskimageConfig{Name: "img", Elements: []string{"vm", "ubuntu"}, DibCmd: "%p/dib --opt 'a b'"}
-	argv, err := DIBCommand(d, []string{"raw", "qcow2"}, "/opt/images/img-abc", "/usr/lib/np")
+	argv, err := dibCommand(d, []string{"raw", "qcow2"}, "/opt/images/img-abc", "/usr/lib/np")
 	require.NoError(t, err)
 	require.Equal(t, []string{"/usr/lib/np/dib", "--opt", "a b", "-x", "-t", "qcow2,raw", "--checksum", "--no-tmpfs",
 		"--qemu-img-options", "compat=0.10", "-o", "/opt/images/img-abc", "vm", "ubuntu"}, argv)
 	d.DibCmd = ""
-	argv, err = DIBCommand(d, []string{"vhd"}, "/i/img-abc", "")
+	argv, err = dibCommand(d, []string{"vhd"}, "/i/img-abc", "")
 	require.NoError(t, err)
 	require.Equal(t, []string{"disk-image-create", "-x", "-t", "vhd", "--checksum", "--no-tmpfs", "-o", "/i/img-abc", "vm", "ubuntu"}, argv)
 
-	env := DIBEnv([]string{"PATH=/bin", "DIB_RELEASE=old"}, &nodepool.DiskimageConfig{Name: "img", Release: "",
+	env := dibEnv([]string{"PATH=/bin", "DIB_RELEASE=old"}, &nodepool.DiskimageConfig{Name: "img", Release: "",
 		EnvVars: map[string]string{"DIB_IMAGE_NAME": "override", "X": "1"}}, "/i/img-abc", "")
 	require.Equal(t, []string{"PATH=/bin", "DIB_RELEASE=", "DIB_IMAGE_FILENAME=/i/img-abc", "DIB_IMAGE_NAME=override", "X=1"}, env)
 }
@@ -776,17 +776,17 @@ func TestSplitShell(t *testing.T) {
 		`a\ b c`:            {"a b", "c"},
 		`x''y`:              {"xy"},
 	} {
-		got, err := SplitShell(in)
+		got, err := splitShell(in)
 		require.NoError(t, err, in)
 		require.Equal(t, want, got, in)
 	}
-	_, err := SplitShell(`a 'b`)
+	_, err := splitShell(`a 'b`)
 	require.Error(t, err)
 }
 
 func TestFormatImageName(t *testing.T) {
-	require.Equal(t, "img-123", FormatImageName(DefaultImageNameFormat, "img", "123", "0000000001"))
-	require.Equal(t, "{x}-img-0000000001", FormatImageName("{{x}}-{image_name}-{upload_id}", "img", "123", "0000000001"))
+	require.Equal(t, "img-123", formatImageName(DefaultImageNameFormat, "img", "123", "0000000001"))
+	require.Equal(t, "{x}-img-0000000001", formatImageName("{{x}}-{image_name}-{upload_id}", "img", "123", "0000000001"))
 }
 
 func TestLocalBuildsPattern(t *testing.T) {
@@ -795,11 +795,11 @@ func TestLocalBuildsPattern(t *testing.T) {
 		"builder_id.txt", "ubuntu-jammy-0000000042.raw", "UPPER-ABC.raw"} {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, n), nil, 0o644))
 	}
-	lb, err := LocalBuilds(dir)
+	lb, err := localBuilds(dir)
 	require.NoError(t, err)
-	require.Equal(t, []LocalBuild{{"ubuntu-jammy", "0000000042"}, {"ubuntu-jammy", "5f0c6e1c2b7d4e3f9a1b2c3d4e5f6a7b"}}, lb)
-	require.True(t, HasLocalFile(dir, "ubuntu-jammy", "0000000042"))
-	require.False(t, HasLocalFile(dir, "ubuntu", "0000000042"))
+	require.Equal(t, []localBuild{{"ubuntu-jammy", "0000000042"}, {"ubuntu-jammy", "5f0c6e1c2b7d4e3f9a1b2c3d4e5f6a7b"}}, lb)
+	require.True(t, hasLocalFile(dir, "ubuntu-jammy", "0000000042"))
+	require.False(t, hasLocalFile(dir, "ubuntu", "0000000042"))
 }
 
 func TestPruneBuildLogs(t *testing.T) {
@@ -812,7 +812,7 @@ func TestPruneBuildLogs(t *testing.T) {
 		ts := base.Add(time.Duration(i) * time.Minute)
 		require.NoError(t, os.Chtimes(p, ts, ts))
 	}
-	PruneBuildLogs(dir, "img", 2, testLogger())
+	pruneBuildLogs(dir, "img", 2, testLogger())
 	var left []string
 	entries, _ := os.ReadDir(dir)
 	for _, en := range entries {

@@ -27,7 +27,7 @@ func TestFreeSpaceCheck(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t)
 	dir := e.config().ImagesDir
-	free, err := FreeSpace(dir)
+	free, err := freeSpace(dir)
 	require.NoError(t, err)
 	require.Positive(t, free)
 	require.NoError(t, e.zk.RequestBuild(ctx, "fake-image"))
@@ -63,9 +63,9 @@ func TestFreeSpaceCheck(t *testing.T) {
 
 func TestFreeSpaceOfMissingDir(t *testing.T) {
 	dir := t.TempDir()
-	want, err := FreeSpace(dir)
+	want, err := freeSpace(dir)
 	require.NoError(t, err)
-	got, err := FreeSpace(filepath.Join(dir, "not", "yet"))
+	got, err := freeSpace(filepath.Join(dir, "not", "yet"))
 	require.NoError(t, err, "a missing images-dir is measured through its parent")
 	require.InDelta(t, float64(want), float64(got), float64(64<<20))
 }

@@ -411,10 +411,6 @@ func (c *Client) Close() {
 	c.conn.Close()
 }
 
-// Conn returns the underlying go-zookeeper connection, for tests that need
-// to provoke session events.
-func (c *Client) Conn() *zk.Conn { return c.conn }
-
 func (c *Client) full(p string) string {
 	if c.chroot == "" {
 		return p

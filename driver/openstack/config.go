@@ -25,7 +25,7 @@ const (
 	DefaultPortCleanupInterval = 600 * time.Second
 	DefaultVolumeSize          = 50
 	// DefaultImageFormat is the upload format of a cloud whose clouds.yaml
-	// entry sets no image_format (see CloudImageFormat).
+	// entry sets no image_format.
 	DefaultImageFormat = "qcow2"
 )
 
@@ -127,7 +127,7 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 	p.Settings = st
 	// As upstream, the upload (and so the build) format comes from the
 	// cloud's clouds.yaml entry (builder.md §4.3).
-	p.ImageFormat = CloudImageFormat(st.Cloud)
+	p.ImageFormat = cloudImageFormat(st.Cloud)
 
 	for _, cs := range s.List("cloud-images") {
 		ci := &CloudImage{
