@@ -373,7 +373,7 @@ func (l *Launcher) startProvider(ctx context.Context, pc *driver.ProviderConfig)
 	log := l.log.With("provider", pc.Name)
 	octx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	ad, err := d.Open(octx, pc, driver.Env{Logger: log, Services: services{zk: l.zk}})
+	ad, err := d.Open(octx, pc, driver.Env{Logger: log, Services: services{zk: l.zk, stats: &l.stats}})
 	if err != nil {
 		return nil, err
 	}
