@@ -23,6 +23,7 @@ const (
 	KindTransient
 )
 
+// String returns a short description of the kind ("quota exceeded", ...).
 func (k Kind) String() string {
 	switch k {
 	case KindQuota:
@@ -40,11 +41,12 @@ func (k Kind) String() string {
 // Error is a classified driver error. Metric, when set, is the statsd
 // result key of a failed launch (e.g. "error.status").
 type Error struct {
-	Kind   Kind
-	Metric string
-	Err    error
+	Kind   Kind   // what the launcher does about it
+	Metric string // statsd result key, e.g. "error.status"; "" for the default
+	Err    error  // the underlying error
 }
 
+// Error returns the underlying error's message, or the kind's description.
 func (e *Error) Error() string {
 	if e.Err == nil {
 		return e.Kind.String()
