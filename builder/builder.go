@@ -55,12 +55,13 @@ type Options struct {
 	ZooKeeper *zkclient.Client
 	// BuildWorkers and UploadWorkers default to 1 and 4.
 	BuildWorkers  int
-	UploadWorkers int
-	// Intervals between worker iterations; zero means the default and a
-	// negative CleanupInterval disables the cleanup worker.
+	UploadWorkers int // number of upload workers
+	// BuildInterval and the other intervals are the pauses between worker
+	// iterations; zero means the default and a negative CleanupInterval
+	// disables the cleanup worker.
 	BuildInterval   time.Duration
-	UploadInterval  time.Duration
-	CleanupInterval time.Duration
+	UploadInterval  time.Duration // default 10 s
+	CleanupInterval time.Duration // default 60 s
 	// Now is the wall clock used for state_time, rebuild-age and upload
 	// timestamps (default time.Now).
 	Now func() time.Time
@@ -69,7 +70,7 @@ type Options struct {
 	// Hostname (short, for the component) and FQDN (stored on builds)
 	// default to the host's names.
 	Hostname string
-	FQDN     string
+	FQDN     string // stored as the builds' builder
 	// InstallDir replaces %p in dib-cmd (default: the executable's dir).
 	InstallDir string
 	// MinFreeSpace is the free space in bytes the filesystem holding

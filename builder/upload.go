@@ -24,12 +24,16 @@ import (
 // cloud image name template (OpenStack image-name-format). The default is
 // "{image_name}-{timestamp}".
 type ImageNameFormatter interface {
+	// ImageNameFormat returns the template, with {image_name},
+	// {timestamp} and {upload_id} fields.
 	ImageNameFormat() string
 }
 
 // PostUploadHooker is implemented by provider Settings that configure a
 // post-upload-hook executable.
 type PostUploadHooker interface {
+	// PostUploadHook returns the path of the executable run after each
+	// successful upload ("" for none).
 	PostUploadHook() string
 }
 
