@@ -47,9 +47,10 @@ func (p Problem) String() string {
 //     methods, types and ungrouped consts and vars the comment must start
 //     with the name (optionally after "A", "An" or "The"); a comment on a
 //     grouped const or var block counts for every name in it;
-//   - an exported field of an exported struct type, or an exported method
-//     of an exported interface type, with neither a doc comment nor a
-//     trailing line comment.
+//   - in public API packages (neither main nor under an internal
+//     directory), an exported field of an exported struct type, or an
+//     exported method of an exported interface type, with neither a doc
+//     comment nor a trailing line comment.
 func Check(root string) ([]Problem, error) {
 	dirs := map[string][]string{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -99,7 +100,7 @@ func Check(root string) ([]Problem, error) {
 			if f.Doc != nil && strings.TrimSpace(f.Doc.Text()) != "" {
 				hasPkgDoc = true
 			}
-			out = append(out, checkFile(f, rel)...)
+			out = append(out, checkFile(f, rel, publicAPI(root, dir, f))...)
 		}
 		if parsed > 0 && !hasPkgDoc {
 			r, _ := filepath.Rel(root, dir)
@@ -118,7 +119,27 @@ func Check(root string) ([]Problem, error) {
 	return out, nil
 }
 
-func checkFile(f *ast.File, pos func(token.Pos) (string, int)) []Problem {
+// publicAPI reports whether the package in dir is importable API: not a
+// command and not under an internal directory.
+func publicAPI(root, dir string, f *ast.File) bool {
+	if f.Name.Name == "main" {
+		return false
+	}
+	rel, err := filepath.Rel(root, dir)
+	if err != nil {
+		return true
+	}
+	for _, elem := range strings.Split(filepath.ToSlash(rel), "/") {
+		if elem == "internal" {
+			return false
+		}
+	}
+	return true
+}
+
+// checkFile checks one file's declarations; members (struct fields and
+// interface methods) only when the package is public API.
+func checkFile(f *ast.File, pos func(token.Pos) (string, int), members bool) []Problem {
 	var out []Problem
 	add := func(p token.Pos, format string, args ...any) {
 		file, line := pos(p)
@@ -161,7 +182,9 @@ func checkFile(f *ast.File, pos func(token.Pos) (string, int)) []Problem {
 					if msg := docProblem(doc, s.Name.Name, strict); msg != "" {
 						add(s.Pos(), "type %s: %s", s.Name.Name, msg)
 					}
-					checkTypeBody(s, add)
+					if members {
+						checkTypeBody(s, add)
+					}
 				case *ast.ValueSpec:
 					kind := "const"
 					if d.Tok == token.VAR {

@@ -104,6 +104,16 @@ type Gen[T any] struct{}
 
 func (g *Gen[T]) Get() {}
 `)
+	write("internal/priv/priv.go", `// Package priv is internal: its fields need no comments.
+package priv
+
+// T is a type.
+type T struct {
+	Field int
+}
+
+func Undocumented() {}
+`)
 	write("bad/testdata/x.go", `package x
 
 func Ignored() {}
@@ -128,6 +138,7 @@ func Ignored() {}
 		"bad/a.go:18: type J: no doc comment",
 		"bad/a.go:19: method J.Do: no doc comment",
 		"bad/a.go:25: method Gen.Get: no doc comment",
+		"internal/priv/priv.go:9: func Undocumented: no doc comment",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
