@@ -4,6 +4,15 @@
 // small resumable state machines. Everything beyond creating, deleting and
 // listing instances is optional and found by type assertion, as in
 // database/sql/driver. Drivers know nothing of ZooKeeper or the launcher.
+//
+// A driver registers itself with Register (usually in an init function)
+// under the name that provider entries give as their driver key, or is
+// handed to one launcher with nodepool.WithDriver. Errors returned by
+// machines and adapters are classified with QuotaError, NotFoundError,
+// CapacityError and TransientError; see Kind for what the launcher does
+// with each.
+// Package driver/drivertest is the conformance suite every driver runs.
+// docs/writing-a-driver.md in the repository walks through the contract.
 package driver
 
 import (

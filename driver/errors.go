@@ -15,11 +15,15 @@ const (
 	// KindQuota: the cloud refused for quota. The node is aborted without
 	// using up a retry and the pool pauses.
 	KindQuota
-	// KindCapacity: the cloud has no capacity now (e.g. no hosts in an AZ).
+	// KindCapacity: the cloud has no capacity now (e.g. no hosts in an
+	// AZ). The launcher handles it like KindUnknown today (a failed
+	// attempt, retried up to launch-retries times); the kind tells
+	// callers and logs what happened.
 	KindCapacity
 	// KindNotFound: the object does not exist (a delete is then complete).
 	KindNotFound
-	// KindTransient: a temporary failure worth retrying as is.
+	// KindTransient: a temporary failure worth retrying as is. The
+	// launcher handles it like KindUnknown today, as a failed attempt.
 	KindTransient
 )
 

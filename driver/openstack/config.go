@@ -2,8 +2,8 @@
 // gophercloud v2: credentials come from clouds.yaml by the provider's
 // cloud name and region; servers are created and deleted by resumable
 // machines whose API calls run on a small worker pool, and whose polling
-// shares one cached server listing. Package fakeopenstack is an
-// in-process fake of the APIs for tests and demos.
+// shares one cached server listing. The module's tests run it against
+// internal/fakeopenstack, an in-process fake of the OpenStack APIs.
 package openstack
 
 import (
