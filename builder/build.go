@@ -19,9 +19,9 @@ import (
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
-// BuildOnce runs one build-worker iteration: scheduled checks, then manual
+// buildPass runs one build-worker iteration: scheduled checks, then manual
 // requests, for every diskimage in config order (builder.md §3).
-func (b *Builder) BuildOnce(ctx context.Context) error {
+func (b *Builder) buildPass(ctx context.Context) error {
 	cfg, err := b.opts.Config(ctx)
 	if err != nil {
 		return err

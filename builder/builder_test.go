@@ -246,7 +246,7 @@ func (e *env) newBuilder(fqdn string, mods ...func(*Options)) *Builder {
 	}
 	b, err := New(o)
 	require.NoError(e.t, err)
-	require.NoError(e.t, b.LoadIdentity(context.Background()))
+	require.NoError(e.t, b.loadIdentity(context.Background()))
 	return b
 }
 
@@ -293,7 +293,7 @@ func (e *env) buildOnce() *zkclient.ImageBuild {
 	for _, b := range e.builds("") {
 		before[b.ID] = true
 	}
-	require.NoError(e.t, e.b.BuildOnce(ctxT(e.t)))
+	require.NoError(e.t, e.b.buildPass(ctxT(e.t)))
 	for _, b := range e.builds("") {
 		if !before[b.ID] {
 			return b
@@ -305,7 +305,7 @@ func (e *env) buildOnce() *zkclient.ImageBuild {
 func (e *env) uploadAll() {
 	e.t.Helper()
 	for i := 0; i < 10; i++ {
-		attempted, err := e.b.UploadOnce(ctxT(e.t))
+		attempted, err := e.b.uploadPass(ctxT(e.t))
 		require.NoError(e.t, err)
 		if !attempted {
 			return
@@ -438,7 +438,7 @@ func TestBuildAndUpload(t *testing.T) {
 	// Another builder without the files does not upload.
 	other := newEnvOn(t, e.zk, e.cloud)
 	other.update(func(c *nodepool.Config) { c.Providers[0].Name = "cloud3" })
-	attempted, err := other.b.UploadOnce(ctx)
+	attempted, err := other.b.uploadPass(ctx)
 	require.NoError(t, err)
 	require.False(t, attempted)
 }
@@ -517,7 +517,7 @@ func TestThirdBuildPrunesFirst(t *testing.T) {
 	require.FileExists(t, filepath.Join(logs, "fake-image-"+builds[1].ID+".log"))
 	require.FileExists(t, filepath.Join(logs, "fake-image-"+builds[2].ID+".log"))
 
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 
 	// The first build is gone: cloud image, records and files.
 	require.ElementsMatch(t, []string{uploads[1].ExternalID, uploads[2].ExternalID}, cloud.imageIDs())
@@ -535,18 +535,18 @@ func TestThirdBuildPrunesFirst(t *testing.T) {
 	require.Equal(t, builds[1].ID, ready[1].ID)
 
 	// A second pass changes nothing.
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	require.Len(t, e.builds(zkclient.ImageReady), 2)
 	require.Len(t, cloud.imageIDs(), 2)
 
 	// Removing the image from the provider deletes its uploads there;
 	// removing it from the config deletes everything.
 	e.update(func(c *nodepool.Config) { c.Providers[0].Diskimages = nil })
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	require.Empty(t, cloud.imageIDs())
 	require.Len(t, e.builds(zkclient.ImageReady), 2)
 	e.update(func(c *nodepool.Config) { c.Diskimages = nil })
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	require.Empty(t, e.builds(""))
 	require.Equal(t, []string{BuilderIDFile}, e.imageFiles())
 }
@@ -559,7 +559,7 @@ func TestUploadFailureAndStaleRecords(t *testing.T) {
 	require.NotNil(t, build)
 
 	cloud.failUploads = 1
-	attempted, err := e.b.UploadOnce(ctx)
+	attempted, err := e.b.uploadPass(ctx)
 	require.NoError(t, err)
 	require.True(t, attempted)
 	e.uploadAll()
@@ -579,7 +579,7 @@ func TestUploadFailureAndStaleRecords(t *testing.T) {
 	dead := &zkclient.ImageBuild{ImageName: "fake-image", State: zkclient.ImageBuilding, StateTime: 2}
 	require.NoError(t, e.zk.CreateBuild(ctx, dead))
 
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	ups, err = e.zk.Uploads(ctx, "fake-image", build.ID, "cloud1")
 	require.NoError(t, err)
 	require.Len(t, ups, 1)
@@ -604,9 +604,9 @@ func TestLeakedImages(t *testing.T) {
 	require.NotNil(t, build)
 	e.uploadAll()
 	require.Len(t, cloud.imageIDs(), 3)
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	require.Len(t, cloud.imageIDs(), 3, "a leak is deleted only when seen twice")
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	ids := cloud.imageIDs()
 	require.Len(t, ids, 2)
 	require.NotContains(t, ids, "leaked")
@@ -646,7 +646,7 @@ func TestBuildTimeout(t *testing.T) {
 	})
 	good := e.buildOnce()
 	require.Equal(t, zkclient.ImageReady, good.State)
-	require.NoError(t, e.b.CleanupOnce(ctxT(t)))
+	require.NoError(t, e.b.cleanupPass(ctxT(t)))
 	all := e.builds("")
 	require.Len(t, all, 1)
 	require.Equal(t, good.ID, all[0].ID)
@@ -670,7 +670,7 @@ func TestTwoBuildersNeverBuildSameImageAtOnce(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				require.NoError(t, e.b.BuildOnce(ctxT(t)))
+				require.NoError(t, e.b.buildPass(ctxT(t)))
 			}()
 		}
 		wg.Wait()
@@ -712,7 +712,7 @@ func TestLegacyBuildIDs(t *testing.T) {
 	require.NotNil(t, b2)
 	require.Equal(t, []string{b2.ID, b1.ID, "9999999999"}, idsOf(e.builds(zkclient.ImageReady)))
 
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	require.Equal(t, []string{b2.ID, b1.ID}, idsOf(e.builds("")))
 	require.Empty(t, filesOf(e.imageFiles(), "9999999999"))
 }

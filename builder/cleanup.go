@@ -17,10 +17,10 @@ type uploadKey struct{ build, upload string }
 
 type imageProvider struct{ image, provider string }
 
-// CleanupOnce runs one cleanup-worker pass (builder.md §5): old and failed
+// cleanupPass runs one cleanup-worker pass (builder.md §5): old and failed
 // uploads and builds, images removed from the config, local files of
 // deleted builds, and leaked cloud images.
-func (b *Builder) CleanupOnce(ctx context.Context) error {
+func (b *Builder) cleanupPass(ctx context.Context) error {
 	cfg, err := b.opts.Config(ctx)
 	if err != nil {
 		return err

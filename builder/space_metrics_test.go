@@ -38,7 +38,7 @@ func TestFreeSpaceCheck(t *testing.T) {
 		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
 	for i := 0; i < 2; i++ {
-		require.NoError(t, tight.BuildOnce(ctx))
+		require.NoError(t, tight.buildPass(ctx))
 	}
 	require.Empty(t, e.builds(""), "no build record is created")
 	require.Equal(t, []string{BuilderIDFile}, e.imageFiles(), "DIB never ran")
@@ -180,10 +180,10 @@ func TestBuildMetrics(t *testing.T) {
 	require.Len(t, ups, 1)
 	sd.wait(t, `nodepool\.image_update\.fake-image\.cloud1:\d+\.000000\|ms`, `nodepool\.image_update\.fake-image\.cloud1:1\|c`)
 
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	sd.wait(t, `nodepool\.image_build_requests:0\|g`)
 	require.NoError(t, e.zk.RequestBuild(ctx, "fake-image"))
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	sd.wait(t, `nodepool\.image_build_requests:1\|g`)
 	require.NoError(t, e.zk.ClearBuildRequest(ctx, "fake-image"))
 

@@ -117,9 +117,9 @@ func (pm *providerManagers) closeAll() {
 	}
 }
 
-// UploadOnce runs one upload-worker iteration (builder.md §4). It stops
+// uploadPass runs one upload-worker iteration (builder.md §4). It stops
 // after the first upload attempt and reports whether one was made.
-func (b *Builder) UploadOnce(ctx context.Context) (bool, error) {
+func (b *Builder) uploadPass(ctx context.Context) (bool, error) {
 	cfg, err := b.opts.Config(ctx)
 	if err != nil {
 		return false, err
