@@ -744,9 +744,12 @@ func (c *Client) addWatchRoute(prefix string, fn func(zk.Event)) func() {
 
 // IsConnectionError reports whether err comes from a lost connection (the
 // operation may be retried once the client reconnects), as opposed to an
-// answer from the server.
+// answer from the server. A transport error (a *net.OpError such as a
+// reset connection, which go-zookeeper hands to the requests it was
+// sending) is one too.
 func IsConnectionError(err error) bool {
+	var netErr *net.OpError
 	return errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrNoServer) ||
 		errors.Is(err, zk.ErrSessionMoved) || errors.Is(err, zk.ErrClosing) ||
-		errors.Is(err, zk.ErrSessionExpired)
+		errors.Is(err, zk.ErrSessionExpired) || errors.As(err, &netErr)
 }
