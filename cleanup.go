@@ -226,7 +226,7 @@ func (l *Launcher) cleanupLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		if l.zk.Connected() && l.Ready() {
-			l.CleanupPass(ctx)
+			l.cleanupPass(ctx)
 		}
 		select {
 		case <-ctx.Done():
@@ -236,9 +236,9 @@ func (l *Launcher) cleanupLoop(ctx context.Context) {
 	}
 }
 
-// CleanupPass runs every cleanup task once; each task's failure is logged
+// cleanupPass runs every cleanup task once; each task's failure is logged
 // and the next one runs.
-func (l *Launcher) CleanupPass(ctx context.Context) {
+func (l *Launcher) cleanupPass(ctx context.Context) {
 	tasks := []struct {
 		name string
 		fn   func(context.Context) error

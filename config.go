@@ -11,22 +11,22 @@ import (
 // Config is a loaded launcher/builder configuration (config.md). It is
 // decoded once into typed, validated values; a reload builds a new Config.
 type Config struct {
-	// Path and SecurePath are the files it was loaded from.
+	// Path is the main file it was loaded from.
 	Path       string
-	SecurePath string
+	SecurePath string // the secure file ("" for none)
 
-	WebApp            WebAppConfig
-	ElementsDir       string
-	ImagesDir         string
-	BuildLogDir       string // default /var/log/nodepool/builds
-	BuildLogRetention int    // default 7
-	ZooKeeperServers  []ZooKeeperServer
-	ZooKeeperTLS      *zkclient.TLSFiles
-	ZooKeeperTimeout  time.Duration // default 10 s
-	Labels            []*LabelConfig
-	Diskimages        []*DiskimageConfig // non-abstract images, inheritance resolved
-	Providers         []*driver.ProviderConfig
-	MaxHoldAge        time.Duration // 0 = unlimited
+	WebApp            WebAppConfig             // the webapp section
+	ElementsDir       string                   // elements-dir (builder)
+	ImagesDir         string                   // images-dir (builder)
+	BuildLogDir       string                   // default /var/log/nodepool/builds
+	BuildLogRetention int                      // default 7
+	ZooKeeperServers  []ZooKeeperServer        // zookeeper-servers
+	ZooKeeperTLS      *zkclient.TLSFiles       // zookeeper-tls; nil = plaintext
+	ZooKeeperTimeout  time.Duration            // default 10 s
+	Labels            []*LabelConfig           // the top-level labels
+	Diskimages        []*DiskimageConfig       // non-abstract images, inheritance resolved
+	Providers         []*driver.ProviderConfig // in configuration order
+	MaxHoldAge        time.Duration            // 0 = unlimited
 	// TenantLimits maps a tenant to its limits: cores, instances and ram
 	// always (default +Inf), volumes/volume-gb when given, other keys verbatim.
 	TenantLimits map[string]map[string]float64
@@ -36,8 +36,8 @@ type Config struct {
 
 // PoolRef names one provider pool.
 type PoolRef struct {
-	Provider *driver.ProviderConfig
-	Pool     *driver.PoolConfig
+	Provider *driver.ProviderConfig // the provider
+	Pool     *driver.PoolConfig     // one of its pools
 }
 
 // WebAppConfig is the webapp section.
@@ -48,33 +48,33 @@ type WebAppConfig struct {
 
 // ZooKeeperServer is one zookeeper-servers entry.
 type ZooKeeperServer struct {
-	Host   string
-	Port   int // default 2281
-	Chroot string
+	Host   string // host name or address
+	Port   int    // default 2281
+	Chroot string // chroot ("" for none)
 }
 
 // LabelConfig is one top-level label.
 type LabelConfig struct {
-	Name        string
-	MinReady    int
-	MaxReadyAge time.Duration
+	Name        string        // the label's name
+	MinReady    int           // min-ready: ready nodes to keep unallocated
+	MaxReadyAge time.Duration // max-ready-age; 0 = unlimited
 }
 
 // DiskimageConfig is a diskimage after parent/abstract inheritance.
 type DiskimageConfig struct {
-	Name         string
-	Elements     []string
-	EnvVars      map[string]string
-	Formats      []string // own formats (after inheritance)
-	Release      string
-	RebuildAge   time.Duration // default 24 h
-	BuildTimeout time.Duration // default 8 h
-	Pause        bool
-	DibCmd       string // default "disk-image-create"
-	Username     string // default "zuul"
-	PythonPath   string // default "auto"
-	ShellType    string
-	Metadata     map[string]string
+	Name         string            // the diskimage's name
+	Elements     []string          // DIB elements
+	EnvVars      map[string]string // env-vars passed to DIB
+	Formats      []string          // own formats (after inheritance)
+	Release      string            // DIB_RELEASE ("" for none)
+	RebuildAge   time.Duration     // default 24 h
+	BuildTimeout time.Duration     // default 8 h
+	Pause        bool              // pause: no builds
+	DibCmd       string            // default "disk-image-create"
+	Username     string            // default "zuul"
+	PythonPath   string            // default "auto"
+	ShellType    string            // shell-type of nodes booted from it
+	Metadata     map[string]string // metadata stored on uploads
 	// Parent is the configured parent entry ("" for none), for display.
 	Parent string
 }

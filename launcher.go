@@ -56,6 +56,11 @@ type Launcher struct {
 
 	cleanupEvery time.Duration
 	zkOpsOnce    sync.Once
+
+	// pubZK and pubNodes publish zk and nodes, which Run sets, to the
+	// accessors other goroutines call (a web server started next to Run).
+	pubZK    atomic.Pointer[zkclient.Client]
+	pubNodes atomic.Pointer[zkclient.TreeCache[*Node]]
 }
 
 // Option configures a Launcher.
@@ -115,6 +120,9 @@ func NewLauncher(cfg *Config, opts ...Option) (*Launcher, error) {
 	if l.hostname == "" {
 		l.hostname, _ = os.Hostname()
 	}
+	if l.zk != nil {
+		l.pubZK.Store(l.zk)
+	}
 	return l, nil
 }
 
@@ -125,14 +133,17 @@ func (l *Launcher) Config() *Config {
 	return l.cfg
 }
 
-// ZooKeeper returns the launcher's ZooKeeper client (nil before Run).
-func (l *Launcher) ZooKeeper() *zkclient.Client { return l.zk }
+// ZooKeeper returns the launcher's ZooKeeper client: the one given with
+// WithZooKeeper, else the one Run connects (nil until then). It is safe to
+// call while Run runs.
+func (l *Launcher) ZooKeeper() *zkclient.Client { return l.pubZK.Load() }
 
 // Ready reports whether the launcher has completed its first start-up pass.
 func (l *Launcher) Ready() bool { return l.ready.Load() }
 
-// Nodes returns the launcher's node cache (nil before Run).
-func (l *Launcher) Nodes() *zkclient.TreeCache[*Node] { return l.nodes }
+// Nodes returns the launcher's cache of the node records (nil until Run
+// has created it). Callers must not modify the cached nodes.
+func (l *Launcher) Nodes() *zkclient.TreeCache[*Node] { return l.pubNodes.Load() }
 
 func (l *Launcher) lookupDriver(name string) (driver.Driver, bool) {
 	if d, ok := l.drivers[name]; ok {
@@ -157,6 +168,7 @@ func (l *Launcher) Run(ctx context.Context) error {
 		}
 		l.ownZK = true
 		defer l.zk.Close()
+		l.pubZK.Store(l.zk)
 	}
 	for _, p := range []string{zkclient.RequestRoot, zkclient.NodeRoot, zkclient.RequestLockRoot,
 		zkclient.ComponentPath(zkclient.KindPool), zkclient.ComponentPath(zkclient.KindLauncher), zkclient.ComponentPath(zkclient.KindBuilder)} {
@@ -175,6 +187,7 @@ func (l *Launcher) Run(ctx context.Context) error {
 	})
 	l.requests = zkclient.NewRequestCache(l.zk)
 	l.pools = zkclient.NewPoolComponentCache(l.zk)
+	l.pubNodes.Store(l.nodes)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return l.nodes.Run(gctx) })
@@ -373,7 +386,7 @@ func (l *Launcher) startProvider(ctx context.Context, pc *driver.ProviderConfig)
 	log := l.log.With("provider", pc.Name)
 	octx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	ad, err := d.Open(octx, pc, driver.Env{Logger: log, Services: services{zk: l.zk}})
+	ad, err := d.Open(octx, pc, driver.Env{Logger: log, Services: services{zk: l.zk, stats: &l.stats}})
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,17 @@
 // Package nodepool launches and manages single-use test nodes for CI
 // systems, coordinated through ZooKeeper with the exact protocol of Zuul's
 // Nodepool. It holds the launcher (request handling and the node
-// lifecycle) and re-exports the wire model of package zkclient.
+// lifecycle) and the configuration, and re-exports the wire model of
+// package zkclient (Node, NodeRequest, ...).
+//
+// A Launcher is the library form of the nodepool-launcher daemon: load a
+// Config with LoadConfig, create the launcher with NewLauncher and its
+// options (WithZooKeeper to share a connection, WithDriver to add a
+// driver that is not registered with driver.Register, WithLogger, ...),
+// and call Run until its context ends. Requests reach it through
+// ZooKeeper, written by Zuul or by any client of package zkclient. The
+// drivers that talk to clouds implement package driver; see
+// docs/embedding.md and docs/writing-a-driver.md in the repository.
 package nodepool
 
 import "github.com/nodepool-go/nodepool/zkclient"

@@ -2,6 +2,8 @@ package nodepool_test
 
 import (
 	"context"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,7 +12,7 @@ import (
 
 	"github.com/nodepool-go/nodepool/driver"
 	_ "github.com/nodepool-go/nodepool/driver/openstack"
-	"github.com/nodepool-go/nodepool/driver/openstack/fakeopenstack"
+	"github.com/nodepool-go/nodepool/internal/fakeopenstack"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -249,6 +251,13 @@ func TestOpenStackLeakedResourcesCleanedUp(t *testing.T) {
 	}
 	require.False(t, ports[downPort], "DOWN compute port deleted")
 	require.True(t, ports[routerPort], "router port untouched")
+
+	// The driver counts the port it removed itself through the launcher's
+	// services (nodepool.provider.os.leaked.ports).
+	rec := httptest.NewRecorder()
+	l.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	require.True(t, strings.Contains(rec.Body.String(), `nodepool_provider_leaked_total{kind="ports",provider="os"} 1`),
+		"leaked port counted:\n%s", rec.Body.String())
 }
 
 func TestOpenStackServerStuckInBuildIsReplaced(t *testing.T) {

@@ -2,15 +2,35 @@ package nodepool
 
 import (
 	"github.com/nodepool-go/nodepool/driver/metastatic"
+	"github.com/nodepool-go/nodepool/driver/openstack"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
 // services is what the launcher offers drivers as driver.Env.Services:
-// only its ZooKeeper connection, which the metastatic driver uses to
-// request, lock and release backing nodes.
-type services struct{ zk *zkclient.Client }
+// its ZooKeeper connection, which the metastatic driver uses to request,
+// lock and release backing nodes, and its metrics, where the OpenStack
+// driver counts the leaked ports and floating IPs it removes itself.
+type services struct {
+	zk    *zkclient.Client
+	stats *statsd
+}
 
-var _ metastatic.Services = services{}
+var (
+	_ metastatic.Services = services{}
+	_ openstack.Counter   = services{}
+)
 
 // ZooKeeper returns the launcher's ZooKeeper connection.
 func (s services) ZooKeeper() *zkclient.Client { return s.zk }
+
+// Incr adds n to a statsd counter (and its Prometheus series).
+func (s services) Incr(key string, n int) {
+	if s.stats == nil || n <= 0 {
+		return
+	}
+	b := s.stats.reporter().Batch(true)
+	for range n {
+		b.Incr(key)
+	}
+	b.Send()
+}

@@ -53,7 +53,7 @@ type zkOpsCollector struct {
 func (c zkOpsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c zkOpsCollector) Collect(ch chan<- prometheus.Metric) {
-	zk := c.l.zk
+	zk := c.l.ZooKeeper()
 	if zk == nil {
 		return
 	}

@@ -19,9 +19,9 @@ import (
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
-// BuildOnce runs one build-worker iteration: scheduled checks, then manual
+// buildPass runs one build-worker iteration: scheduled checks, then manual
 // requests, for every diskimage in config order (builder.md §3).
-func (b *Builder) BuildOnce(ctx context.Context) error {
+func (b *Builder) buildPass(ctx context.Context) error {
 	cfg, err := b.opts.Config(ctx)
 	if err != nil {
 		return err
@@ -68,16 +68,16 @@ func (b *Builder) buildable(ctx context.Context, cfg *nodepool.Config, d *nodepo
 
 // mostRecentBuild returns the ready build with the greatest state_time.
 func (b *Builder) mostRecentBuild(ctx context.Context, image string) (*zkclient.ImageBuild, error) {
-	builds, err := MostRecentBuilds(ctx, b.zk, image, 1, zkclient.ImageReady)
+	builds, err := mostRecentBuilds(ctx, b.zk, image, 1, zkclient.ImageReady)
 	if err != nil || len(builds) == 0 {
 		return nil, err
 	}
 	return builds[0], nil
 }
 
-// MostRecentBuilds returns up to count builds of image in the given state
+// mostRecentBuilds returns up to count builds of image in the given state
 // ("" = any), newest state_time first (never ordered by id).
-func MostRecentBuilds(ctx context.Context, zc *zkclient.Client, image string, count int, state zkclient.ImageState) ([]*zkclient.ImageBuild, error) {
+func mostRecentBuilds(ctx context.Context, zc *zkclient.Client, image string, count int, state zkclient.ImageState) ([]*zkclient.ImageBuild, error) {
 	var states []zkclient.ImageState
 	if state != "" {
 		states = append(states, state)
@@ -238,14 +238,14 @@ drain:
 	}
 	if err := b.zk.StoreBuild(wctx, final); err != nil {
 		log.Error("unable to store build record; removing its files", "error", err)
-		DeleteLocalBuild(cfg.ImagesDir, d.Name, rec.ID, log)
+		deleteLocalBuild(cfg.ImagesDir, d.Name, rec.ID, log)
 		final.State = zkclient.ImageFailed
 		return final, nil
 	}
 	if !ok {
 		// Go divergence: a failed build's files are never used, so they
 		// are removed at once (upstream waits for the cleanup worker).
-		DeleteLocalBuild(cfg.ImagesDir, d.Name, rec.ID, log)
+		deleteLocalBuild(cfg.ImagesDir, d.Name, rec.ID, log)
 	}
 	again, err := b.zk.GetBuild(wctx, d.Name, rec.ID)
 	if err != nil {
@@ -254,8 +254,8 @@ drain:
 	return again, nil
 }
 
-// DIBCommand returns the argv of the diskimage-builder run (builder.md §3.4).
-func DIBCommand(d *nodepool.DiskimageConfig, formats []string, outPrefix, installDir string) ([]string, error) {
+// dibCommand returns the argv of the diskimage-builder run (builder.md §3.4).
+func dibCommand(d *nodepool.DiskimageConfig, formats []string, outPrefix, installDir string) ([]string, error) {
 	cmd := d.DibCmd
 	if cmd == "" {
 		cmd = "disk-image-create"
@@ -271,13 +271,13 @@ func DIBCommand(d *nodepool.DiskimageConfig, formats []string, outPrefix, instal
 		}
 	}
 	s += " -o " + outPrefix + " " + strings.Join(d.Elements, " ")
-	return SplitShell(s)
+	return splitShell(s)
 }
 
-// DIBEnv returns the environment of the DIB run: base plus DIB_RELEASE,
+// dibEnv returns the environment of the DIB run: base plus DIB_RELEASE,
 // DIB_IMAGE_NAME, DIB_IMAGE_FILENAME, ELEMENTS_PATH and env-vars (later
 // entries win).
-func DIBEnv(base []string, d *nodepool.DiskimageConfig, outPrefix, elementsDir string) []string {
+func dibEnv(base []string, d *nodepool.DiskimageConfig, outPrefix, elementsDir string) []string {
 	env := append([]string(nil), base...)
 	set := func(k, v string) {
 		for i, e := range env {
@@ -308,7 +308,7 @@ func DIBEnv(base []string, d *nodepool.DiskimageConfig, outPrefix, elementsDir s
 // runDIB runs diskimage-builder and reports success.
 func (b *Builder) runDIB(ctx context.Context, cfg *nodepool.Config, d *nodepool.DiskimageConfig, id string, formats []string, log *slog.Logger) (bool, error) {
 	prefix := filepath.Join(cfg.ImagesDir, d.Name+"-"+id)
-	argv, err := DIBCommand(d, formats, prefix, b.opts.InstallDir)
+	argv, err := dibCommand(d, formats, prefix, b.opts.InstallDir)
 	if err != nil {
 		return false, err
 	}
@@ -319,7 +319,7 @@ func (b *Builder) runDIB(ctx context.Context, cfg *nodepool.Config, d *nodepool.
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return false, err
 	}
-	PruneBuildLogs(logDir, d.Name, cfg.BuildLogRetention, log)
+	pruneBuildLogs(logDir, d.Name, cfg.BuildLogRetention, log)
 	logPath := filepath.Join(logDir, d.Name+"-"+id+".log")
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -330,7 +330,7 @@ func (b *Builder) runDIB(ctx context.Context, cfg *nodepool.Config, d *nodepool.
 	log.Info("Running " + strings.Join(argv, " "))
 	log.Info("Logging to " + logPath)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = DIBEnv(os.Environ(), d, prefix, cfg.ElementsDir)
+	cmd.Env = dibEnv(os.Environ(), d, prefix, cfg.ElementsDir)
 	cmd.Stdout = lf
 	cmd.Stderr = lf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -436,11 +436,11 @@ func pyBool(v bool) string {
 	return "False"
 }
 
-// PruneBuildLogs deletes all but the newest max(retention, 1) build logs
+// pruneBuildLogs deletes all but the newest max(retention, 1) build logs
 // of an image, by modification time; a negative retention keeps all. Only
 // files named <image>-<hex id>.log match (divergence: upstream matches any
 // name starting with the image name).
-func PruneBuildLogs(dir, image string, retention int, log *slog.Logger) {
+func pruneBuildLogs(dir, image string, retention int, log *slog.Logger) {
 	if retention < 0 {
 		return
 	}
@@ -473,9 +473,9 @@ func PruneBuildLogs(dir, image string, retention int, log *slog.Logger) {
 	}
 }
 
-// SplitShell splits s into words like POSIX shell (quotes and backslashes
+// splitShell splits s into words like POSIX shell (quotes and backslashes
 // respected, no expansion), as Python's shlex.split does.
-func SplitShell(s string) ([]string, error) {
+func splitShell(s string) ([]string, error) {
 	var words []string
 	var cur strings.Builder
 	inWord := false

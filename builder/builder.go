@@ -55,12 +55,13 @@ type Options struct {
 	ZooKeeper *zkclient.Client
 	// BuildWorkers and UploadWorkers default to 1 and 4.
 	BuildWorkers  int
-	UploadWorkers int
-	// Intervals between worker iterations; zero means the default and a
-	// negative CleanupInterval disables the cleanup worker.
+	UploadWorkers int // number of upload workers
+	// BuildInterval and the other intervals are the pauses between worker
+	// iterations; zero means the default and a negative CleanupInterval
+	// disables the cleanup worker.
 	BuildInterval   time.Duration
-	UploadInterval  time.Duration
-	CleanupInterval time.Duration
+	UploadInterval  time.Duration // default 10 s
+	CleanupInterval time.Duration // default 60 s
 	// Now is the wall clock used for state_time, rebuild-age and upload
 	// timestamps (default time.Now).
 	Now func() time.Time
@@ -69,7 +70,7 @@ type Options struct {
 	// Hostname (short, for the component) and FQDN (stored on builds)
 	// default to the host's names.
 	Hostname string
-	FQDN     string
+	FQDN     string // stored as the builds' builder
 	// InstallDir replaces %p in dib-cmd (default: the executable's dir).
 	InstallDir string
 	// MinFreeSpace is the free space in bytes the filesystem holding
@@ -188,11 +189,11 @@ func fqdn() string {
 // STATSD_HOST or STATSD_PORT was set when the builder was created.
 func (b *Builder) MetricsHandler() http.Handler { return b.stats.Handler() }
 
-// BuilderID returns the builder's identity (after Start or LoadIdentity).
+// BuilderID returns the builder's identity, read or created by Run.
 func (b *Builder) BuilderID() string { return b.builderID }
 
-// LoadIdentity reads or creates <images-dir>/builder_id.txt (builder.md §7).
-func (b *Builder) LoadIdentity(ctx context.Context) error {
+// loadIdentity reads or creates <images-dir>/builder_id.txt (builder.md §7).
+func (b *Builder) loadIdentity(ctx context.Context) error {
 	cfg, err := b.opts.Config(ctx)
 	if err != nil {
 		return err
@@ -229,9 +230,9 @@ func ReadOrCreateBuilderID(dir string) (string, error) {
 	return id, nil
 }
 
-// Register creates the builder component registration (kind builder,
+// register creates the builder component registration (kind builder,
 // state "stopped", as upstream never reports running).
-func (b *Builder) Register(ctx context.Context) error {
+func (b *Builder) register(ctx context.Context) error {
 	comp := &zkclient.Component{
 		Kind:     zkclient.KindBuilder,
 		Hostname: b.hostname,
@@ -260,11 +261,11 @@ func (b *Builder) Run(ctx context.Context) error {
 		return errors.New("No images-dir specified in config.")
 	}
 	if b.builderID == "" {
-		if err := b.LoadIdentity(ctx); err != nil {
+		if err := b.loadIdentity(ctx); err != nil {
 			return err
 		}
 	}
-	if err := b.Register(ctx); err != nil {
+	if err := b.register(ctx); err != nil {
 		return err
 	}
 	defer func() {
@@ -280,19 +281,19 @@ func (b *Builder) Run(ctx context.Context) error {
 	}()
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < b.opts.BuildWorkers; i++ {
-		g.Go(func() error { b.loop(gctx, "build", b.opts.BuildInterval, b.BuildOnce); return nil })
+		g.Go(func() error { b.loop(gctx, "build", b.opts.BuildInterval, b.buildPass); return nil })
 	}
 	for i := 0; i < b.opts.UploadWorkers; i++ {
 		g.Go(func() error {
 			b.loop(gctx, "upload", b.opts.UploadInterval, func(ctx context.Context) error {
-				_, err := b.UploadOnce(ctx)
+				_, err := b.uploadPass(ctx)
 				return err
 			})
 			return nil
 		})
 	}
 	if b.opts.CleanupInterval > 0 {
-		g.Go(func() error { b.loop(gctx, "cleanup", b.opts.CleanupInterval, b.CleanupOnce); return nil })
+		g.Go(func() error { b.loop(gctx, "cleanup", b.opts.CleanupInterval, b.cleanupPass); return nil })
 	}
 	b.log.Info("builder started", "builder_id", b.builderID, "build_workers", b.opts.BuildWorkers, "upload_workers", b.opts.UploadWorkers)
 	return g.Wait()

@@ -246,7 +246,7 @@ func (e *env) newBuilder(fqdn string, mods ...func(*Options)) *Builder {
 	}
 	b, err := New(o)
 	require.NoError(e.t, err)
-	require.NoError(e.t, b.LoadIdentity(context.Background()))
+	require.NoError(e.t, b.loadIdentity(context.Background()))
 	return b
 }
 
@@ -282,7 +282,7 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func (e *env) builds(state zkclient.ImageState) []*zkclient.ImageBuild {
-	bs, err := MostRecentBuilds(context.Background(), e.zk, "fake-image", -1, state)
+	bs, err := mostRecentBuilds(context.Background(), e.zk, "fake-image", -1, state)
 	require.NoError(e.t, err)
 	return bs
 }
@@ -293,7 +293,7 @@ func (e *env) buildOnce() *zkclient.ImageBuild {
 	for _, b := range e.builds("") {
 		before[b.ID] = true
 	}
-	require.NoError(e.t, e.b.BuildOnce(ctxT(e.t)))
+	require.NoError(e.t, e.b.buildPass(ctxT(e.t)))
 	for _, b := range e.builds("") {
 		if !before[b.ID] {
 			return b
@@ -305,7 +305,7 @@ func (e *env) buildOnce() *zkclient.ImageBuild {
 func (e *env) uploadAll() {
 	e.t.Helper()
 	for i := 0; i < 10; i++ {
-		attempted, err := e.b.UploadOnce(ctxT(e.t))
+		attempted, err := e.b.uploadPass(ctxT(e.t))
 		require.NoError(e.t, err)
 		if !attempted {
 			return
@@ -438,7 +438,7 @@ func TestBuildAndUpload(t *testing.T) {
 	// Another builder without the files does not upload.
 	other := newEnvOn(t, e.zk, e.cloud)
 	other.update(func(c *nodepool.Config) { c.Providers[0].Name = "cloud3" })
-	attempted, err := other.b.UploadOnce(ctx)
+	attempted, err := other.b.uploadPass(ctx)
 	require.NoError(t, err)
 	require.False(t, attempted)
 }
@@ -517,7 +517,7 @@ func TestThirdBuildPrunesFirst(t *testing.T) {
 	require.FileExists(t, filepath.Join(logs, "fake-image-"+builds[1].ID+".log"))
 	require.FileExists(t, filepath.Join(logs, "fake-image-"+builds[2].ID+".log"))
 
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 
 	// The first build is gone: cloud image, records and files.
 	require.ElementsMatch(t, []string{uploads[1].ExternalID, uploads[2].ExternalID}, cloud.imageIDs())
@@ -535,18 +535,18 @@ func TestThirdBuildPrunesFirst(t *testing.T) {
 	require.Equal(t, builds[1].ID, ready[1].ID)
 
 	// A second pass changes nothing.
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	require.Len(t, e.builds(zkclient.ImageReady), 2)
 	require.Len(t, cloud.imageIDs(), 2)
 
 	// Removing the image from the provider deletes its uploads there;
 	// removing it from the config deletes everything.
 	e.update(func(c *nodepool.Config) { c.Providers[0].Diskimages = nil })
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	require.Empty(t, cloud.imageIDs())
 	require.Len(t, e.builds(zkclient.ImageReady), 2)
 	e.update(func(c *nodepool.Config) { c.Diskimages = nil })
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	require.Empty(t, e.builds(""))
 	require.Equal(t, []string{BuilderIDFile}, e.imageFiles())
 }
@@ -559,7 +559,7 @@ func TestUploadFailureAndStaleRecords(t *testing.T) {
 	require.NotNil(t, build)
 
 	cloud.failUploads = 1
-	attempted, err := e.b.UploadOnce(ctx)
+	attempted, err := e.b.uploadPass(ctx)
 	require.NoError(t, err)
 	require.True(t, attempted)
 	e.uploadAll()
@@ -579,7 +579,7 @@ func TestUploadFailureAndStaleRecords(t *testing.T) {
 	dead := &zkclient.ImageBuild{ImageName: "fake-image", State: zkclient.ImageBuilding, StateTime: 2}
 	require.NoError(t, e.zk.CreateBuild(ctx, dead))
 
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	ups, err = e.zk.Uploads(ctx, "fake-image", build.ID, "cloud1")
 	require.NoError(t, err)
 	require.Len(t, ups, 1)
@@ -604,9 +604,9 @@ func TestLeakedImages(t *testing.T) {
 	require.NotNil(t, build)
 	e.uploadAll()
 	require.Len(t, cloud.imageIDs(), 3)
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	require.Len(t, cloud.imageIDs(), 3, "a leak is deleted only when seen twice")
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	ids := cloud.imageIDs()
 	require.Len(t, ids, 2)
 	require.NotContains(t, ids, "leaked")
@@ -646,7 +646,7 @@ func TestBuildTimeout(t *testing.T) {
 	})
 	good := e.buildOnce()
 	require.Equal(t, zkclient.ImageReady, good.State)
-	require.NoError(t, e.b.CleanupOnce(ctxT(t)))
+	require.NoError(t, e.b.cleanupPass(ctxT(t)))
 	all := e.builds("")
 	require.Len(t, all, 1)
 	require.Equal(t, good.ID, all[0].ID)
@@ -670,7 +670,7 @@ func TestTwoBuildersNeverBuildSameImageAtOnce(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				require.NoError(t, e.b.BuildOnce(ctxT(t)))
+				require.NoError(t, e.b.buildPass(ctxT(t)))
 			}()
 		}
 		wg.Wait()
@@ -696,9 +696,9 @@ func TestLegacyBuildIDs(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(images, "fake-image-9999999999."+ext), []byte("x"), 0o644))
 	}
 	require.NoError(t, os.MkdirAll(filepath.Join(images, "fake-image-9999999999.d"), 0o755))
-	lb, err := LocalBuilds(images)
+	lb, err := localBuilds(images)
 	require.NoError(t, err)
-	require.Equal(t, []LocalBuild{{"fake-image", "9999999999"}}, lb)
+	require.Equal(t, []localBuild{{"fake-image", "9999999999"}}, lb)
 
 	all := e.builds("")
 	require.Len(t, all, 1)
@@ -712,7 +712,7 @@ func TestLegacyBuildIDs(t *testing.T) {
 	require.NotNil(t, b2)
 	require.Equal(t, []string{b2.ID, b1.ID, "9999999999"}, idsOf(e.builds(zkclient.ImageReady)))
 
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	require.Equal(t, []string{b2.ID, b1.ID}, idsOf(e.builds("")))
 	require.Empty(t, filesOf(e.imageFiles(), "9999999999"))
 }
@@ -755,16 +755,16 @@ func TestRunRegistersComponent(t *testing.T) {
 
 func TestDIBCommand(t *testing.T) {
 	d := &nodepool.DiskimageConfig{Name: "img", Elements: []string{"vm", "ubuntu"}, DibCmd: "%p/dib --opt 'a b'"}
-	argv, err := DIBCommand(d, []string{"raw", "qcow2"}, "/opt/images/img-abc", "/usr/lib/np")
+	argv, err := dibCommand(d, []string{"raw", "qcow2"}, "/opt/images/img-abc", "/usr/lib/np")
 	require.NoError(t, err)
 	require.Equal(t, []string{"/usr/lib/np/dib", "--opt", "a b", "-x", "-t", "qcow2,raw", "--checksum", "--no-tmpfs",
 		"--qemu-img-options", "compat=0.10", "-o", "/opt/images/img-abc", "vm", "ubuntu"}, argv)
 	d.DibCmd = ""
-	argv, err = DIBCommand(d, []string{"vhd"}, "/i/img-abc", "")
+	argv, err = dibCommand(d, []string{"vhd"}, "/i/img-abc", "")
 	require.NoError(t, err)
 	require.Equal(t, []string{"disk-image-create", "-x", "-t", "vhd", "--checksum", "--no-tmpfs", "-o", "/i/img-abc", "vm", "ubuntu"}, argv)
 
-	env := DIBEnv([]string{"PATH=/bin", "DIB_RELEASE=old"}, &nodepool.DiskimageConfig{Name: "img", Release: "",
+	env := dibEnv([]string{"PATH=/bin", "DIB_RELEASE=old"}, &nodepool.DiskimageConfig{Name: "img", Release: "",
 		EnvVars: map[string]string{"DIB_IMAGE_NAME": "override", "X": "1"}}, "/i/img-abc", "")
 	require.Equal(t, []string{"PATH=/bin", "DIB_RELEASE=", "DIB_IMAGE_FILENAME=/i/img-abc", "DIB_IMAGE_NAME=override", "X=1"}, env)
 }
@@ -776,17 +776,17 @@ func TestSplitShell(t *testing.T) {
 		`a\ b c`:            {"a b", "c"},
 		`x''y`:              {"xy"},
 	} {
-		got, err := SplitShell(in)
+		got, err := splitShell(in)
 		require.NoError(t, err, in)
 		require.Equal(t, want, got, in)
 	}
-	_, err := SplitShell(`a 'b`)
+	_, err := splitShell(`a 'b`)
 	require.Error(t, err)
 }
 
 func TestFormatImageName(t *testing.T) {
-	require.Equal(t, "img-123", FormatImageName(DefaultImageNameFormat, "img", "123", "0000000001"))
-	require.Equal(t, "{x}-img-0000000001", FormatImageName("{{x}}-{image_name}-{upload_id}", "img", "123", "0000000001"))
+	require.Equal(t, "img-123", formatImageName(DefaultImageNameFormat, "img", "123", "0000000001"))
+	require.Equal(t, "{x}-img-0000000001", formatImageName("{{x}}-{image_name}-{upload_id}", "img", "123", "0000000001"))
 }
 
 func TestLocalBuildsPattern(t *testing.T) {
@@ -795,11 +795,11 @@ func TestLocalBuildsPattern(t *testing.T) {
 		"builder_id.txt", "ubuntu-jammy-0000000042.raw", "UPPER-ABC.raw"} {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, n), nil, 0o644))
 	}
-	lb, err := LocalBuilds(dir)
+	lb, err := localBuilds(dir)
 	require.NoError(t, err)
-	require.Equal(t, []LocalBuild{{"ubuntu-jammy", "0000000042"}, {"ubuntu-jammy", "5f0c6e1c2b7d4e3f9a1b2c3d4e5f6a7b"}}, lb)
-	require.True(t, HasLocalFile(dir, "ubuntu-jammy", "0000000042"))
-	require.False(t, HasLocalFile(dir, "ubuntu", "0000000042"))
+	require.Equal(t, []localBuild{{"ubuntu-jammy", "0000000042"}, {"ubuntu-jammy", "5f0c6e1c2b7d4e3f9a1b2c3d4e5f6a7b"}}, lb)
+	require.True(t, hasLocalFile(dir, "ubuntu-jammy", "0000000042"))
+	require.False(t, hasLocalFile(dir, "ubuntu", "0000000042"))
 }
 
 func TestPruneBuildLogs(t *testing.T) {
@@ -812,7 +812,7 @@ func TestPruneBuildLogs(t *testing.T) {
 		ts := base.Add(time.Duration(i) * time.Minute)
 		require.NoError(t, os.Chtimes(p, ts, ts))
 	}
-	PruneBuildLogs(dir, "img", 2, testLogger())
+	pruneBuildLogs(dir, "img", 2, testLogger())
 	var left []string
 	entries, _ := os.ReadDir(dir)
 	for _, en := range entries {

@@ -17,10 +17,10 @@ type uploadKey struct{ build, upload string }
 
 type imageProvider struct{ image, provider string }
 
-// CleanupOnce runs one cleanup-worker pass (builder.md §5): old and failed
+// cleanupPass runs one cleanup-worker pass (builder.md §5): old and failed
 // uploads and builds, images removed from the config, local files of
 // deleted builds, and leaked cloud images.
-func (b *Builder) CleanupOnce(ctx context.Context) error {
+func (b *Builder) cleanupPass(ctx context.Context) error {
 	cfg, err := b.opts.Config(ctx)
 	if err != nil {
 		return err
@@ -123,7 +123,7 @@ func (b *Builder) cleanImage(ctx context.Context, cfg *nodepool.Config, image st
 	}
 	keep := map[string]bool{}
 	if cfg.Diskimage(image) != nil {
-		ready, err := MostRecentBuilds(ctx, b.zk, image, keepBuilds, zkclient.ImageReady)
+		ready, err := mostRecentBuilds(ctx, b.zk, image, keepBuilds, zkclient.ImageReady)
 		if err != nil {
 			return err
 		}
@@ -375,7 +375,7 @@ func (b *Builder) deleteUpload(ctx context.Context, u *zkclient.ImageUpload) err
 // cleanLocal is builder.md §5.4: remove files of builds that are gone from
 // ZooKeeper or deleting.
 func (b *Builder) cleanLocal(ctx context.Context, cfg *nodepool.Config) error {
-	locals, err := LocalBuilds(cfg.ImagesDir)
+	locals, err := localBuilds(cfg.ImagesDir)
 	if err != nil {
 		return err
 	}
@@ -391,7 +391,7 @@ func (b *Builder) cleanLocal(ctx context.Context, cfg *nodepool.Config) error {
 		}
 		log := b.log.With("image", lb.Image, "build", lb.ID)
 		log.Info(fmt.Sprintf("Deleting on-disk build: %s-%s", lb.Image, lb.ID))
-		DeleteLocalBuild(cfg.ImagesDir, lb.Image, lb.ID, log)
+		deleteLocalBuild(cfg.ImagesDir, lb.Image, lb.ID, log)
 	}
 	return nil
 }

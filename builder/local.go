@@ -13,14 +13,14 @@ import (
 // lowercase-hex id after the last dash).
 var localFileRe = regexp.MustCompile(`^(.*)-([abcdef\d]+)\.(?:\w+)$`)
 
-// LocalBuild is an (image, build id) pair that has files in images-dir.
-type LocalBuild struct {
+// localBuild is an (image, build id) pair that has files in images-dir.
+type localBuild struct {
 	Image string
 	ID    string
 }
 
-// LocalBuilds scans images-dir for build files and manifest directories.
-func LocalBuilds(dir string) ([]LocalBuild, error) {
+// localBuilds scans images-dir for build files and manifest directories.
+func localBuilds(dir string) ([]localBuild, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -28,14 +28,14 @@ func LocalBuilds(dir string) ([]LocalBuild, error) {
 		}
 		return nil, err
 	}
-	seen := map[LocalBuild]bool{}
-	var out []LocalBuild
+	seen := map[localBuild]bool{}
+	var out []localBuild
 	for _, e := range entries {
 		m := localFileRe.FindStringSubmatch(e.Name())
 		if m == nil {
 			continue
 		}
-		lb := LocalBuild{Image: m[1], ID: m[2]}
+		lb := localBuild{Image: m[1], ID: m[2]}
 		if !seen[lb] {
 			seen[lb] = true
 			out = append(out, lb)
@@ -50,10 +50,10 @@ func LocalBuilds(dir string) ([]LocalBuild, error) {
 	return out, nil
 }
 
-// HasLocalFile reports whether images-dir holds a regular file whose name
+// hasLocalFile reports whether images-dir holds a regular file whose name
 // minus its last extension is <image>-<id> (only the builder that built an
 // image uploads it).
-func HasLocalFile(dir, image, id string) bool {
+func hasLocalFile(dir, image, id string) bool {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return false
@@ -71,9 +71,9 @@ func HasLocalFile(dir, image, id string) bool {
 	return false
 }
 
-// LocalImageFile returns the path of <image>-<id>.<format> if it is a
+// localImageFile returns the path of <image>-<id>.<format> if it is a
 // regular file.
-func LocalImageFile(dir, image, id, format string) (string, bool) {
+func localImageFile(dir, image, id, format string) (string, bool) {
 	p := filepath.Join(dir, image+"-"+id+"."+format)
 	st, err := os.Stat(p)
 	if err != nil || !st.Mode().IsRegular() {
@@ -82,11 +82,11 @@ func LocalImageFile(dir, image, id, format string) (string, bool) {
 	return p, true
 }
 
-// DeleteLocalBuild removes every file of a build: <image>-<id>.<ext>, its
+// deleteLocalBuild removes every file of a build: <image>-<id>.<ext>, its
 // .md5/.sha256 companions and the <image>-<id>.d manifest directory. Unlike
 // upstream, orphan checksums and manifests are removed even when no image
 // file is left.
-func DeleteLocalBuild(dir, image, id string, log *slog.Logger) {
+func deleteLocalBuild(dir, image, id string, log *slog.Logger) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return

@@ -13,10 +13,10 @@ import (
 	"github.com/nodepool-go/nodepool"
 )
 
-// FreeSpace returns the bytes available to unprivileged users on the
+// freeSpace returns the bytes available to unprivileged users on the
 // filesystem holding dir; a dir that does not exist yet is looked up
 // through its nearest existing parent.
-func FreeSpace(dir string) (int64, error) {
+func freeSpace(dir string) (int64, error) {
 	dir = filepath.Clean(dir)
 	for {
 		var st syscall.Statfs_t
@@ -40,7 +40,7 @@ func (b *Builder) enoughSpace(cfg *nodepool.Config, image string) bool {
 	if need <= 0 {
 		return true
 	}
-	free, err := FreeSpace(cfg.ImagesDir)
+	free, err := freeSpace(cfg.ImagesDir)
 	if err != nil {
 		b.log.Warn("unable to check the free space of images-dir; building anyway", "image", image, "images_dir", cfg.ImagesDir, "error", err)
 		return true

@@ -27,7 +27,7 @@ func TestFreeSpaceCheck(t *testing.T) {
 	e := newEnv(t)
 	ctx := ctxT(t)
 	dir := e.config().ImagesDir
-	free, err := FreeSpace(dir)
+	free, err := freeSpace(dir)
 	require.NoError(t, err)
 	require.Positive(t, free)
 	require.NoError(t, e.zk.RequestBuild(ctx, "fake-image"))
@@ -38,7 +38,7 @@ func TestFreeSpaceCheck(t *testing.T) {
 		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
 	for i := 0; i < 2; i++ {
-		require.NoError(t, tight.BuildOnce(ctx))
+		require.NoError(t, tight.buildPass(ctx))
 	}
 	require.Empty(t, e.builds(""), "no build record is created")
 	require.Equal(t, []string{BuilderIDFile}, e.imageFiles(), "DIB never ran")
@@ -63,9 +63,9 @@ func TestFreeSpaceCheck(t *testing.T) {
 
 func TestFreeSpaceOfMissingDir(t *testing.T) {
 	dir := t.TempDir()
-	want, err := FreeSpace(dir)
+	want, err := freeSpace(dir)
 	require.NoError(t, err)
-	got, err := FreeSpace(filepath.Join(dir, "not", "yet"))
+	got, err := freeSpace(filepath.Join(dir, "not", "yet"))
 	require.NoError(t, err, "a missing images-dir is measured through its parent")
 	require.InDelta(t, float64(want), float64(got), float64(64<<20))
 }
@@ -180,10 +180,10 @@ func TestBuildMetrics(t *testing.T) {
 	require.Len(t, ups, 1)
 	sd.wait(t, `nodepool\.image_update\.fake-image\.cloud1:\d+\.000000\|ms`, `nodepool\.image_update\.fake-image\.cloud1:1\|c`)
 
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	sd.wait(t, `nodepool\.image_build_requests:0\|g`)
 	require.NoError(t, e.zk.RequestBuild(ctx, "fake-image"))
-	require.NoError(t, e.b.CleanupOnce(ctx))
+	require.NoError(t, e.b.cleanupPass(ctx))
 	sd.wait(t, `nodepool\.image_build_requests:1\|g`)
 	require.NoError(t, e.zk.ClearBuildRequest(ctx, "fake-image"))
 

@@ -24,21 +24,25 @@ import (
 // cloud image name template (OpenStack image-name-format). The default is
 // "{image_name}-{timestamp}".
 type ImageNameFormatter interface {
+	// ImageNameFormat returns the template, with {image_name},
+	// {timestamp} and {upload_id} fields.
 	ImageNameFormat() string
 }
 
 // PostUploadHooker is implemented by provider Settings that configure a
 // post-upload-hook executable.
 type PostUploadHooker interface {
+	// PostUploadHook returns the path of the executable run after each
+	// successful upload ("" for none).
 	PostUploadHook() string
 }
 
 // DefaultImageNameFormat is the cloud name template of most drivers.
 const DefaultImageNameFormat = "{image_name}-{timestamp}"
 
-// FormatImageName expands a Python str.format-style template with
+// formatImageName expands a Python str.format-style template with
 // image_name, timestamp and upload_id ("{{"/"}}" are literal braces).
-func FormatImageName(tmpl, image, timestamp, uploadID string) string {
+func formatImageName(tmpl, image, timestamp, uploadID string) string {
 	r := strings.NewReplacer("{{", "{", "}}", "}",
 		"{image_name}", image, "{timestamp}", timestamp, "{upload_id}", uploadID)
 	return r.Replace(tmpl)
@@ -113,9 +117,9 @@ func (pm *providerManagers) closeAll() {
 	}
 }
 
-// UploadOnce runs one upload-worker iteration (builder.md §4). It stops
+// uploadPass runs one upload-worker iteration (builder.md §4). It stops
 // after the first upload attempt and reports whether one was made.
-func (b *Builder) UploadOnce(ctx context.Context) (bool, error) {
+func (b *Builder) uploadPass(ctx context.Context) (bool, error) {
 	cfg, err := b.opts.Config(ctx)
 	if err != nil {
 		return false, err
@@ -150,7 +154,7 @@ func (b *Builder) checkUpload(ctx context.Context, cfg *nodepool.Config, p *driv
 	if err != nil || build == nil {
 		return false, err
 	}
-	if !HasLocalFile(cfg.ImagesDir, pd.Name, build.ID) {
+	if !hasLocalFile(cfg.ImagesDir, pd.Name, build.ID) {
 		return false, nil
 	}
 	ready, err := b.zk.Uploads(ctx, pd.Name, build.ID, p.Name, zkclient.ImageReady)
@@ -213,7 +217,7 @@ func (b *Builder) upload(ctx context.Context, cfg *nodepool.Config, p *driver.Pr
 	start := b.now()
 	started := time.Now()
 	timestamp := strconv.FormatInt(start.Unix(), 10)
-	file, ok := LocalImageFile(cfg.ImagesDir, pd.Name, build.ID, p.ImageFormat)
+	file, ok := localImageFile(cfg.ImagesDir, pd.Name, build.ID, p.ImageFormat)
 	if !ok {
 		return nil, fmt.Errorf("Unable to find image file of type %s for id %s to upload", p.ImageFormat, build.ID)
 	}
@@ -231,7 +235,7 @@ func (b *Builder) upload(ctx context.Context, cfg *nodepool.Config, p *driver.Pr
 	if f, ok := p.Settings.(ImageNameFormatter); ok && f.ImageNameFormat() != "" {
 		tmpl = f.ImageNameFormat()
 	}
-	name := FormatImageName(tmpl, pd.Name, timestamp, uploadID)
+	name := formatImageName(tmpl, pd.Name, timestamp, uploadID)
 	meta := map[string]string{}
 	if d := cfg.Diskimage(pd.Name); d != nil {
 		maps.Copy(meta, d.Metadata)

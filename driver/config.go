@@ -10,8 +10,8 @@ import (
 // fields; Settings holds the driver's own parsed keys. Two configs are the
 // same provider configuration when reflect.DeepEqual says so.
 type ProviderConfig struct {
-	Name   string
-	Driver string
+	Name   string // the provider's unique name
+	Driver string // the name its driver is registered under
 	// MaxConcurrency caps concurrently handled requests; negative is
 	// unlimited and 0 accepts nothing.
 	MaxConcurrency int
@@ -21,15 +21,17 @@ type ProviderConfig struct {
 	ManageImages bool
 	// PausesAtQuota is false for drivers that never pause (static).
 	PausesAtQuota bool
-	LaunchTimeout time.Duration
-	BootTimeout   time.Duration
-	LaunchRetries int
+	LaunchTimeout time.Duration // launch-timeout: one create attempt's limit
+	BootTimeout   time.Duration // boot-timeout: how long the key scan may wait for the host
+	LaunchRetries int           // launch-retries: attempts per node before it fails
 	// Diskimages are the provider's diskimage entries (image-managing drivers).
 	Diskimages []*ProviderDiskimage
 	// ImageFormat is the upload format this provider needs ("" when none).
 	ImageFormat string
-	Pools       []*PoolConfig
-	Settings    any
+	Pools       []*PoolConfig // in configuration order
+	// Settings holds the driver's own parsed keys (e.g. a pointer to the
+	// driver's settings struct); the launcher never looks inside.
+	Settings any
 }
 
 // Pool returns the pool with the given name.
@@ -65,33 +67,35 @@ func (p *ProviderConfig) EffectivePriority(pool *PoolConfig) int {
 
 // ProviderDiskimage is a provider's use of a top-level diskimage.
 type ProviderDiskimage struct {
-	Name           string
-	Pause          bool
-	ConnectionType string
-	ConnectionPort int
-	Meta           map[string]string
-	Settings       any
+	Name           string            // the top-level diskimage's name
+	Pause          bool              // pause: no uploads to this provider
+	ConnectionType string            // connection-type of nodes booted from it
+	ConnectionPort int               // connection-port of nodes booted from it
+	Meta           map[string]string // meta: metadata stored on the uploads
+	Settings       any               // the driver's own keys of the entry
 }
 
 // PoolConfig is a parsed pool.
 type PoolConfig struct {
-	Name string
-	// Limits; Unlimited when not configured.
+	Name string // unique within the provider
+	// MaxServers is max-servers; it and the other limits are Unlimited
+	// when not configured.
 	MaxServers  int
-	MaxCores    int
-	MaxRAM      int
-	MaxVolumes  int
-	MaxVolumeGB int
+	MaxCores    int // max-cores
+	MaxRAM      int // max-ram (MiB)
+	MaxVolumes  int // max-volumes
+	MaxVolumeGB int // max-volume-gb
 	// MaxResources are extra named limits (max-resources).
-	MaxResources        map[string]float64
-	NodeAttributes      map[string]any
-	Priority            *int
-	Labels              []*LabelConfig
-	AZs                 []string
+	MaxResources   map[string]float64
+	NodeAttributes map[string]any // node-attributes copied onto every node
+	Priority       *int           // priority; nil = the provider's
+	Labels         []*LabelConfig // the labels the pool offers
+	AZs            []string       // availability-zones to choose from (none: ask the adapter)
+	// IgnoreProviderQuota skips the cloud's limits; only the pool's apply.
 	IgnoreProviderQuota bool
-	UseInternalIP       bool
-	HostKeyChecking     bool
-	Settings            any
+	UseInternalIP       bool // use the private address as interface_ip
+	HostKeyChecking     bool // scan host keys before a node goes ready
+	Settings            any  // the driver's own keys of the pool
 }
 
 // Label returns the pool's label config by name.
@@ -137,21 +141,23 @@ func (p *PoolConfig) Limits() quota.Resources {
 
 // LabelConfig is a pool's label.
 type LabelConfig struct {
-	Name string
-	// Exactly one of Diskimage and CloudImage is set for image-based drivers.
+	Name string // a top-level label's name
+	// Diskimage names the diskimage the label boots; exactly one of
+	// Diskimage and CloudImage is set for image-based drivers.
 	Diskimage  string
-	CloudImage string
-	// Connection settings copied onto nodes.
+	CloudImage string // the name of a provider cloud-images entry
+	// Username is the login user recorded on nodes; it and the
+	// connection settings below are copied onto every node.
 	Username        string
-	PythonPath      string
-	ShellType       string
-	ConnectionType  string
-	ConnectionPort  int
-	HostKeyChecking bool
+	PythonPath      string // python-path
+	ShellType       string // shell-type
+	ConnectionType  string // connection-type ("ssh", "winrm", ...)
+	ConnectionPort  int    // connection-port
+	HostKeyChecking bool   // host-key-checking of the label
 	// Resources is what one node costs when the driver cannot say
 	// (nil = {instances: 1}).
 	Resources map[string]float64
-	Settings  any
+	Settings  any // the driver's own keys of the label
 }
 
 // Need returns what one node of the label costs by its config.

@@ -4,6 +4,15 @@
 // small resumable state machines. Everything beyond creating, deleting and
 // listing instances is optional and found by type assertion, as in
 // database/sql/driver. Drivers know nothing of ZooKeeper or the launcher.
+//
+// A driver registers itself with Register (usually in an init function)
+// under the name that provider entries give as their driver key, or is
+// handed to one launcher with nodepool.WithDriver. Errors returned by
+// machines and adapters are classified with QuotaError, NotFoundError,
+// CapacityError and TransientError; see Kind for what the launcher does
+// with each.
+// Package driver/drivertest is the conformance suite every driver runs.
+// docs/writing-a-driver.md in the repository walks through the contract.
 package driver
 
 import (
@@ -59,8 +68,10 @@ type Adapter interface {
 
 // CreateSpec is everything a create machine needs.
 type CreateSpec struct {
-	Hostname        string // "np" + node id
-	Label           *LabelConfig
+	Hostname string // "np" + node id
+	// Label is the pool label the node is launched for.
+	Label *LabelConfig
+	// Pool is the pool the node belongs to.
 	Pool            *PoolConfig
 	ImageExternalID string // uploaded diskimage id; "" for cloud images
 	// Metadata holds the ownership tags (nodepool_node_id,
@@ -68,18 +79,20 @@ type CreateSpec struct {
 	// and report back from ListInstances/ListResources.
 	Metadata map[string]string
 	AZ       string // chosen availability zone, "" for none
-	Request  RequestInfo
+	// Request is the node request the launch serves (for drivers that
+	// tag instances with it or, like metastatic, pass it on).
+	Request RequestInfo
 }
 
 // RequestInfo is the read-only view of the node request a machine serves.
 type RequestInfo struct {
-	ID               string
-	Labels           []string
-	Requestor        string
-	RelativePriority int
-	EventID          string
-	TenantName       string
-	RequestorData    []byte // JSON, may be empty
+	ID               string   // request id, "<priority>-<sequence>"
+	Labels           []string // node_types: every label of the request
+	Requestor        string   // who asked, e.g. a Zuul scheduler's hostname
+	RelativePriority int      // relative_priority (lower is served first)
+	EventID          string   // Zuul's event id, for log correlation
+	TenantName       string   // Zuul tenant ("" when none)
+	RequestorData    []byte   // JSON, may be empty
 }
 
 // CreateMachine creates one instance a step at a time.
@@ -101,26 +114,29 @@ type DeleteMachine interface {
 
 // Instance is a cloud server as the driver reports it.
 type Instance struct {
-	ExternalID  string
-	InterfaceIP string
-	PublicIPv4  string
-	PublicIPv6  string
-	PrivateIPv4 string
-	PrivateIPv6 string
-	Cloud       string
-	Region      string
-	AZ          string
-	HostID      string
-	Metadata    map[string]string
+	ExternalID  string // the cloud's id; the node's external_id
+	InterfaceIP string // address Zuul connects to (see UseInternalIP)
+	PublicIPv4  string // public_ipv4 of the node
+	PublicIPv6  string // public_ipv6 of the node
+	PrivateIPv4 string // private_ipv4; interface_ip with use-internal-ip
+	PrivateIPv6 string // used as interface_ip with use-internal-ip when no private IPv4
+	Cloud       string // cloud name recorded on the node
+	Region      string // region recorded on the node
+	AZ          string // availability zone the instance landed in
+	HostID      string // the hypervisor's id, when the cloud reports it
+	// Metadata is the instance's metadata; ListInstances must report the
+	// ownership keys of CreateSpec.Metadata here.
+	Metadata map[string]string
 	// DriverData is stored verbatim on the node (JSON), if non-nil.
 	DriverData []byte
-	Slot       *int
-	// Overrides of image-derived connection settings ("" / 0 = no override).
+	Slot       *int // slot index on a shared host (static, metastatic)
+	// Username overrides the label's username ("" = no override; so do
+	// the connection fields below).
 	Username       string
-	PythonPath     string
-	ShellType      string
-	ConnectionType string
-	ConnectionPort int
+	PythonPath     string // overrides the python-path of the label
+	ShellType      string // overrides the shell-type of the label
+	ConnectionType string // overrides the connection-type ("ssh", "winrm", ...)
+	ConnectionPort int    // overrides the connection port (0 = no override)
 	// HostKeys, when non-empty, are used as the node's host keys and no
 	// key scan is made.
 	HostKeys []string
@@ -131,9 +147,9 @@ type Instance struct {
 
 // Resource is a cloud object that may carry nodepool metadata.
 type Resource struct {
-	Type     string // e.g. "instance", "image", "floatingip"
-	ID       string
-	Metadata map[string]string
+	Type     string            // e.g. "instance", "image", "floatingip"
+	ID       string            // the cloud's id, passed back to DeleteResource
+	Metadata map[string]string // the nodepool_* ownership keys it carries
 	// Plural is the metric name of the type ("instances"); defaults to
 	// Type + "s".
 	Plural string
@@ -169,7 +185,13 @@ type QuotaReporter interface {
 // LeakCleaner is implemented by adapters that can list and delete every
 // cloud resource carrying nodepool metadata.
 type LeakCleaner interface {
+	// ListResources returns every resource carrying nodepool metadata
+	// (MetaProviderName and MetaNodeID, or MetaBuildID/MetaUploadID for
+	// images); the launcher deletes those whose node or upload record no
+	// longer exists after two cleanup passes.
 	ListResources(ctx context.Context) ([]Resource, error)
+	// DeleteResource deletes one listed resource; NotFound means already
+	// gone.
 	DeleteResource(ctx context.Context, r Resource) error
 }
 
@@ -184,23 +206,28 @@ type ImageManager interface {
 
 // UploadSpec describes one image upload.
 type UploadSpec struct {
-	ImageName string // name in the cloud
-	Diskimage string // the diskimage it was built from
-	Filename  string
-	Format    string
-	Metadata  map[string]string
-	MD5       string
-	SHA256    string
+	ImageName string            // name in the cloud
+	Diskimage string            // the diskimage it was built from
+	Filename  string            // path of the built image file
+	Format    string            // its format, e.g. "qcow2", "raw", "vhd"
+	Metadata  map[string]string // ownership keys to store on the image
+	MD5       string            // hex MD5 of the file ("" when unknown)
+	SHA256    string            // hex SHA-256 of the file ("" when unknown)
 }
 
 // AZLister is implemented by adapters that know their availability zones.
 type AZLister interface {
+	// AvailabilityZones returns the zones a pool without an explicit
+	// availability-zones list may launch into; the launcher picks one at
+	// random for each node set.
 	AvailabilityZones(ctx context.Context) ([]string, error)
 }
 
 // LabelChecker is implemented by adapters that can tell whether a label's
 // cloud image exists.
 type LabelChecker interface {
+	// LabelReady reports whether the label can be launched now; the pool
+	// declines requests for labels that are not ready.
 	LabelReady(ctx context.Context, label *LabelConfig) bool
 }
 

@@ -15,14 +15,19 @@ const (
 	// KindQuota: the cloud refused for quota. The node is aborted without
 	// using up a retry and the pool pauses.
 	KindQuota
-	// KindCapacity: the cloud has no capacity now (e.g. no hosts in an AZ).
+	// KindCapacity: the cloud has no capacity now (e.g. no hosts in an
+	// AZ). The launcher handles it like KindUnknown today (a failed
+	// attempt, retried up to launch-retries times); the kind tells
+	// callers and logs what happened.
 	KindCapacity
 	// KindNotFound: the object does not exist (a delete is then complete).
 	KindNotFound
-	// KindTransient: a temporary failure worth retrying as is.
+	// KindTransient: a temporary failure worth retrying as is. The
+	// launcher handles it like KindUnknown today, as a failed attempt.
 	KindTransient
 )
 
+// String returns a short description of the kind ("quota exceeded", ...).
 func (k Kind) String() string {
 	switch k {
 	case KindQuota:
@@ -40,11 +45,12 @@ func (k Kind) String() string {
 // Error is a classified driver error. Metric, when set, is the statsd
 // result key of a failed launch (e.g. "error.status").
 type Error struct {
-	Kind   Kind
-	Metric string
-	Err    error
+	Kind   Kind   // what the launcher does about it
+	Metric string // statsd result key, e.g. "error.status"; "" for the default
+	Err    error  // the underlying error
 }
 
+// Error returns the underlying error's message, or the kind's description.
 func (e *Error) Error() string {
 	if e.Err == nil {
 		return e.Kind.String()

@@ -23,18 +23,18 @@ type Registrar interface {
 
 // Slot is one registrable node of a pre-existing host.
 type Slot struct {
-	Pool           string
-	Host           string // name: also external_id, hostname, interface_ip
-	Index          int    // slot index, 0..max-parallel-jobs-1
-	Labels         []string
-	Username       string
-	ConnectionType string
-	ConnectionPort int
-	ShellType      string
-	PythonPath     string
-	PublicIPv4     string
-	PublicIPv6     string
-	Attributes     map[string]any
+	Pool           string         // the pool the host is listed in
+	Host           string         // name: also external_id, hostname, interface_ip
+	Index          int            // slot index, 0..max-parallel-jobs-1
+	Labels         []string       // the labels the node offers
+	Username       string         // login user of the host
+	ConnectionType string         // "ssh", "winrm", ...
+	ConnectionPort int            // port Zuul connects to
+	ShellType      string         // shell-type recorded on the node
+	PythonPath     string         // python-path recorded on the node
+	PublicIPv4     string         // the host's resolved IPv4 address
+	PublicIPv6     string         // the host's resolved IPv6 address
+	Attributes     map[string]any // node-attributes recorded on the node
 }
 
 // HostKey identifies the host of a slot: (name, username, port).

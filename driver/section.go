@@ -11,12 +11,14 @@ import (
 
 // ConfigError is one problem in a configuration file.
 type ConfigError struct {
-	File string
+	File string // the file's path ("" when unknown)
 	Line int    // 1-based; 0 when unknown
 	Path string // key path, e.g. "providers[0].pools[1].max-servers"
-	Msg  string
+	Msg  string // what is wrong
 }
 
+// Error formats the problem as "file:line: path: msg", leaving out the
+// parts that are unknown.
 func (e *ConfigError) Error() string {
 	var b strings.Builder
 	if e.File != "" {
@@ -36,12 +38,12 @@ func (e *ConfigError) Error() string {
 
 // Problems collects configuration errors and warnings.
 type Problems struct {
-	File string
+	File string // the file the problems are in, copied into each one
 	// Strict selects config-validate semantics: unknown keys and null
 	// values of typed keys are errors, load-time cross-checks are skipped.
 	Strict   bool
-	Errors   []*ConfigError
-	Warnings []*ConfigError
+	Errors   []*ConfigError // problems that make the file unusable
+	Warnings []*ConfigError // problems that are only logged (unknown keys, ...)
 	// Step is the config-validate step that failed (StepParse, StepSchema,
 	// StepReferences); 0 when none failed or when loading.
 	Step int
@@ -73,8 +75,11 @@ func (p *Problems) Err() error {
 }
 
 // ErrorList is a set of configuration errors.
-type ErrorList struct{ Errors []*ConfigError }
+type ErrorList struct {
+	Errors []*ConfigError // in file order
+}
 
+// Error joins the errors' messages, one a line.
 func (l *ErrorList) Error() string {
 	msgs := make([]string, len(l.Errors))
 	for i, e := range l.Errors {

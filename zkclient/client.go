@@ -35,9 +35,9 @@ var (
 
 // TLSFiles names the PEM files of a mutual-TLS connection.
 type TLSFiles struct {
-	Cert string
-	Key  string
-	CA   string
+	Cert string // client certificate (PEM)
+	Key  string // its private key (PEM)
+	CA   string // CA certificate that signed the server's
 }
 
 // Config describes how to reach ZooKeeper.
@@ -67,6 +67,7 @@ const (
 	StateLost
 )
 
+// String returns "connected", "suspended" or "lost".
 func (s SessionState) String() string {
 	switch s {
 	case StateConnected:
@@ -81,7 +82,9 @@ func (s SessionState) String() string {
 
 // SessionEvent reports a change of session state.
 type SessionEvent struct {
-	State     SessionState
+	State SessionState // the new state
+	// SessionID the session it concerns (a new id after StateLost +
+	// StateConnected)
 	SessionID int64
 }
 
@@ -108,10 +111,10 @@ type Client struct {
 // Counters counts the requests this client sent to ZooKeeper.
 type Counters struct {
 	Reads   atomic.Int64 // get, exists, children
-	Creates atomic.Int64
-	Sets    atomic.Int64
-	Deletes atomic.Int64
-	Multis  atomic.Int64
+	Creates atomic.Int64 // create
+	Sets    atomic.Int64 // set
+	Deletes atomic.Int64 // delete
+	Multis  atomic.Int64 // multi (one transaction counts once)
 }
 
 // Total returns the number of requests sent.
@@ -411,10 +414,6 @@ func (c *Client) Close() {
 	c.conn.Close()
 }
 
-// Conn returns the underlying go-zookeeper connection, for tests that need
-// to provoke session events.
-func (c *Client) Conn() *zk.Conn { return c.conn }
-
 func (c *Client) full(p string) string {
 	if c.chroot == "" {
 		return p
@@ -445,11 +444,12 @@ func wrap(op, p string, err error) error {
 
 // OpError records the ZooKeeper operation and path that failed.
 type OpError struct {
-	Op   string
-	Path string
-	Err  error
+	Op   string // "get", "create", "set", "delete", ...
+	Path string // the znode, without the chroot
+	Err  error  // the go-zookeeper error
 }
 
+// Error returns "zookeeper <op> <path>: <cause>".
 func (e *OpError) Error() string { return "zookeeper " + e.Op + " " + e.Path + ": " + e.Err.Error() }
 
 // Unwrap returns the underlying error.
@@ -629,28 +629,28 @@ type Op interface{ zkOp(c *Client) any }
 
 // CreateOp creates a znode in a transaction.
 type CreateOp struct {
-	Path  string
-	Data  []byte
-	Flags CreateFlags
+	Path  string      // the znode to create (sequential: its prefix)
+	Data  []byte      // its data
+	Flags CreateFlags // persistent, ephemeral and/or sequential
 }
 
 // SetOp sets data in a transaction.
 type SetOp struct {
-	Path    string
-	Data    []byte
-	Version int32
+	Path    string // the znode to write
+	Data    []byte // its new data
+	Version int32  // expected data version; -1 for any
 }
 
 // DeleteOp deletes a znode in a transaction.
 type DeleteOp struct {
-	Path    string
-	Version int32
+	Path    string // the znode to delete
+	Version int32  // expected data version; -1 for any
 }
 
 // CheckOp asserts a znode's version in a transaction.
 type CheckOp struct {
-	Path    string
-	Version int32
+	Path    string // the znode to check
+	Version int32  // the data version it must have
 }
 
 func (o CreateOp) zkOp(c *Client) any {
@@ -744,9 +744,12 @@ func (c *Client) addWatchRoute(prefix string, fn func(zk.Event)) func() {
 
 // IsConnectionError reports whether err comes from a lost connection (the
 // operation may be retried once the client reconnects), as opposed to an
-// answer from the server.
+// answer from the server. A transport error (a *net.OpError such as a
+// reset connection, which go-zookeeper hands to the requests it was
+// sending) is one too.
 func IsConnectionError(err error) bool {
+	var netErr *net.OpError
 	return errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrNoServer) ||
 		errors.Is(err, zk.ErrSessionMoved) || errors.Is(err, zk.ErrClosing) ||
-		errors.Is(err, zk.ErrSessionExpired)
+		errors.Is(err, zk.ErrSessionExpired) || errors.As(err, &netErr)
 }

@@ -31,20 +31,20 @@ const ModelAPI = 0
 type Component struct {
 	Name     string // znode name "<hostname><seq>"
 	Version  int32  // znode data version, for optimistic updates
-	Kind     string
-	Hostname string
-	ModelAPI int
-	State    string
+	Kind     string // KindLauncher, KindPool or KindBuilder
+	Hostname string // the host the component runs on
+	ModelAPI int    // model_api (ModelAPI for us)
+	State    string // ComponentRunning, ComponentPaused, ...
 	Release  string // the "version" key: our release string, or null
 
 	// Pool components only.
 	ID              string
-	ProviderName    string
-	SupportedLabels []string
-	Priority        int
-	Paused          bool
+	ProviderName    string   // provider_name of a pool
+	SupportedLabels []string // the pool's labels, in config order
+	Priority        int      // the pool's effective priority (lower is preferred)
+	Paused          bool     // true while the pool waits for quota
 
-	Extra []Member
+	Extra []Member // keys written by others, preserved on rewrite
 }
 
 // MarshalJSON encodes the component with sorted keys, as upstream does.

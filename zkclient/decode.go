@@ -16,8 +16,8 @@ import (
 // model; it is kept so that a read-modify-write preserves what another
 // writer (Zuul, a newer nodepool) added.
 type Member struct {
-	Key   string
-	Value json.RawMessage
+	Key   string          // the JSON key
+	Value json.RawMessage // its value, verbatim
 }
 
 // ErrEmpty reports a znode whose data is the empty byte string, which every

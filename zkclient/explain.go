@@ -24,30 +24,32 @@ const (
 
 // Explanation says what one pool is doing about one request.
 type Explanation struct {
-	Request  string `json:"request"`
-	PoolID   string `json:"pool_id"`
-	Provider string `json:"provider"`
-	Pool     string `json:"pool"`
-	Status   string `json:"status"`
-	Reason   string `json:"reason"`
+	Request  string `json:"request"`  // the request id
+	PoolID   string `json:"pool_id"`  // the pool worker's id (as in declined_by)
+	Provider string `json:"provider"` // the pool's provider
+	Pool     string `json:"pool"`     // the pool's name
+	// Status ExplainHandling, ExplainPaused, ExplainDeferred or
+	// ExplainDeclined
+	Status string `json:"status"`
+	Reason string `json:"reason"` // human-readable reason
 	// For quota waits: which limit, and the numbers.
-	Limit    string  `json:"limit,omitempty"` // e.g. "pool max-servers", "cloud cores", "tenant t1 ram"
-	Resource string  `json:"resource,omitempty"`
-	Used     float64 `json:"used,omitempty"`
-	Needed   float64 `json:"needed,omitempty"`
-	Max      float64 `json:"max,omitempty"`
+	Limit    string  `json:"limit,omitempty"`    // e.g. "pool max-servers", "cloud cores", "tenant t1 ram"
+	Resource string  `json:"resource,omitempty"` // the resource over the limit
+	Used     float64 `json:"used,omitempty"`     // how much of it is in use
+	Needed   float64 `json:"needed,omitempty"`   // how much the request needs
+	Max      float64 `json:"max,omitempty"`      // the limit
 	// Behind lists requests this one is queued behind.
 	Behind []string `json:"behind,omitempty"`
-	Since  float64  `json:"since"`
+	Since  float64  `json:"since"` // when the status began (Unix seconds)
 }
 
 // PoolStatus is what one pool worker publishes.
 type PoolStatus struct {
-	PoolID   string        `json:"pool_id"`
-	Provider string        `json:"provider"`
-	Pool     string        `json:"pool"`
-	Paused   bool          `json:"paused"`
-	Requests []Explanation `json:"requests"`
+	PoolID   string        `json:"pool_id"`  // the pool worker's id
+	Provider string        `json:"provider"` // its provider
+	Pool     string        `json:"pool"`     // its pool
+	Paused   bool          `json:"paused"`   // whether the pool is paused at quota
+	Requests []Explanation `json:"requests"` // what it says about each request it saw
 }
 
 func poolStatusPath(poolID string) string { return PoolStatusRoot + "/" + poolID }

@@ -26,18 +26,18 @@ const (
 
 // ImageBuild is the record at /nodepool/images/<image>/builds/<build-id>.
 type ImageBuild struct {
-	ImageName  string // from the path
-	ID         string // 32 lowercase hex (current) or 10 digits (legacy); opaque
-	Version    int32
-	State      ImageState
-	StateTime  float64
-	Builder    string   // omitted when empty
-	BuilderID  string   // omitted when empty
-	Formats    []string // written sorted and comma-joined, omitted when empty
-	Username   string
-	PythonPath string
-	ShellType  string
-	Extra      []Member
+	ImageName  string     // from the path
+	ID         string     // 32 lowercase hex (current) or 10 digits (legacy); opaque
+	Version    int32      // znode data version when read
+	State      ImageState // building, ready, failed or deleting
+	StateTime  float64    // last state change (Unix seconds)
+	Builder    string     // omitted when empty
+	BuilderID  string     // omitted when empty
+	Formats    []string   // written sorted and comma-joined, omitted when empty
+	Username   string     // login user of nodes booted from the image
+	PythonPath string     // python-path of such nodes
+	ShellType  string     // shell-type of such nodes
+	Extra      []Member   // keys written by others, preserved on rewrite
 }
 
 // NewBuildID returns a new build id: a random UUID as 32 lowercase hex digits.
@@ -146,20 +146,20 @@ func (b *ImageBuild) UnmarshalJSON(data []byte) error {
 // ImageUpload is the record at
 // /nodepool/images/<image>/builds/<build>/providers/<provider>/images/<upload-id>.
 type ImageUpload struct {
-	ImageName    string // from the path
-	BuildID      string // from the path
-	ProviderName string // from the path
-	ID           string // 10-digit sequence, from the path
-	Version      int32
-	State        ImageState
-	StateTime    float64
-	ExternalID   string
-	ExternalName string
-	Format       string
-	Username     string
-	PythonPath   string
-	ShellType    string
-	Extra        []Member
+	ImageName    string     // from the path
+	BuildID      string     // from the path
+	ProviderName string     // from the path
+	ID           string     // 10-digit sequence, from the path
+	Version      int32      // znode data version when read
+	State        ImageState // uploading, ready, failed or deleting
+	StateTime    float64    // last state change (Unix seconds)
+	ExternalID   string     // the cloud's image id
+	ExternalName string     // the image name in the cloud
+	Format       string     // the uploaded file format
+	Username     string     // copied from the build
+	PythonPath   string     // copied from the build
+	ShellType    string     // copied from the build
+	Extra        []Member   // keys written by others, preserved on rewrite
 }
 
 // Path returns the upload's znode path, which is also what a node records

@@ -43,44 +43,44 @@ func (s NodeState) Valid() bool {
 // Node is the record stored at /nodepool/nodes/<id>. String fields that
 // are null on the wire are empty here; an empty string is written as null.
 type Node struct {
-	ID             string    // znode name, not part of the payload
-	Version        int32     // znode data version when read
-	State          NodeState // required
-	StateTime      float64
-	Cloud          string
-	Provider       string
-	Pool           string
-	Type           []string // labels
-	AllocatedTo    string
-	AZ             string
-	Region         string
-	PublicIPv4     string
-	PrivateIPv4    string
-	PublicIPv6     string
-	HostID         string
-	InterfaceIP    string
-	ConnectionPort json.RawMessage // a number, or an object for kubectl-style connections
-	ImageID        string
-	Launcher       string
-	CreatedTime    float64
-	ExternalID     string
-	Hostname       string
-	Comment        string
-	UserData       json.RawMessage
-	HoldJob        string
-	HostKeys       []string
-	Username       string
-	ConnectionType string
-	ShellType      string
-	HoldExpiration *int
-	Resources      map[string]float64
-	Slot           *int
-	Attributes     json.RawMessage
-	PythonPath     string
-	TenantName     string
-	DriverData     json.RawMessage
-	Requestor      string
-	Extra          []Member // keys written by others, preserved on rewrite
+	ID             string             // znode name, not part of the payload
+	Version        int32              // znode data version when read
+	State          NodeState          // required
+	StateTime      float64            // last state change (Unix seconds)
+	Cloud          string             // cloud name reported by the driver
+	Provider       string             // the provider that owns it
+	Pool           string             // its pool
+	Type           []string           // labels
+	AllocatedTo    string             // id of the request it is assigned to
+	AZ             string             // availability zone
+	Region         string             // cloud region
+	PublicIPv4     string             // public IPv4 address
+	PrivateIPv4    string             // private IPv4 address
+	PublicIPv6     string             // public IPv6 address
+	HostID         string             // hypervisor (or Kubernetes node) id
+	InterfaceIP    string             // the address Zuul connects to
+	ConnectionPort json.RawMessage    // a number, or an object for kubectl-style connections
+	ImageID        string             // upload znode path (diskimages) or cloud-image name
+	Launcher       string             // id of the pool worker that created it
+	CreatedTime    float64            // creation time (Unix seconds)
+	ExternalID     string             // the cloud's instance id
+	Hostname       string             // host name of the instance
+	Comment        string             // free text, e.g. a Zuul autohold reason
+	UserData       json.RawMessage    // what the requestor stored (Zuul; metastatic: a JSON string)
+	HoldJob        string             // the Zuul autohold key of a held node
+	HostKeys       []string           // SSH host keys, one "type base64" line each
+	Username       string             // login user
+	ConnectionType string             // "ssh", "winrm", "kubectl", ...
+	ShellType      string             // shell-type for Zuul ("" = default)
+	HoldExpiration *int               // seconds a held node may live (nil: no limit)
+	Resources      map[string]float64 // what it consumes, for tenant quota
+	Slot           *int               // slot index on a shared host
+	Attributes     json.RawMessage    // the pool's node-attributes
+	PythonPath     string             // python-path for Zuul
+	TenantName     string             // Zuul tenant, copied from the request
+	DriverData     json.RawMessage    // the driver's private data
+	Requestor      string             // copied from the request
+	Extra          []Member           // keys written by others, preserved on rewrite
 }
 
 // Port returns the numeric connection port, or 0 when it is an object.

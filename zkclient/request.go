@@ -36,22 +36,22 @@ const (
 
 // NodeRequest is the record stored at /nodepool/requests/<priority>-<seq>.
 type NodeRequest struct {
-	ID               string // znode name "<3-char priority>-<10-digit sequence>"
-	Version          int32  // znode data version when read
-	State            RequestState
-	StateTime        float64
-	DeclinedBy       []string
-	NodeTypes        []string
-	Nodes            []string
-	Reuse            bool // default true
-	Requestor        string
-	RequestorData    json.RawMessage
-	Provider         string
-	RelativePriority int
-	EventID          string
-	CreatedTime      float64
-	TenantName       string
-	Extra            []Member
+	ID               string          // znode name "<3-char priority>-<10-digit sequence>"
+	Version          int32           // znode data version when read
+	State            RequestState    // requested, pending, fulfilled or failed
+	StateTime        float64         // last state change (Unix seconds)
+	DeclinedBy       []string        // ids of the pool workers that declined it
+	NodeTypes        []string        // the labels requested, one per node
+	Nodes            []string        // the ids of the nodes assigned, in NodeTypes order
+	Reuse            bool            // default true
+	Requestor        string          // who asked (a Zuul system id, "NodePool:min-ready", ...)
+	RequestorData    json.RawMessage // opaque to nodepool, preserved verbatim
+	Provider         string          // preferred provider (a hint)
+	RelativePriority int             // secondary sort key, lower first
+	EventID          string          // correlation id for logs
+	CreatedTime      float64         // creation time (Unix seconds)
+	TenantName       string          // Zuul tenant; enables tenant quota
+	Extra            []Member        // keys written by others, preserved on rewrite
 }
 
 // Priority returns the 3-character priority prefix of the request id.

@@ -35,12 +35,12 @@ func init() { driver.Register(Name, Driver{}) }
 
 // ProviderSettings are the AWS provider keys (ProviderConfig.Settings).
 type ProviderSettings struct {
-	RegionName     string
-	ProfileName    string
-	Rate           float64 // mutating calls per second
-	PostUploadHook string
-	BucketName     string // object-storage.bucket-name
-	CloudImages    []*CloudImage
+	RegionName     string        // region-name (required)
+	ProfileName    string        // profile-name of the AWS credentials
+	Rate           float64       // mutating calls per second
+	PostUploadHook string        // post-upload-hook executable
+	BucketName     string        // object-storage.bucket-name
+	CloudImages    []*CloudImage // cloud-images entries
 }
 
 // CloudImage returns the cloud image with the given name.
@@ -55,65 +55,65 @@ func (s *ProviderSettings) CloudImage(name string) *CloudImage {
 
 // ImageFilter is one image-filters entry.
 type ImageFilter struct {
-	Name   string
-	Values []string
+	Name   string   // the EC2 filter name
+	Values []string // values it may take
 }
 
 // CloudImage is a cloud-images entry.
 type CloudImage struct {
-	Name           string
-	ImageID        string
-	ImageFilters   []ImageFilter
-	Username       string
-	PythonPath     string
-	ShellType      string
-	ConnectionType string
-	ConnectionPort int
+	Name           string        // the name labels refer to
+	ImageID        string        // image-id ("" when filters are used)
+	ImageFilters   []ImageFilter // image-filters
+	Username       string        // login user of its nodes
+	PythonPath     string        // python-path of its nodes
+	ShellType      string        // shell-type of its nodes
+	ConnectionType string        // connection-type of its nodes
+	ConnectionPort int           // connection-port of its nodes
 }
 
 // DiskimageSettings are the AWS keys of a provider diskimage
 // (ProviderDiskimage.Settings); tags are ProviderDiskimage.Meta.
 type DiskimageSettings struct {
 	Username     string // "" = the top-level diskimage's
-	PythonPath   string
-	ShellType    string
-	Architecture string
-	ENASupport   bool
-	VolumeType   string
-	VolumeSize   int // GB, 0 = unset
-	ImportMethod string
-	IOPS         int
-	Throughput   int
+	PythonPath   string // "" = the top-level diskimage's
+	ShellType    string // "" = the top-level diskimage's
+	Architecture string // architecture (default x86_64)
+	ENASupport   bool   // ena-support
+	VolumeType   string // volume-type (default gp2)
+	VolumeSize   int    // GB, 0 = unset
+	ImportMethod string // import-method ("snapshot", "image", "ebs-direct")
+	IOPS         int    // iops of the volume (0 = unset)
+	Throughput   int    // throughput of the volume (0 = unset)
 }
 
 // PoolSettings are the AWS pool keys (PoolConfig.Settings).
 type PoolSettings struct {
-	SubnetID        string
-	SecurityGroupID string
-	PublicIPv4      bool
-	PublicIPv6      bool
+	SubnetID        string // subnet-id
+	SecurityGroupID string // security-group-id
+	PublicIPv4      bool   // public-ipv4: attach a public IPv4 address
+	PublicIPv6      bool   // public-ipv6: attach a public IPv6 address
 }
 
 // IAMInstanceProfile is a label's iam-instance-profile (name XOR arn).
 type IAMInstanceProfile struct {
-	Name string
-	ARN  string
+	Name string // profile name
+	ARN  string // profile ARN
 }
 
 // LabelSettings are the AWS label keys (LabelConfig.Settings).
 type LabelSettings struct {
-	InstanceType       string
-	KeyName            string
-	EBSOptimized       bool
-	VolumeType         string
-	VolumeSize         int
-	IOPS               int
-	Throughput         int
-	Userdata           string
-	IAMInstanceProfile *IAMInstanceProfile
-	Tags               map[string]string
-	DynamicTags        map[string]string
-	UseSpot            bool
+	InstanceType       string              // instance-type
+	KeyName            string              // key-name
+	EBSOptimized       bool                // ebs-optimized
+	VolumeType         string              // volume-type
+	VolumeSize         int                 // volume-size (GB)
+	IOPS               int                 // iops
+	Throughput         int                 // throughput
+	Userdata           string              // userdata
+	IAMInstanceProfile *IAMInstanceProfile // iam-instance-profile (nil for none)
+	Tags               map[string]string   // tags
+	DynamicTags        map[string]string   // dynamic-tags (templates)
+	UseSpot            bool                // use-spot: request spot instances
 }
 
 // Open is not available yet.

@@ -31,7 +31,7 @@ type Harness struct {
 	// Pool and Label name what to launch; default the first pool and its
 	// first label.
 	Pool  string
-	Label string
+	Label string // see Pool
 	// ImageExternalID is passed to create machines (diskimage labels).
 	ImageExternalID string
 	// AZ is the availability zone to request ("" for none).

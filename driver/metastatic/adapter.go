@@ -18,6 +18,7 @@ import (
 // driver.Env.Services: the ZooKeeper connection through which it requests,
 // locks and releases backing nodes.
 type Services interface {
+	// ZooKeeper returns the launcher's connection.
 	ZooKeeper() *zkclient.Client
 }
 
@@ -53,17 +54,17 @@ func RequestorID(provider string) string { return zkclient.RequestorMetastaticPr
 
 // UserData is what a backing node's user_data holds (as a JSON string).
 type UserData struct {
-	Owner string `json:"owner"`
-	Label string `json:"label"`
-	Slots int    `json:"slots"`
+	Owner string `json:"owner"` // the requestor id of the provider (RequestorID)
+	Label string `json:"label"` // the metastatic label it serves
+	Slots int    `json:"slots"` // its number of slots (max-parallel-jobs)
 }
 
 // DriverData is what a metastatic node's driver_data holds.
 type DriverData struct {
-	Metadata    map[string]string `json:"metadata"`
-	BackingNode string            `json:"backing_node"`
-	Slot        int               `json:"slot"`
-	Node        string            `json:"node"`
+	Metadata    map[string]string `json:"metadata"`     // the ownership metadata of the metastatic node
+	BackingNode string            `json:"backing_node"` // id of the backing node it runs on
+	Slot        int               `json:"slot"`         // its slot on the backing node
+	Node        string            `json:"node"`         // the metastatic node's own id
 }
 
 // ParseUserData decodes a backing node's user_data, which upstream stores

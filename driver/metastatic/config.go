@@ -37,9 +37,9 @@ type ProviderSettings struct {
 
 // LabelSettings are the metastatic label keys (LabelConfig.Settings).
 type LabelSettings struct {
-	BackingLabel    string
-	MaxParallelJobs int
-	GraceTime       time.Duration
+	BackingLabel    string        // backing-label: the label of the backing nodes
+	MaxParallelJobs int           // max-parallel-jobs: nodes per backing node
+	GraceTime       time.Duration // grace-time: idle time before a backing node is returned
 }
 
 // ParseProvider parses a metastatic provider (drivers.md B4).

@@ -40,6 +40,7 @@ const (
 // it deletes itself during leak cleanup
 // (nodepool.provider.<p>.leaked.{ports,floatingips}).
 type Counter interface {
+	// Incr adds n to the statsd counter key.
 	Incr(key string, n int)
 }
 

@@ -34,12 +34,12 @@ func cloudsYAMLPaths() []string {
 	return append(out, filepath.Join("/etc", "openstack", "clouds.yaml"))
 }
 
-// CloudImageFormat returns the image_format clouds.yaml sets for a cloud
+// cloudImageFormat returns the image_format clouds.yaml sets for a cloud
 // (the disk format the builder builds and uploads for its providers), or
 // DefaultImageFormat when the first clouds.yaml found does not set it or
 // none can be read. Only that one key is read; credentials are
 // gophercloud's business.
-func CloudImageFormat(cloud string) string {
+func cloudImageFormat(cloud string) string {
 	for _, p := range cloudsYAMLPaths() {
 		data, err := os.ReadFile(p)
 		if err != nil {

@@ -40,19 +40,19 @@ func TestCloudImageFormat(t *testing.T) {
 
 	write(filepath.Join(home, "openstack", "clouds.yaml"), "http://xdg", "raw")
 	require.Equal(t, "http://xdg", gophercloudAuthURL())
-	require.Equal(t, "raw", CloudImageFormat("a"))
-	require.Equal(t, DefaultImageFormat, CloudImageFormat("b"), "no image_format: qcow2")
-	require.Equal(t, DefaultImageFormat, CloudImageFormat("unknown"))
+	require.Equal(t, "raw", cloudImageFormat("a"))
+	require.Equal(t, DefaultImageFormat, cloudImageFormat("b"), "no image_format: qcow2")
+	require.Equal(t, DefaultImageFormat, cloudImageFormat("unknown"))
 
 	write("clouds.yaml", "http://cwd", "vhd")
 	require.Equal(t, "http://cwd", gophercloudAuthURL(), "the working directory's file wins")
-	require.Equal(t, "vhd", CloudImageFormat("a"))
+	require.Equal(t, "vhd", cloudImageFormat("a"))
 
 	env := filepath.Join(t.TempDir(), "env-clouds.yaml")
 	write(env, "http://env", "")
 	t.Setenv("OS_CLIENT_CONFIG_FILE", env)
 	require.Equal(t, "http://env", gophercloudAuthURL(), "OS_CLIENT_CONFIG_FILE wins")
-	require.Equal(t, DefaultImageFormat, CloudImageFormat("a"), "its entry sets no image_format")
+	require.Equal(t, DefaultImageFormat, cloudImageFormat("a"), "its entry sets no image_format")
 
 	write(env, "http://env", "raw")
 	p := parse(t, "name: os\ncloud: a\ncloud-images:\n  - name: cirros\n"+basePools)
@@ -61,5 +61,5 @@ func TestCloudImageFormat(t *testing.T) {
 	require.Equal(t, "qcow2", p.ImageFormat)
 
 	t.Setenv("OS_CLIENT_CONFIG_FILE", filepath.Join(t.TempDir(), "missing.yaml"))
-	require.Equal(t, DefaultImageFormat, CloudImageFormat("a"), "no readable clouds.yaml: qcow2")
+	require.Equal(t, DefaultImageFormat, cloudImageFormat("a"), "no readable clouds.yaml: qcow2")
 }

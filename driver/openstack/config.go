@@ -2,8 +2,8 @@
 // gophercloud v2: credentials come from clouds.yaml by the provider's
 // cloud name and region; servers are created and deleted by resumable
 // machines whose API calls run on a small worker pool, and whose polling
-// shares one cached server listing. Package fakeopenstack is an
-// in-process fake of the APIs for tests and demos.
+// shares one cached server listing. The module's tests run it against
+// internal/fakeopenstack, an in-process fake of the OpenStack APIs.
 package openstack
 
 import (
@@ -25,7 +25,7 @@ const (
 	DefaultPortCleanupInterval = 600 * time.Second
 	DefaultVolumeSize          = 50
 	// DefaultImageFormat is the upload format of a cloud whose clouds.yaml
-	// entry sets no image_format (see CloudImageFormat).
+	// entry sets no image_format.
 	DefaultImageFormat = "qcow2"
 )
 
@@ -37,15 +37,15 @@ func init() { driver.Register(Name, Driver{}) }
 // ProviderSettings are the OpenStack-only provider keys
 // (ProviderConfig.Settings).
 type ProviderSettings struct {
-	Cloud               string
-	RegionName          string
-	Rate                float64 // seconds between API calls
-	HostnameFormat      string
-	ImageNameFormat     string
-	PostUploadHook      string
-	CleanFloatingIPs    bool
+	Cloud               string        // cloud: the clouds.yaml entry
+	RegionName          string        // region-name
+	Rate                float64       // seconds between API calls
+	HostnameFormat      string        // hostname-format
+	ImageNameFormat     string        // image-name-format
+	PostUploadHook      string        // post-upload-hook executable
+	CleanFloatingIPs    bool          // clean-floating-ips: delete unattached ones
 	PortCleanupInterval time.Duration // 0 disables
-	CloudImages         []*CloudImage
+	CloudImages         []*CloudImage // cloud-images entries
 }
 
 // CloudImage returns the cloud image with the given name.
@@ -60,15 +60,15 @@ func (s *ProviderSettings) CloudImage(name string) *CloudImage {
 
 // CloudImage is a cloud-images entry.
 type CloudImage struct {
-	Name           string
-	ImageID        string
+	Name           string // the name labels refer to
+	ImageID        string // image-id: use this image id
 	ImageName      string // "" = look up by Name unless ImageID is set
-	ConfigDrive    *bool
-	Username       string
-	PythonPath     string
-	ShellType      string
-	ConnectionType string
-	ConnectionPort int
+	ConfigDrive    *bool  // config-drive (nil = unset)
+	Username       string // login user of its nodes
+	PythonPath     string // python-path of its nodes
+	ShellType      string // shell-type of its nodes
+	ConnectionType string // connection-type of its nodes
+	ConnectionPort int    // connection-port of its nodes
 }
 
 // LookupName returns the name to search the cloud's images for.
@@ -82,28 +82,28 @@ func (c *CloudImage) LookupName() string {
 // DiskimageSettings are the OpenStack keys of a provider diskimage
 // (ProviderDiskimage.Settings); meta is ProviderDiskimage.Meta.
 type DiskimageSettings struct {
-	ConfigDrive *bool
+	ConfigDrive *bool // config-drive (nil = unset)
 }
 
 // PoolSettings are the OpenStack pool keys (PoolConfig.Settings).
 type PoolSettings struct {
-	Networks       []string
-	SecurityGroups []string
-	AutoFloatingIP bool
+	Networks       []string // networks to attach
+	SecurityGroups []string // security-groups
+	AutoFloatingIP bool     // auto-floating-ip
 }
 
 // LabelSettings are the OpenStack label keys (LabelConfig.Settings).
 type LabelSettings struct {
-	FlavorName                string
-	MinRAM                    int
-	KeyName                   string
-	ConsoleLog                bool
-	BootFromVolume            bool
-	VolumeSize                int // GB
-	InstanceProperties        map[string]string
-	DynamicInstanceProperties map[string]string
-	Userdata                  string
-	Networks                  []string // overrides the pool's when non-nil
+	FlavorName                string            // flavor-name: name or id (with MinRAM: part of the name)
+	MinRAM                    int               // min-ram (MiB): the first flavor with as much
+	KeyName                   string            // key-name
+	ConsoleLog                bool              // console-log (parsed; this driver logs no console output)
+	BootFromVolume            bool              // boot-from-volume
+	VolumeSize                int               // GB
+	InstanceProperties        map[string]string // instance-properties (server metadata)
+	DynamicInstanceProperties map[string]string // dynamic-instance-properties (templates)
+	Userdata                  string            // userdata
+	Networks                  []string          // overrides the pool's when non-nil
 }
 
 // ParseProvider parses an OpenStack provider (drivers.md B1).
@@ -127,7 +127,7 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 	p.Settings = st
 	// As upstream, the upload (and so the build) format comes from the
 	// cloud's clouds.yaml entry (builder.md §4.3).
-	p.ImageFormat = CloudImageFormat(st.Cloud)
+	p.ImageFormat = cloudImageFormat(st.Cloud)
 
 	for _, cs := range s.List("cloud-images") {
 		ci := &CloudImage{

@@ -17,7 +17,7 @@ import (
 
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/driver/drivertest"
-	"github.com/nodepool-go/nodepool/driver/openstack/fakeopenstack"
+	"github.com/nodepool-go/nodepool/internal/fakeopenstack"
 	"github.com/nodepool-go/nodepool/quota"
 )
 

@@ -33,23 +33,23 @@ const (
 
 // Server is one simulated instance.
 type Server struct {
-	ID          string            `json:"id"`
-	Name        string            `json:"name"`
-	Status      string            `json:"status"`
-	Fault       string            `json:"fault,omitempty"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
-	Flavor      string            `json:"flavor,omitempty"`
-	Cores       int               `json:"cores"`
-	RAM         int               `json:"ram"`
-	Image       string            `json:"image,omitempty"`
-	AZ          string            `json:"az,omitempty"`
-	Region      string            `json:"region,omitempty"`
-	HostID      string            `json:"host_id,omitempty"`
-	PublicIPv4  string            `json:"public_ipv4,omitempty"`
-	PublicIPv6  string            `json:"public_ipv6,omitempty"`
-	PrivateIPv4 string            `json:"private_ipv4,omitempty"`
-	HostKey     string            `json:"host_key,omitempty"`
-	Created     time.Time         `json:"created"`
+	ID          string            `json:"id"`                     // server id
+	Name        string            `json:"name"`                   // server name (the node hostname)
+	Status      string            `json:"status"`                 // StatusBuild, StatusActive or StatusError
+	Fault       string            `json:"fault,omitempty"`        // error message of an ERROR server
+	Metadata    map[string]string `json:"metadata,omitempty"`     // its metadata (ownership keys)
+	Flavor      string            `json:"flavor,omitempty"`       // flavor name
+	Cores       int               `json:"cores"`                  // cores it uses
+	RAM         int               `json:"ram"`                    // RAM it uses (MiB)
+	Image       string            `json:"image,omitempty"`        // image id or name it booted from
+	AZ          string            `json:"az,omitempty"`           // availability zone
+	Region      string            `json:"region,omitempty"`       // region
+	HostID      string            `json:"host_id,omitempty"`      // simulated hypervisor id
+	PublicIPv4  string            `json:"public_ipv4,omitempty"`  // public IPv4 address
+	PublicIPv6  string            `json:"public_ipv6,omitempty"`  // public IPv6 address
+	PrivateIPv4 string            `json:"private_ipv4,omitempty"` // private IPv4 address
+	HostKey     string            `json:"host_key,omitempty"`     // the SSH host key it reports
+	Created     time.Time         `json:"created"`                // creation time (the cloud's clock)
 	// ReadyAt is when a BUILD server becomes ACTIVE.
 	ReadyAt time.Time `json:"ready_at"`
 	// Held servers stay in BUILD until the create hang is released.
@@ -58,13 +58,13 @@ type Server struct {
 
 // Image is one image in the cloud: a cloud image or an upload.
 type Image struct {
-	ID        string            `json:"id"`
-	Name      string            `json:"name"`
-	Format    string            `json:"format,omitempty"`
-	Diskimage string            `json:"diskimage,omitempty"`
-	Metadata  map[string]string `json:"metadata,omitempty"`
-	Status    string            `json:"status"`
-	Created   time.Time         `json:"created"`
+	ID        string            `json:"id"`                  // image id
+	Name      string            `json:"name"`                // image name
+	Format    string            `json:"format,omitempty"`    // file format of an upload
+	Diskimage string            `json:"diskimage,omitempty"` // the diskimage an upload was built from
+	Metadata  map[string]string `json:"metadata,omitempty"`  // image metadata (ownership keys of uploads)
+	Status    string            `json:"status"`              // "active"
+	Created   time.Time         `json:"created"`             // creation time (the cloud's clock)
 	// Public marks the cloud images from the configuration.
 	Public bool `json:"public,omitempty"`
 }
@@ -74,9 +74,9 @@ type Counters struct {
 	Creates       int // create calls, failed ones included
 	Deletes       int // server delete calls
 	Lists         int // ListInstances calls
-	ListResources int
-	Uploads       int
-	ImageDeletes  int
+	ListResources int // ListResources calls
+	Uploads       int // image upload calls
+	ImageDeletes  int // image delete calls
 }
 
 // Cloud is an in-process simulated cloud. All methods are safe for

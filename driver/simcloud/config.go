@@ -16,11 +16,11 @@ type Settings struct {
 	// Cloud names the in-process cloud; providers naming the same cloud
 	// share it. Defaults to the provider name.
 	Cloud  string
-	Region string
+	Region string // region reported on instances
 	// Knobs are the cloud-wide behaviours the provider configures.
 	Knobs       Knobs
-	Flavors     []Flavor
-	CloudImages []CloudImage
+	Flavors     []Flavor     // flavors; labels pick one, the first is the default
+	CloudImages []CloudImage // cloud images labels may boot
 	// LeakedInstances is the number of instances with this provider's
 	// metadata and unknown node ids seeded into the cloud on first open.
 	LeakedInstances int
@@ -31,13 +31,13 @@ type Settings struct {
 
 // Knobs are the configurable behaviours of a cloud.
 type Knobs struct {
-	BootTimeMin       time.Duration
-	BootTimeMax       time.Duration
-	APILatency        time.Duration
-	CreateFailureRate float64
-	DeleteFailureRate float64
-	Quota             Quota
-	AZs               []string
+	BootTimeMin       time.Duration // shortest BUILD → ACTIVE time
+	BootTimeMax       time.Duration // longest BUILD → ACTIVE time
+	APILatency        time.Duration // time every API call takes
+	CreateFailureRate float64       // probability (0..1) that a create fails
+	DeleteFailureRate float64       // probability (0..1) that a delete fails
+	Quota             Quota         // the cloud's limits
+	AZs               []string      // availability zones (none: any zone asked for)
 	// StateFile, when set, persists the cloud's servers and images.
 	StateFile string
 	// Images are the cloud images that exist in the cloud from the start.
@@ -46,9 +46,9 @@ type Knobs struct {
 
 // Quota is a cloud's limits; a negative value is unlimited.
 type Quota struct {
-	Instances int
-	Cores     int
-	RAM       int
+	Instances int // servers (negative: unlimited)
+	Cores     int // cores (negative: unlimited)
+	RAM       int // RAM in MiB (negative: unlimited)
 }
 
 // UnlimitedQuota returns a quota without limits.
@@ -56,25 +56,25 @@ func UnlimitedQuota() Quota { return Quota{Instances: -1, Cores: -1, RAM: -1} }
 
 // Flavor is a server size.
 type Flavor struct {
-	Name  string
-	Cores int
-	RAM   int
+	Name  string // flavor name
+	Cores int    // cores per server
+	RAM   int    // RAM per server (MiB)
 }
 
 // CloudImage is an image that exists in the cloud, with the connection
 // settings of nodes booted from it.
 type CloudImage struct {
-	Name           string
-	Username       string
-	PythonPath     string
-	ShellType      string
-	ConnectionType string
-	ConnectionPort int
+	Name           string // image name
+	Username       string // login user of its nodes
+	PythonPath     string // python-path of its nodes
+	ShellType      string // shell-type of its nodes
+	ConnectionType string // connection-type of its nodes
+	ConnectionPort int    // connection-port of its nodes
 }
 
 // LabelSettings is the simcloud part of a label (driver.LabelConfig.Settings).
 type LabelSettings struct {
-	Flavor Flavor
+	Flavor Flavor // the server size of the label
 }
 
 var defaultFlavor = Flavor{Name: "small", Cores: 2, RAM: 2048}

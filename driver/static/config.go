@@ -20,29 +20,29 @@ func init() { driver.Register(Name, Driver{}) }
 
 // PoolSettings are the static pool keys (PoolConfig.Settings).
 type PoolSettings struct {
-	Nodes []*Node
+	Nodes []*Node // the pool's hosts
 }
 
 // Node is one entry of a pool's nodes list.
 type Node struct {
-	Name            string // hostname or IP
-	Labels          []string
-	Username        string
-	Timeout         time.Duration
-	HostKeyChecking bool
-	HostKeys        []string
-	ConnectionType  string
-	ConnectionPort  int
-	ShellType       string
-	PythonPath      string
-	MaxParallelJobs int
+	Name            string        // hostname or IP
+	Labels          []string      // labels the host offers
+	Username        string        // login user (default zuul)
+	Timeout         time.Duration // timeout of the SSH key scan
+	HostKeyChecking bool          // host-key-checking: scan and check host keys
+	HostKeys        []string      // expected host keys (none: whatever the scan finds)
+	ConnectionType  string        // "ssh" or "winrm"
+	ConnectionPort  int           // port Zuul connects to
+	ShellType       string        // shell-type recorded on nodes
+	PythonPath      string        // python-path recorded on nodes
+	MaxParallelJobs int           // slots: nodes registered for the host at once
 }
 
 // Identity is what makes a static host unique: (name, username, port).
 type Identity struct {
-	Name     string
-	Username string
-	Port     int
+	Name     string // host name or address
+	Username string // login user
+	Port     int    // connection port
 }
 
 // Identity returns the node's identity.

@@ -1,8 +1,19 @@
-// Command zuul-client shows how Zuul uses a nodepool launcher: it submits
-// node requests, waits until they are fulfilled, locks the nodes and marks
-// them in-use, prints them, and returns them so the launcher deletes them.
+// Command zuul-client is the reference client of the node-request
+// protocol: it speaks to a nodepool launcher through ZooKeeper exactly as
+// Zuul does. It submits node requests (persistent sequential znodes with
+// Zuul's payload), waits on data watches until they are fulfilled, locks
+// each node and checks its allocation, deletes the request, marks the
+// nodes in-use, prints them, and finally returns them (state used, then
+// unlocked) so that the launcher deletes them. It works against this
+// launcher and against a Python one alike.
 //
 //	go run ./examples/zuul-client -zk 127.0.0.1:22181 -label ubuntu-jammy -n 2
+//
+// The protocol steps live in internal/zuulsim, which the tests, the
+// benchmark and the chaos tests use to play Zuul too; a program outside
+// this module follows the same steps with package zkclient (see
+// docs/embedding.md, "Supplying requests", and zkclient's
+// Example_submitRequest).
 package main
 
 import (
