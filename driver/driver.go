@@ -99,7 +99,9 @@ type RequestInfo struct {
 type CreateMachine interface {
 	// Advance does a small, non-blocking amount of work. It returns the
 	// instance once creation is complete, nil while it is still under way,
-	// or an error (see the error categories of this package).
+	// or an error (see the error categories of this package). After a
+	// TransientError the launcher calls Advance again, so the machine
+	// resumes from the step that failed.
 	Advance(ctx context.Context) (*Instance, error)
 	// ExternalID returns the cloud's id as soon as it is known, else "".
 	ExternalID() string

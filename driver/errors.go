@@ -16,14 +16,16 @@ const (
 	// using up a retry and the pool pauses.
 	KindQuota
 	// KindCapacity: the cloud has no capacity now (e.g. no hosts in an
-	// AZ). The launcher handles it like KindUnknown today (a failed
-	// attempt, retried up to launch-retries times); the kind tells
-	// callers and logs what happened.
+	// AZ). The attempt counts as failed, as any error does, and is
+	// reported under the result key "error.capacity" (as upstream).
 	KindCapacity
 	// KindNotFound: the object does not exist (a delete is then complete).
 	KindNotFound
 	// KindTransient: a temporary failure worth retrying as is. The
-	// launcher handles it like KindUnknown today, as a failed attempt.
+	// launcher calls the create machine's Advance again after a pause
+	// (0.5 s, doubling) up to 5 times in a row within one attempt, so the
+	// machine must resume from the step that failed; one more counts as a
+	// failed attempt. A failed delete is retried later in any case.
 	KindTransient
 )
 
