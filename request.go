@@ -665,9 +665,16 @@ func (e *errWait) Error() string { return e.msg }
 // declineReason returns why this pool cannot serve the request ("" when it
 // can), or an *errWait when that cannot be decided now.
 func (h *handler) declineReason(ctx context.Context) (string, error) {
+	reason, _, err := h.declineVerdict(ctx)
+	return reason, err
+}
+
+// declineVerdict is declineReason with the provider-quota verdict that
+// is the reason, when it is (okVerdict otherwise).
+func (h *handler) declineVerdict(ctx context.Context) (string, verdict, error) {
 	pool := h.pw.pool
 	if pool.MaxServers <= 0 {
-		return "pool is disabled by max_servers", nil
+		return "pool is disabled by max_servers", okVerdict, nil
 	}
 	var missing []string
 	for _, t := range h.req.NodeTypes {
@@ -676,23 +683,23 @@ func (h *handler) declineReason(ctx context.Context) (string, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Sprintf("node type(s) [%s] not available", strings.Join(missing, ", ")), nil
+		return fmt.Sprintf("node type(s) [%s] not available", strings.Join(missing, ", ")), okVerdict, nil
 	}
 	if err := h.pw.imagesAvailable(ctx, h.req.NodeTypes); err != nil {
 		var w *errWait
 		if errors.As(err, &w) {
-			return "", err
+			return "", okVerdict, err
 		}
-		return "images are not available: " + err.Error(), nil
+		return "images are not available: " + err.Error(), okVerdict, nil
 	}
 	v, err := h.pw.provider.hasProviderQuota(ctx, pool, h.req.NodeTypes)
 	if err != nil {
-		return "error computing quota: " + err.Error(), nil
+		return "error computing quota: " + err.Error(), okVerdict, nil
 	}
 	if !v.ok {
-		return "it would exceed quota (" + v.String() + ")", nil
+		return "it would exceed quota (" + v.String() + ")", v, nil
 	}
-	return "", nil
+	return "", okVerdict, nil
 }
 
 // imagesAvailable checks every label's image: a missing cloud image is an
