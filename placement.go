@@ -118,7 +118,18 @@ func (l *Launcher) Placements(ctx context.Context, req *NodeRequest) ([]PoolPlac
 		workers[k] = w
 	}
 	l.mu.Unlock()
+	// This launcher's own pools count as paused as of their last pass,
+	// ahead of their components (updated on their next one).
 	registered := l.registeredPools()
+	for i, c := range registered {
+		for _, w := range workers {
+			if paused := w.pausedNow.Load() > 0; w.id == c.ID && paused != c.Paused {
+				fresh := *c
+				fresh.Paused = paused
+				registered[i] = &fresh
+			}
+		}
+	}
 	var out []PoolPlacement
 	for _, pc := range l.Config().Providers {
 		for _, pool := range pc.Pools {
@@ -227,8 +238,8 @@ func (w *poolWorker) placement(ctx context.Context, r *NodeRequest, registered [
 		}
 		fits = v
 	}
-	if w.paused() {
-		return wait(fmt.Sprintf("pool is paused at quota; queued behind its %d paused request(s)", len(w.pausedRequests())), fits.shortfall())
+	if n := w.pausedNow.Load(); n > 0 {
+		return wait(fmt.Sprintf("pool is paused at quota; queued behind its %d paused request(s)", n), fits.shortfall())
 	}
 	if most := p.cfg.MaxConcurrency; most > 0 && w.l.activeHandlers(p.cfg.Name) >= most {
 		return wait(fmt.Sprintf("provider max-concurrency %d reached", most), fits.shortfall())

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,6 +28,10 @@ type poolWorker struct {
 	id       string // launcher id: "<host>-PoolWorker.<provider>-<pool>-<hex>"
 	log      *slog.Logger
 	comp     *Component
+
+	// pausedNow is how many handlers were paused at the end of the last
+	// pass, for readers outside the worker's goroutine (Placements).
+	pausedNow atomic.Int32
 
 	mu       sync.Mutex
 	active   []*handler
@@ -179,6 +184,7 @@ func (w *poolWorker) pass(ctx context.Context) {
 	w.processPaused(ctx)
 	w.assign(ctx)
 	w.poll(ctx)
+	w.pausedNow.Store(int32(len(w.pausedRequests())))
 	w.publishExplanations(ctx, false)
 }
 
