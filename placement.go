@@ -68,11 +68,13 @@ func (v verdict) shortfall() *QuotaShortfall {
 
 // PoolPlacement is one provider pool's verdict on a node request.
 type PoolPlacement struct {
+	// Provider and Pool name the pool.
 	Provider string
 	Pool     string
 	// Priority is the pool's effective priority; lower is preferred.
 	Priority int
-	Verdict  PlacementVerdict
+	// Verdict says whether the pool can serve the request now, later or never.
+	Verdict PlacementVerdict
 	// Reason says why the pool must wait or cannot serve ("" when it can
 	// serve now), in the words of the launcher's explanations.
 	Reason string

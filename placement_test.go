@@ -2,6 +2,9 @@ package nodepool_test
 
 import (
 	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"math"
 	"strings"
 	"testing"
@@ -10,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/quota"
@@ -320,4 +324,39 @@ func TestPlacementVerdictString(t *testing.T) {
 	} {
 		require.Equal(t, s, v.String())
 	}
+}
+
+// brokenDriver parses nothing and fails to open: its provider never starts.
+type brokenDriver struct{}
+
+func (brokenDriver) ParseProvider(*driver.Section) *driver.ProviderConfig { return nil }
+
+func (brokenDriver) Open(context.Context, *driver.ProviderConfig, driver.Env) (driver.Adapter, error) {
+	return nil, errors.New("the cloud is unreachable")
+}
+
+func TestPlacementsOfAProviderThatDidNotStart(t *testing.T) {
+	zk, _ := zktest.Connect(t)
+	cfg := &nodepool.Config{
+		Labels: []*nodepool.LabelConfig{{Name: "small"}},
+		Providers: []*driver.ProviderConfig{{Name: "broken", Driver: "broken", MaxConcurrency: -1, Pools: []*driver.PoolConfig{{
+			Name: "main", MaxServers: 1, MaxCores: driver.Unlimited, MaxRAM: driver.Unlimited,
+			MaxVolumes: driver.Unlimited, MaxVolumeGB: driver.Unlimited, Labels: []*driver.LabelConfig{{Name: "small"}},
+		}}}},
+	}
+	l, err := nodepool.NewLauncher(cfg, nodepool.WithZooKeeper(zk), nodepool.WithDriver("broken", brokenDriver{}),
+		nodepool.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	require.Eventually(t, l.Ready, 20*time.Second, 20*time.Millisecond)
+	got, err := l.Placements(ctx, request("small"))
+	require.NoError(t, err)
+	require.Equal(t, []nodepool.PoolPlacement{{Provider: "broken", Pool: "main", Priority: 100,
+		Verdict: nodepool.MustWait, Reason: "the pool is not running (its provider has not started)"}}, got)
 }
