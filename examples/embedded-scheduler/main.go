@@ -28,6 +28,7 @@ import (
 
 	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/quota"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
@@ -317,10 +318,7 @@ func (s *scheduler) schedule(ctx context.Context, j job, wg *sync.WaitGroup) err
 			if pl.Reusable > 0 {
 				fmt.Fprintf(&b, ", reuses %d ready node(s)", pl.Reusable)
 			}
-			if pl.Shortfall != nil {
-				fmt.Fprintf(&b, "; short of %s", pl.Shortfall.Resource)
-			}
-			b.WriteString("\n")
+			fmt.Fprintf(&b, ": %s\n", afterPlacing(pl.Remaining, pl.Need))
 		}
 		if pl.LeftTo != "" && pl.Verdict != nodepool.CannotServe {
 			fmt.Fprintf(&b, "      but %s\n", pl.LeftTo)
@@ -361,6 +359,22 @@ func (s *scheduler) schedule(ctx context.Context, j job, wg *sync.WaitGroup) err
 	}
 	// A waiting job: let the launcher take it on before placing the next.
 	return waitPending(ctx, s.zk, id)
+}
+
+// afterPlacing says what placing need would leave of left, or which
+// resources it is short of and by how much.
+func afterPlacing(left, need quota.Resources) string {
+	after := left.Clone()
+	after.Sub(need)
+	short := after.Negative()
+	if len(short) == 0 {
+		return "would leave " + after.String()
+	}
+	parts := make([]string, len(short))
+	for i, r := range short {
+		parts[i] = r + " by " + quota.FormatNumber(-after.Get(r))
+	}
+	return "short of " + strings.Join(parts, ", ")
 }
 
 // expectedPool returns the pool the launcher is expected to hand the

@@ -34,10 +34,10 @@ func TestSchedulerRunsDefaultJobs(t *testing.T) {
 
 	// Placement, before submission.
 	for _, want := range []string{
-		"job lint: labels [small]\n  host-a/main (priority 1): can serve now\n      needs {cores: 2, instances: 1, ram: 2048}, left {cores: 8, instances: 4, ram: 16384}\n",
-		"  host-b/main (priority 2): can serve now\n      needs {cores: 2, instances: 1, ram: 2048}, left {cores: 4, instances: 2, ram: 8192}\n      but left to pool embedded-scheduler-PoolWorker.host-a-main-",
-		"job unit: labels [small small]\n  host-a/main (priority 1): can serve now\n      needs {cores: 4, instances: 2, ram: 4096}, left {cores: 6, instances: 3, ram: 14336}\n",
-		"job integration: labels [large small]\n  host-a/main (priority 1): must wait: waiting for quota: cloud cores: 6 used + 6 needed > 8\n      needs {cores: 6, instances: 2, ram: 10240}, left {cores: 2, instances: 1, ram: 10240}; short of cores\n  host-b/main (priority 2): cannot serve: node type(s) [large] not available\n",
+		"job lint: labels [small]\n  host-a/main (priority 1): can serve now\n      needs {cores: 2, instances: 1, ram: 2048}, left {cores: 8, instances: 4, ram: 16384}: would leave {cores: 6, instances: 3, ram: 14336}\n",
+		"  host-b/main (priority 2): can serve now\n      needs {cores: 2, instances: 1, ram: 2048}, left {cores: 4, instances: 2, ram: 8192}: would leave {cores: 2, instances: 1, ram: 6144}\n      but left to pool embedded-scheduler-PoolWorker.host-a-main-",
+		"job unit: labels [small small]\n  host-a/main (priority 1): can serve now\n      needs {cores: 4, instances: 2, ram: 4096}, left {cores: 6, instances: 3, ram: 14336}: would leave {cores: 2, instances: 1, ram: 10240}\n",
+		"job integration: labels [large small]\n  host-a/main (priority 1): must wait: waiting for quota: cloud cores: 6 used + 6 needed > 8\n      needs {cores: 6, instances: 2, ram: 10240}, left {cores: 2, instances: 1, ram: 10240}: short of cores by 4, instances by 1\n  host-b/main (priority 2): cannot serve: node type(s) [large] not available\n",
 		"job gpu-train: labels [gpu]\n  host-a/main (priority 1): cannot serve: node type(s) [gpu] not available\n  host-b/main (priority 2): cannot serve: node type(s) [gpu] not available\n  => not submitted: no pool can ever serve it\n",
 		"job huge-matrix: labels [large large large]\n  host-a/main (priority 1): cannot serve: it would exceed quota (cloud cores: 0 used + 12 needed > 8)\n",
 		"summary: 6 jobs, 4 submitted, 2 rejected, 4 fulfilled, 0 failed; 6 nodes launched, 6 deleted; VMs left: host-a 0, host-b 0\n",
