@@ -86,14 +86,19 @@ func (p *provider) hasRemainingQuota(ctx context.Context, pool *driver.PoolConfi
 		// Registered hosts are only reused, never launched.
 		return verdict{limit: "no ready node (static hosts are not launched)", resource: label}, nil
 	}
-	n := p.labelNeed(ctx, pool, label)
+	return p.remainingVerdict(ctx, pool, p.labelNeed(ctx, pool, label))
+}
+
+// remainingVerdict reports whether need fits in what the cloud and the
+// pool have left now.
+func (p *provider) remainingVerdict(ctx context.Context, pool *driver.PoolConfig, need quota.Resources) (verdict, error) {
 	if !pool.IgnoreProviderQuota {
 		q, err := p.cloudQuota(ctx)
 		if err != nil {
 			return verdict{}, err
 		}
 		if !unlimited(q) {
-			if v := check(q, p.usage(ctx, ""), n, func(r string) string { return "cloud " + r }); !v.ok {
+			if v := check(q, p.usage(ctx, ""), need, func(r string) string { return "cloud " + r }); !v.ok {
 				return v, nil
 			}
 		}
@@ -102,23 +107,16 @@ func (p *provider) hasRemainingQuota(ctx context.Context, pool *driver.PoolConfi
 	if unlimited(lim) {
 		return okVerdict, nil // nothing to count against
 	}
-	return check(lim, p.usage(ctx, pool.Name), n, poolLimitName), nil
+	return check(lim, p.usage(ctx, pool.Name), need, poolLimitName), nil
 }
 
 // tenantVerdict applies tenant-resource-limits to a request (quota.md §6):
 // the stored resources of every node of the tenant, plus what the labels
 // this pool serves would need.
 func (w *poolWorker) tenantVerdict(ctx context.Context, r *NodeRequest) verdict {
-	if r.TenantName == "" {
-		return okVerdict
-	}
-	limits, ok := w.l.Config().TenantLimits[r.TenantName]
+	limit, used, ok := w.l.tenantUsage(r.TenantName)
 	if !ok {
 		return okVerdict
-	}
-	used := quota.Zero()
-	for _, n := range w.l.byTenant.Lookup(r.TenantName) {
-		used.Add(resourcesOf(n))
 	}
 	need := quota.Zero()
 	for _, t := range r.NodeTypes {
@@ -126,9 +124,26 @@ func (w *poolWorker) tenantVerdict(ctx context.Context, r *NodeRequest) verdict 
 			need.Add(w.provider.labelNeed(ctx, w.pool, t))
 		}
 	}
-	return check(tenantLimit(limits), used, need, func(res string) string {
+	return check(limit, used, need, func(res string) string {
 		return "tenant " + r.TenantName + " " + tenantLimitName(res)
 	})
+}
+
+// tenantUsage returns a tenant's limits and the resources its nodes use;
+// ok is false when the tenant has no limits.
+func (l *Launcher) tenantUsage(tenant string) (limit, used quota.Resources, ok bool) {
+	if tenant == "" {
+		return quota.Resources{}, quota.Resources{}, false
+	}
+	limits, ok := l.Config().TenantLimits[tenant]
+	if !ok {
+		return quota.Resources{}, quota.Resources{}, false
+	}
+	used = quota.Zero()
+	for _, n := range l.byTenant.Lookup(tenant) {
+		used.Add(resourcesOf(n))
+	}
+	return tenantLimit(limits), used, true
 }
 
 func tenantLimitName(resource string) string {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -27,6 +28,10 @@ type poolWorker struct {
 	id       string // launcher id: "<host>-PoolWorker.<provider>-<pool>-<hex>"
 	log      *slog.Logger
 	comp     *Component
+
+	// pausedNow is how many handlers were paused at the end of the last
+	// pass, for readers outside the worker's goroutine (Placements).
+	pausedNow atomic.Int32
 
 	mu       sync.Mutex
 	active   []*handler
@@ -179,6 +184,7 @@ func (w *poolWorker) pass(ctx context.Context) {
 	w.processPaused(ctx)
 	w.assign(ctx)
 	w.poll(ctx)
+	w.pausedNow.Store(int32(len(w.pausedRequests())))
 	w.publishExplanations(ctx, false)
 }
 
@@ -665,9 +671,16 @@ func (e *errWait) Error() string { return e.msg }
 // declineReason returns why this pool cannot serve the request ("" when it
 // can), or an *errWait when that cannot be decided now.
 func (h *handler) declineReason(ctx context.Context) (string, error) {
+	reason, _, err := h.declineVerdict(ctx)
+	return reason, err
+}
+
+// declineVerdict is declineReason with the provider-quota verdict that
+// is the reason, when it is (okVerdict otherwise).
+func (h *handler) declineVerdict(ctx context.Context) (string, verdict, error) {
 	pool := h.pw.pool
 	if pool.MaxServers <= 0 {
-		return "pool is disabled by max_servers", nil
+		return "pool is disabled by max_servers", okVerdict, nil
 	}
 	var missing []string
 	for _, t := range h.req.NodeTypes {
@@ -676,23 +689,23 @@ func (h *handler) declineReason(ctx context.Context) (string, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Sprintf("node type(s) [%s] not available", strings.Join(missing, ", ")), nil
+		return fmt.Sprintf("node type(s) [%s] not available", strings.Join(missing, ", ")), okVerdict, nil
 	}
 	if err := h.pw.imagesAvailable(ctx, h.req.NodeTypes); err != nil {
 		var w *errWait
 		if errors.As(err, &w) {
-			return "", err
+			return "", okVerdict, err
 		}
-		return "images are not available: " + err.Error(), nil
+		return "images are not available: " + err.Error(), okVerdict, nil
 	}
 	v, err := h.pw.provider.hasProviderQuota(ctx, pool, h.req.NodeTypes)
 	if err != nil {
-		return "error computing quota: " + err.Error(), nil
+		return "error computing quota: " + err.Error(), okVerdict, nil
 	}
 	if !v.ok {
-		return "it would exceed quota (" + v.String() + ")", nil
+		return "it would exceed quota (" + v.String() + ")", v, nil
 	}
-	return "", nil
+	return "", okVerdict, nil
 }
 
 // imagesAvailable checks every label's image: a missing cloud image is an
