@@ -68,9 +68,10 @@ func (v verdict) shortfall() *QuotaShortfall {
 
 // PoolPlacement is one provider pool's verdict on a node request.
 type PoolPlacement struct {
-	// Provider and Pool name the pool.
+	// Provider names the pool's provider.
 	Provider string
-	Pool     string
+	// Pool names the pool within its provider.
+	Pool string
 	// Priority is the pool's effective priority; lower is preferred.
 	Priority int
 	// Verdict says whether the pool can serve the request now, later or never.
