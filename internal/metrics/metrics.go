@@ -252,10 +252,6 @@ type Option func(*Reporter)
 // WithStatsd sends statsd lines to addr ("host:port"); "" disables statsd.
 func WithStatsd(addr string) Option { return func(r *Reporter) { r.addr = addr } }
 
-// WithRegistry mirrors figures into reg instead of a fresh registry with
-// the Go and process collectors.
-func WithRegistry(reg *prometheus.Registry) Option { return func(r *Reporter) { r.reg = reg } }
-
 // New returns a Reporter; without WithStatsd it only fills the registry.
 func New(opts ...Option) *Reporter {
 	r := &Reporter{vecs: map[string]prometheus.Collector{}}
