@@ -17,7 +17,7 @@ import (
 
 	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/builder"
-	_ "github.com/nodepool-go/nodepool/driver/simcloud"
+	_ "github.com/nodepool-go/nodepool/driver/stock"
 	"github.com/nodepool-go/nodepool/internal/daemon"
 	"github.com/nodepool-go/nodepool/zkclient"
 )

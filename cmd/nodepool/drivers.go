@@ -3,6 +3,5 @@ package main
 // The drivers this command can load providers of (config parsing) and
 // delete instances through (`delete --now`).
 import (
-	_ "github.com/nodepool-go/nodepool/driver/simcloud"
-	_ "github.com/nodepool-go/nodepool/driver/static"
+	_ "github.com/nodepool-go/nodepool/driver/stock"
 )

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/nodepool-go/nodepool"
-	_ "github.com/nodepool-go/nodepool/driver/simcloud"
+	_ "github.com/nodepool-go/nodepool/driver/stock"
 	"github.com/nodepool-go/nodepool/internal/daemon"
 	"github.com/nodepool-go/nodepool/internal/webapp"
 )
