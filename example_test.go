@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/driver/simcloud"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -56,8 +57,8 @@ func Example_launcher() {
 		fmt.Println("provider:", err)
 		return
 	}
-	cfg := &nodepool.Config{
-		Labels:    []*nodepool.LabelConfig{{Name: "small"}},
+	cfg := &config.Config{
+		Labels:    []*config.LabelConfig{{Name: "small"}},
 		Providers: []*driver.ProviderConfig{provider},
 	}
 
@@ -89,7 +90,7 @@ func Example_launcher() {
 	// What Zuul does: submit a request, then wait on a data watch until
 	// a launcher fulfils (or fails) it.
 	now := float64(time.Now().UnixNano()) / 1e9
-	id, err := zk.SubmitRequest(ctx, &nodepool.NodeRequest{
+	id, err := zk.SubmitRequest(ctx, &zkclient.NodeRequest{
 		State: zkclient.RequestRequested, StateTime: now, CreatedTime: now,
 		NodeTypes: []string{"small"}, Reuse: true, Requestor: "example-zuul",
 	}, "100", false)
@@ -97,7 +98,7 @@ func Example_launcher() {
 		fmt.Println("submit:", err)
 		return
 	}
-	var req *nodepool.NodeRequest
+	var req *zkclient.NodeRequest
 	for {
 		data, _, changed, err := zk.GetW(ctx, zkclient.RequestPath(id))
 		if err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	_ "github.com/nodepool-go/nodepool/driver/stock" // the drivers the configurations name
 )
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/builder"
+	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/driver/simcloud"
 	"github.com/nodepool-go/nodepool/internal/fakeopenstack"
@@ -37,7 +38,7 @@ func fakeDIB(t *testing.T) string {
 func startBuilder(t *testing.T, chroot, path string) *builder.Builder {
 	t.Helper()
 	b, err := builder.New(builder.Options{
-		Config:          func(context.Context) (*nodepool.Config, error) { return nodepool.LoadConfig(path, "") },
+		Config:          func(context.Context) (*config.Config, error) { return nodepool.LoadConfig(path, "") },
 		ZooKeeper:       zktest.ConnectChroot(t, chroot),
 		BuildInterval:   100 * time.Millisecond,
 		UploadInterval:  100 * time.Millisecond,

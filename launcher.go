@@ -2,479 +2,120 @@ package nodepool
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"reflect"
-	"sort"
-	"sync"
-	"sync/atomic"
+	"net/http"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
+	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/internal/launcher"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
 // Launcher serves node requests from ZooKeeper with the providers of its
 // configuration. It is the library form of nodepool-launcher.
 type Launcher struct {
-	log        *slog.Logger
-	zk         *zkclient.Client
-	ownZK      bool
-	drivers    map[string]driver.Driver
-	configPath string
-	securePath string
-	hostname   string
-	now        func() time.Time
-
-	cfgMu sync.RWMutex
-	cfg   *Config
-
-	nodes    *zkclient.TreeCache[*Node]
-	requests *zkclient.TreeCache[*NodeRequest]
-	pools    *zkclient.TreeCache[*Component]
-
-	mu        sync.Mutex
-	providers map[string]*provider
-	// unused indexes the ready, unallocated nodes by provider and pool.
-	unused *zkclient.CacheIndex[*Node]
-	// byPhase indexes the nodes the deleted-node worker looks at.
-	byPhase *zkclient.CacheIndex[*Node]
-	// byTenant indexes the nodes that record resources by tenant.
-	byTenant *zkclient.CacheIndex[*Node]
-	workers  map[string]*poolWorker
-
-	component *Component
-	ready     atomic.Bool
-	minReady  minReady
-	cleanup   cleanupState
-	deleteReq chan struct{}
-	stats     statsd
-
-	cleanupEvery time.Duration
-	zkOpsOnce    sync.Once
-
-	// pubZK and pubNodes publish zk and nodes, which Run sets, to the
-	// accessors other goroutines call (a web server started next to Run).
-	pubZK    atomic.Pointer[zkclient.Client]
-	pubNodes atomic.Pointer[zkclient.TreeCache[*Node]]
+	impl *launcher.Launcher
 }
 
 // Option configures a Launcher.
-type Option func(*Launcher)
+type Option func(*settings)
+
+type settings struct {
+	launcher.Settings
+	extra map[string]driver.Driver
+}
 
 // WithZooKeeper makes the launcher use an existing connection instead of
 // connecting with the configuration's zookeeper settings.
-func WithZooKeeper(c *zkclient.Client) Option { return func(l *Launcher) { l.zk = c } }
+func WithZooKeeper(c *zkclient.Client) Option { return func(s *settings) { s.ZooKeeper = c } }
 
 // WithLogger sets the logger (default slog.Default()).
-func WithLogger(log *slog.Logger) Option { return func(l *Launcher) { l.log = log } }
+func WithLogger(log *slog.Logger) Option { return func(s *settings) { s.Logger = log } }
 
-// WithDriver adds a driver that is used for providers naming it, in
-// addition to (and ahead of) the registered ones.
+// WithDrivers makes providers name drivers of r instead of driver.Default,
+// both when providers start and when WithConfigFile re-reads the
+// configuration.
+func WithDrivers(r *driver.Registry) Option { return func(s *settings) { s.Drivers = r } }
+
+// WithDriver adds a driver for providers naming it, ahead of the registry's
+// (WithDrivers, or driver.Default). With WithConfigFile and a nil
+// configuration, NewLauncher loads the file with it, so its providers can
+// be configured in YAML like any other.
 func WithDriver(name string, d driver.Driver) Option {
-	return func(l *Launcher) { l.drivers[name] = d }
+	return func(s *settings) {
+		if s.extra == nil {
+			s.extra = map[string]driver.Driver{}
+		}
+		s.extra[name] = d
+	}
 }
 
 // WithConfigFile makes the launcher re-read the configuration files every
 // second and apply changes, restarting only the providers that changed.
 func WithConfigFile(path, securePath string) Option {
-	return func(l *Launcher) { l.configPath, l.securePath = path, securePath }
+	return func(s *settings) { s.ConfigPath, s.SecurePath = path, securePath }
 }
 
 // WithCleanupInterval sets how often the cleanup tasks run (default 60 s,
 // as upstream); leaked instances are deleted after two passes.
 func WithCleanupInterval(d time.Duration) Option {
-	return func(l *Launcher) {
-		if d > 0 {
-			l.cleanupEvery = d
-		}
-	}
+	return func(s *settings) { s.CleanupInterval = d }
 }
 
 // WithHostname overrides the hostname used in component registrations.
-func WithHostname(h string) Option { return func(l *Launcher) { l.hostname = h } }
+func WithHostname(h string) Option { return func(s *settings) { s.Hostname = h } }
 
-// NewLauncher returns a launcher for cfg.
-func NewLauncher(cfg *Config, opts ...Option) (*Launcher, error) {
-	if cfg == nil {
-		return nil, errors.New("nodepool: NewLauncher needs a configuration")
-	}
-	l := &Launcher{
-		log:       slog.Default(),
-		drivers:   map[string]driver.Driver{},
-		cfg:       cfg,
-		now:       time.Now,
-		providers: map[string]*provider{},
-		workers:   map[string]*poolWorker{},
-		deleteReq: make(chan struct{}, 1),
-
-		cleanupEvery: cleanupInterval,
-	}
+// NewLauncher returns a launcher for cfg. cfg may be nil when
+// WithConfigFile is given: the launcher then loads that file with its
+// drivers (WithDrivers and WithDriver).
+func NewLauncher(cfg *config.Config, opts ...Option) (*Launcher, error) {
+	var s settings
 	for _, o := range opts {
-		o(l)
+		o(&s)
 	}
-	if l.hostname == "" {
-		l.hostname, _ = os.Hostname()
+	if s.Drivers == nil {
+		s.Drivers = driver.Default
 	}
-	if l.zk != nil {
-		l.pubZK.Store(l.zk)
+	if len(s.extra) > 0 {
+		reg := s.Drivers.Overlay()
+		for name, d := range s.extra {
+			reg.Register(name, d)
+		}
+		s.Drivers = reg
 	}
-	return l, nil
+	if cfg == nil && s.ConfigPath != "" {
+		loaded, err := config.Load(s.ConfigPath, s.SecurePath, config.WithRegistry(s.Drivers))
+		if err != nil {
+			return nil, err
+		}
+		cfg = loaded
+	}
+	impl, err := launcher.New(cfg, s.Settings)
+	if err != nil {
+		return nil, err
+	}
+	return &Launcher{impl: impl}, nil
 }
+
+// Run serves requests until ctx ends, then stops gracefully.
+func (l *Launcher) Run(ctx context.Context) error { return l.impl.Run(ctx) }
 
 // Config returns the configuration in effect.
-func (l *Launcher) Config() *Config {
-	l.cfgMu.RLock()
-	defer l.cfgMu.RUnlock()
-	return l.cfg
-}
+func (l *Launcher) Config() *config.Config { return l.impl.Config() }
 
 // ZooKeeper returns the launcher's ZooKeeper client: the one given with
 // WithZooKeeper, else the one Run connects (nil until then). It is safe to
 // call while Run runs.
-func (l *Launcher) ZooKeeper() *zkclient.Client { return l.pubZK.Load() }
+func (l *Launcher) ZooKeeper() *zkclient.Client { return l.impl.ZooKeeper() }
 
-// Ready reports whether the launcher has completed its first start-up pass.
-func (l *Launcher) Ready() bool { return l.ready.Load() }
+// Ready reports whether the launcher has completed its first start-up pass
+// (providers started, pools registered).
+func (l *Launcher) Ready() bool { return l.impl.Ready() }
 
 // Nodes returns the launcher's cache of the node records (nil until Run
 // has created it). Callers must not modify the cached nodes.
-func (l *Launcher) Nodes() *zkclient.TreeCache[*Node] { return l.pubNodes.Load() }
+func (l *Launcher) Nodes() *zkclient.TreeCache[*zkclient.Node] { return l.impl.Nodes() }
 
-func (l *Launcher) lookupDriver(name string) (driver.Driver, bool) {
-	if d, ok := l.drivers[name]; ok {
-		return d, true
-	}
-	return driver.Lookup(name)
-}
-
-// Run serves requests until ctx ends, then stops gracefully.
-func (l *Launcher) Run(ctx context.Context) error {
-	if l.zk == nil {
-		zc, err := l.Config().ZooKeeperClientConfig()
-		if err != nil {
-			return err
-		}
-		zc.Logger = l.log
-		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		l.zk, err = zkclient.Connect(cctx, zc)
-		cancel()
-		if err != nil {
-			return err
-		}
-		l.ownZK = true
-		defer l.zk.Close()
-		l.pubZK.Store(l.zk)
-	}
-	for _, p := range []string{zkclient.RequestRoot, zkclient.NodeRoot, zkclient.RequestLockRoot,
-		zkclient.ComponentPath(zkclient.KindPool), zkclient.ComponentPath(zkclient.KindLauncher), zkclient.ComponentPath(zkclient.KindBuilder)} {
-		if err := l.zk.EnsurePath(ctx, p); err != nil {
-			return fmt.Errorf("nodepool: preparing ZooKeeper: %w", err)
-		}
-	}
-	l.nodes = zkclient.NewNodeCache(l.zk)
-	l.unused = l.nodes.Index(unusedKey)
-	l.byPhase = l.nodes.Index(nodePhase)
-	l.byTenant = l.nodes.Index(func(n *Node) string {
-		if len(n.Resources) == 0 {
-			return ""
-		}
-		return n.TenantName
-	})
-	l.requests = zkclient.NewRequestCache(l.zk)
-	l.pools = zkclient.NewPoolComponentCache(l.zk)
-	l.pubNodes.Store(l.nodes)
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return l.nodes.Run(gctx) })
-	g.Go(func() error { return l.requests.Run(gctx) })
-	g.Go(func() error { return l.pools.Run(gctx) })
-	for _, c := range []interface{ Synced() <-chan struct{} }{l.nodes, l.requests, l.pools} {
-		select {
-		case <-c.Synced():
-		case <-gctx.Done():
-			return g.Wait()
-		}
-	}
-	l.component = &Component{Kind: zkclient.KindLauncher, Hostname: l.hostname, State: zkclient.ComponentStopped, Release: Version}
-	if err := l.zk.RegisterComponent(gctx, l.component); err != nil {
-		return fmt.Errorf("nodepool: registering launcher: %w", err)
-	}
-	g.Go(func() error { l.watchSession(gctx); return nil })
-	g.Go(func() error { l.mainLoop(gctx); return nil })
-	g.Go(func() error { l.deletedNodeLoop(gctx); return nil })
-	g.Go(func() error { l.cleanupLoop(gctx); return nil })
-	g.Go(func() error { l.statsWorker(gctx); return nil })
-	err := g.Wait()
-	l.stop()
-	return err
-}
-
-// watchSession re-registers the launcher component after a session loss.
-func (l *Launcher) watchSession(ctx context.Context) {
-	ch := l.zk.Subscribe()
-	defer l.zk.Unsubscribe(ch)
-	lost := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev := <-ch:
-			switch ev.State {
-			case zkclient.StateLost:
-				lost = true
-			case zkclient.StateConnected:
-				if lost {
-					lost = false
-					comp := &Component{Kind: zkclient.KindLauncher, Hostname: l.hostname, State: zkclient.ComponentRunning, Release: Version}
-					if err := l.zk.RegisterComponent(ctx, comp); err != nil {
-						l.log.Error("re-registering launcher failed", "error", err)
-					} else {
-						l.mu.Lock()
-						l.component = comp
-						l.mu.Unlock()
-					}
-				}
-			}
-		}
-	}
-}
-
-// mainLoop reloads the configuration, reconciles providers and pool
-// workers and runs min-ready, once a second.
-func (l *Launcher) mainLoop(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	first := true
-	for {
-		if l.zk.Connected() {
-			l.reloadConfig()
-			l.reconcile(ctx)
-			if first {
-				l.mu.Lock()
-				comp := l.component
-				l.mu.Unlock()
-				comp.State = zkclient.ComponentRunning
-				if err := l.zk.UpdateComponent(ctx, comp); err != nil {
-					l.log.Warn("updating launcher component failed", "error", err)
-				}
-				first = false
-				l.ready.Store(true)
-			}
-			l.runMinReady(ctx)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-func (l *Launcher) reloadConfig() {
-	if l.configPath == "" {
-		return
-	}
-	cfg, err := LoadConfig(l.configPath, l.securePath)
-	if err != nil {
-		l.log.Error("reloading configuration failed; keeping the previous one", "error", err)
-		return
-	}
-	l.cfgMu.Lock()
-	l.cfg = cfg
-	l.cfgMu.Unlock()
-}
-
-// reconcile starts, restarts and stops providers and pool workers to
-// match the configuration. Only the main loop calls it; l.mu guards the
-// maps but is never held while a worker or provider winds down, since
-// their goroutines take it too.
-func (l *Launcher) reconcile(ctx context.Context) {
-	cfg := l.Config()
-	want := map[string]*driver.ProviderConfig{}
-	for _, pc := range cfg.Providers {
-		want[pc.Name] = pc
-	}
-	// Providers: keep unchanged ones, restart changed ones, stop removed.
-	var stopWorkers []*poolWorker
-	var stopProviders []*provider
-	l.mu.Lock()
-	for name, p := range l.providers {
-		pc, ok := want[name]
-		if ok && reflect.DeepEqual(pc, p.cfg) {
-			continue
-		}
-		if ok {
-			l.log.Info("provider configuration changed; restarting it", "provider", name)
-		} else {
-			l.log.Info("provider removed from configuration; stopping it", "provider", name)
-		}
-		for key, w := range l.workers {
-			if w.provider == p {
-				stopWorkers = append(stopWorkers, w)
-				delete(l.workers, key)
-			}
-		}
-		stopProviders = append(stopProviders, p)
-		delete(l.providers, name)
-	}
-	l.mu.Unlock()
-	for _, w := range stopWorkers {
-		w.stop()
-	}
-	for _, p := range stopProviders {
-		p.stop()
-	}
-	for _, pc := range cfg.Providers {
-		if l.provider(pc.Name) != nil {
-			continue
-		}
-		p, err := l.startProvider(ctx, pc)
-		if err != nil {
-			l.log.Error("starting provider failed", "provider", pc.Name, "error", err)
-			continue
-		}
-		l.mu.Lock()
-		l.providers[pc.Name] = p
-		l.mu.Unlock()
-	}
-	// Pool workers.
-	wantPools := map[string]bool{}
-	for _, p := range l.providerNames() {
-		for _, pool := range p.cfg.Pools {
-			key := p.cfg.Name + "-" + pool.Name
-			wantPools[key] = true
-			l.mu.Lock()
-			w, ok := l.workers[key]
-			l.mu.Unlock()
-			if ok && !w.dead() {
-				continue
-			}
-			w = newPoolWorker(l, p, pool)
-			if err := w.start(ctx); err != nil {
-				l.log.Error("starting pool worker failed", "provider", p.cfg.Name, "pool", pool.Name, "error", err)
-				continue
-			}
-			l.mu.Lock()
-			l.workers[key] = w
-			l.mu.Unlock()
-		}
-	}
-	stopWorkers = stopWorkers[:0]
-	l.mu.Lock()
-	for key, w := range l.workers {
-		if !wantPools[key] {
-			stopWorkers = append(stopWorkers, w)
-			delete(l.workers, key)
-		}
-	}
-	l.mu.Unlock()
-	for _, w := range stopWorkers {
-		w.stop()
-	}
-}
-
-func (l *Launcher) startProvider(ctx context.Context, pc *driver.ProviderConfig) (*provider, error) {
-	d, ok := l.lookupDriver(pc.Driver)
-	if !ok {
-		return nil, fmt.Errorf("%s: unknown driver", pc.Driver)
-	}
-	log := l.log.With("provider", pc.Name)
-	octx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	ad, err := d.Open(octx, pc, driver.Env{Logger: log, Services: services{zk: l.zk, stats: &l.stats}})
-	if err != nil {
-		return nil, err
-	}
-	p := newProvider(l, pc, ad, log)
-	p.start(ctx)
-	return p, nil
-}
-
-// stop ends every worker and provider (graceful stop, launcher.md §14).
-func (l *Launcher) stop() {
-	l.mu.Lock()
-	workers, providers := l.workers, l.providers
-	l.workers, l.providers = map[string]*poolWorker{}, map[string]*provider{}
-	comp := l.component
-	l.mu.Unlock()
-	for _, w := range workers {
-		w.stop()
-	}
-	for _, p := range providers {
-		p.stop()
-	}
-	if comp != nil && l.zk.Connected() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = l.zk.UnregisterComponent(ctx, comp)
-		cancel()
-	}
-}
-
-// provider returns the running provider manager by name.
-func (l *Launcher) provider(name string) *provider {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.providers[name]
-}
-
-// registeredPools returns every registered pool component.
-func (l *Launcher) registeredPools() []*Component { return l.pools.List() }
-
-// providerNames returns the names of the running providers.
-func (l *Launcher) providerNames() map[string]*provider {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := make(map[string]*provider, len(l.providers))
-	for k, v := range l.providers {
-		out[k] = v
-	}
-	return out
-}
-
-// wakeDeleter asks the deleted-node worker for an immediate pass.
-func (l *Launcher) wakeDeleter() {
-	select {
-	case l.deleteReq <- struct{}{}:
-	default:
-	}
-}
-
-func sortRequests(reqs []*NodeRequest, poolLabels map[string]bool) {
-	missing := func(r *NodeRequest) int {
-		n := 0
-		for _, t := range r.NodeTypes {
-			if !poolLabels[t] {
-				n++
-			}
-		}
-		return n
-	}
-	sort.SliceStable(reqs, func(i, j int) bool {
-		a, b := reqs[i], reqs[j]
-		if ma, mb := missing(a), missing(b); ma != mb {
-			return ma < mb
-		}
-		if pa, pb := a.Priority(), b.Priority(); pa != pb {
-			return pa < pb
-		}
-		if a.RelativePriority != b.RelativePriority {
-			return a.RelativePriority < b.RelativePriority
-		}
-		return a.Sequence() < b.Sequence()
-	})
-}
-
-// unusedKey is the unused-node index key of a ready, unallocated node.
-func unusedKey(n *Node) string {
-	if n.State != zkclient.NodeReady || n.AllocatedTo != "" {
-		return ""
-	}
-	return poolKey(n.Provider, n.Pool)
-}
-
-func poolKey(provider, pool string) string { return provider + "\x00" + pool }
+// MetricsHandler serves the launcher's Prometheus metrics.
+func (l *Launcher) MetricsHandler() http.Handler { return l.impl.MetricsHandler() }

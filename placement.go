@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 
+	"github.com/nodepool-go/nodepool/internal/launcher"
 	"github.com/nodepool-go/nodepool/quota"
+	"github.com/nodepool-go/nodepool/zkclient"
 )
 
 // PlacementVerdict says whether a provider pool can serve a node request.
@@ -55,15 +56,7 @@ type QuotaShortfall struct {
 
 // String formats the shortfall as "pool max-servers: 2 used + 1 needed > 2".
 func (s QuotaShortfall) String() string {
-	return verdict{limit: s.Limit, resource: s.Resource, used: s.Used, needed: s.Needed, max: s.Max}.String()
-}
-
-// shortfall returns the verdict's limit, or nil when it holds.
-func (v verdict) shortfall() *QuotaShortfall {
-	if v.ok {
-		return nil
-	}
-	return &QuotaShortfall{Limit: v.limit, Resource: v.resource, Used: v.used, Needed: v.needed, Max: v.max}
+	return launcher.QuotaShortfall(s).String()
 }
 
 // PoolPlacement is one provider pool's verdict on a node request.
@@ -108,179 +101,23 @@ var ErrLauncherNotReady = errors.New("nodepool: launcher is not ready")
 // nodes) to req as it is; req need not be submitted and is not modified.
 // Pools of other launchers are not assessed, but a pool of this launcher
 // that would leave the request to one of them says so in LeftTo.
-func (l *Launcher) Placements(ctx context.Context, req *NodeRequest) ([]PoolPlacement, error) {
-	if req == nil || len(req.NodeTypes) == 0 {
-		return nil, errors.New("nodepool: Placements needs a request with node types")
-	}
-	if !l.Ready() {
+func (l *Launcher) Placements(ctx context.Context, req *zkclient.NodeRequest) ([]PoolPlacement, error) {
+	got, err := l.impl.Placements(ctx, req)
+	if errors.Is(err, launcher.ErrNotReady) {
 		return nil, ErrLauncherNotReady
 	}
-	l.mu.Lock()
-	workers := make(map[string]*poolWorker, len(l.workers))
-	for k, w := range l.workers {
-		workers[k] = w
+	if err != nil {
+		return nil, err
 	}
-	l.mu.Unlock()
-	// This launcher's own pools count as paused as of their last pass,
-	// ahead of their components (updated on their next one).
-	registered := l.registeredPools()
-	for i, c := range registered {
-		for _, w := range workers {
-			if paused := w.pausedNow.Load() > 0; w.id == c.ID && paused != c.Paused {
-				fresh := *c
-				fresh.Paused = paused
-				registered[i] = &fresh
-			}
-		}
-	}
-	var out []PoolPlacement
-	for _, pc := range l.Config().Providers {
-		for _, pool := range pc.Pools {
-			w := workers[pc.Name+"-"+pool.Name]
-			if w == nil || w.dead() {
-				out = append(out, PoolPlacement{Provider: pc.Name, Pool: pool.Name, Priority: pc.EffectivePriority(pool),
-					Verdict: MustWait, Reason: "the pool is not running (its provider has not started)"})
-				continue
-			}
-			pp, err := w.placement(ctx, req, registered)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, pp)
+	out := make([]PoolPlacement, len(got))
+	for i, p := range got {
+		out[i] = PoolPlacement{Provider: p.Provider, Pool: p.Pool, Priority: p.Priority,
+			Verdict: PlacementVerdict(p.Verdict), Reason: p.Reason, LeftTo: p.LeftTo,
+			Reusable: p.Reusable, Need: p.Need, Remaining: p.Remaining}
+		if p.Shortfall != nil {
+			s := QuotaShortfall(*p.Shortfall)
+			out[i].Shortfall = &s
 		}
 	}
 	return out, nil
-}
-
-// placement is the pool's verdict on r: the checks of assign, then what
-// fillLabels would find (launcher.md §6–§7).
-func (w *poolWorker) placement(ctx context.Context, r *NodeRequest, registered []*Component) (PoolPlacement, error) {
-	p := w.provider
-	pp := PoolPlacement{Provider: p.cfg.Name, Pool: w.pool.Name, Priority: p.cfg.EffectivePriority(w.pool), Need: quota.Zero()}
-	never := func(reason string) (PoolPlacement, error) {
-		pp.Verdict, pp.Reason = CannotServe, reason
-		return pp, nil
-	}
-	wait := func(reason string, short *QuotaShortfall) (PoolPlacement, error) {
-		pp.Verdict, pp.Reason, pp.Shortfall = MustWait, reason, short
-		return pp, nil
-	}
-	if r.DeclinedByID(w.id) {
-		return never("declined by this pool")
-	}
-	if p.cfg.MaxConcurrency == 0 {
-		return never("provider max-concurrency is 0: it takes no requests")
-	}
-	h := &handler{pw: w, req: r, log: w.log}
-	reason, neverFits, waitErr := h.declineVerdict(ctx)
-	if err := ctx.Err(); err != nil {
-		return pp, err
-	}
-	for _, t := range r.NodeTypes {
-		if w.pool.Label(t) == nil {
-			return never(reason) // a missing label: nothing to count
-		}
-	}
-
-	// What the request would take: ready nodes first, new nodes for the rest.
-	var launch []string
-	if r.Reuse {
-		taken := map[string]bool{}
-		for _, t := range r.NodeTypes {
-			found := false
-			for _, n := range w.l.unused.Lookup(poolKey(p.cfg.Name, w.pool.Name)) {
-				if !taken[n.ID] && n.HasLabel(t) {
-					taken[n.ID], found = true, true
-					break
-				}
-			}
-			if !found {
-				launch = append(launch, t)
-			}
-		}
-	} else {
-		launch = r.NodeTypes
-	}
-	pp.Reusable = len(r.NodeTypes) - len(launch)
-	for _, t := range launch {
-		pp.Need.Add(p.labelNeed(ctx, w.pool, t))
-	}
-	pp.Remaining = w.headroom(ctx, r.TenantName)
-
-	if reason != "" {
-		pp.Shortfall = neverFits.shortfall()
-		return never(reason)
-	}
-	candidates := candidatePools(registered, r)
-	myPrio := p.cfg.EffectivePriority(w.pool)
-	if r.Provider != "" && r.Provider != p.cfg.Name && hasProvider(candidates, r.Provider) {
-		pp.LeftTo = "left to provider " + r.Provider + ", which the request prefers"
-	} else if c := lowerPriority(candidates, myPrio); c != nil {
-		pp.LeftTo = fmt.Sprintf("left to pool %s (priority %d < %d)", c.ID, c.Priority, myPrio)
-	}
-	if waitErr != nil {
-		return wait(waitErr.Error(), nil)
-	}
-	_, static := p.registrar()
-	if static {
-		if short := shortLabel(p.labelQuota(), r.NodeTypes); short != "" {
-			return wait("no ready node with label "+short, nil)
-		}
-	}
-	if v := w.tenantVerdict(ctx, r); !v.ok {
-		return wait("tenant limit reached: "+v.String(), v.shortfall())
-	}
-	fits := okVerdict
-	if len(launch) > 0 {
-		if static {
-			return wait("no ready node (static hosts are not launched)", nil)
-		}
-		v, err := p.remainingVerdict(ctx, w.pool, pp.Need)
-		if err != nil {
-			return wait("error computing quota: "+err.Error(), nil)
-		}
-		fits = v
-	}
-	if n := w.pausedNow.Load(); n > 0 {
-		return wait(fmt.Sprintf("pool is paused at quota; queued behind its %d paused request(s)", n), fits.shortfall())
-	}
-	if most := p.cfg.MaxConcurrency; most > 0 && w.l.activeHandlers(p.cfg.Name) >= most {
-		return wait(fmt.Sprintf("provider max-concurrency %d reached", most), fits.shortfall())
-	}
-	if !fits.ok {
-		return wait("waiting for quota: "+fits.String(), fits.shortfall())
-	}
-	pp.Verdict = CanServeNow
-	return pp, nil
-}
-
-// headroom returns what is left now of the pool's limits, the cloud's
-// (unless the pool ignores them) and the tenant's, resource by resource
-// the smallest.
-func (w *poolWorker) headroom(ctx context.Context, tenant string) quota.Resources {
-	p := w.provider
-	left := w.pool.Limits()
-	left.Sub(p.usage(ctx, w.pool.Name))
-	if !w.pool.IgnoreProviderQuota {
-		if q, err := p.cloudQuota(ctx); err == nil {
-			q.Sub(p.usage(ctx, ""))
-			left = smallest(left, q)
-		}
-	}
-	if limit, used, ok := w.l.tenantUsage(tenant); ok {
-		limit.Sub(used)
-		left = smallest(left, limit)
-	}
-	return left
-}
-
-// smallest returns, resource by resource, the smaller of a and b.
-func smallest(a, b quota.Resources) quota.Resources {
-	out := quota.FromMap(nil, math.Min(a.Default(), b.Default()))
-	for _, r := range [2]quota.Resources{a, b} {
-		for _, k := range r.Names() {
-			out.Set(k, math.Min(a.Get(k), b.Get(k)))
-		}
-	}
-	return out
 }

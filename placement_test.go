@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
@@ -145,8 +146,8 @@ func checkPlacements(t *testing.T, got []nodepool.PoolPlacement, want map[string
 	}
 }
 
-func request(labels ...string) *nodepool.NodeRequest {
-	return &nodepool.NodeRequest{State: zkclient.RequestRequested, NodeTypes: labels, Reuse: true}
+func request(labels ...string) *zkclient.NodeRequest {
+	return &zkclient.NodeRequest{State: zkclient.RequestRequested, NodeTypes: labels, Reuse: true}
 }
 
 func TestPlacements(t *testing.T) {
@@ -189,7 +190,7 @@ func TestPlacements(t *testing.T) {
 
 	idle := []struct {
 		name string
-		req  *nodepool.NodeRequest
+		req  *zkclient.NodeRequest
 		want map[string]placementWant
 	}{
 		{"one small node", request("small"), map[string]placementWant{
@@ -308,7 +309,7 @@ func TestPlacements(t *testing.T) {
 }
 
 func TestPlacementsBeforeRun(t *testing.T) {
-	cfg := &nodepool.Config{}
+	cfg := &config.Config{}
 	l, err := nodepool.NewLauncher(cfg)
 	require.NoError(t, err)
 	_, err = l.Placements(context.Background(), request("small"))
@@ -337,8 +338,8 @@ func (brokenDriver) Open(context.Context, *driver.ProviderConfig, driver.Env) (d
 
 func TestPlacementsOfAProviderThatDidNotStart(t *testing.T) {
 	zk, _ := zktest.Connect(t)
-	cfg := &nodepool.Config{
-		Labels: []*nodepool.LabelConfig{{Name: "small"}},
+	cfg := &config.Config{
+		Labels: []*config.LabelConfig{{Name: "small"}},
 		Providers: []*driver.ProviderConfig{{Name: "broken", Driver: "broken", MaxConcurrency: -1, Pools: []*driver.PoolConfig{{
 			Name: "main", MaxServers: 1, MaxCores: driver.Unlimited, MaxRAM: driver.Unlimited,
 			MaxVolumes: driver.Unlimited, MaxVolumeGB: driver.Unlimited, Labels: []*driver.LabelConfig{{Name: "small"}},

@@ -83,7 +83,7 @@ func TestStaticNodesCarryTheServersHostKeys(t *testing.T) {
 	slots := map[int]bool{}
 	for _, n := range staticNodes(ctx, zk) {
 		require.Equal(t, zkclient.NodeReady, n.State)
-		require.Equal(t, nodepool.StaticLauncher, n.Launcher)
+		require.Equal(t, zkclient.StaticLauncher, n.Launcher)
 		require.Equal(t, srv.Host, n.ExternalID)
 		require.Equal(t, srv.Host, n.Hostname)
 		require.Equal(t, srv.Port, n.Port())

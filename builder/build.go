@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
@@ -54,7 +54,7 @@ func (b *Builder) buildPass(ctx context.Context) error {
 }
 
 // buildable reports whether an image may be built now, and its formats.
-func (b *Builder) buildable(ctx context.Context, cfg *nodepool.Config, d *nodepool.DiskimageConfig) ([]string, bool, error) {
+func (b *Builder) buildable(ctx context.Context, cfg *config.Config, d *config.DiskimageConfig) ([]string, bool, error) {
 	if d.Pause {
 		return nil, false, nil
 	}
@@ -93,7 +93,7 @@ func mostRecentBuilds(ctx context.Context, zc *zkclient.Client, image string, co
 	return builds, nil
 }
 
-func (b *Builder) checkScheduled(ctx context.Context, cfg *nodepool.Config, d *nodepool.DiskimageConfig) error {
+func (b *Builder) checkScheduled(ctx context.Context, cfg *config.Config, d *config.DiskimageConfig) error {
 	formats, ok, err := b.buildable(ctx, cfg, d)
 	if err != nil || !ok {
 		return err
@@ -129,7 +129,7 @@ func (b *Builder) checkScheduled(ctx context.Context, cfg *nodepool.Config, d *n
 	return err
 }
 
-func (b *Builder) checkManual(ctx context.Context, cfg *nodepool.Config, d *nodepool.DiskimageConfig) error {
+func (b *Builder) checkManual(ctx context.Context, cfg *config.Config, d *config.DiskimageConfig) error {
 	formats, ok, err := b.buildable(ctx, cfg, d)
 	if err != nil || !ok {
 		return err
@@ -175,7 +175,7 @@ func isSuperset(have, want []string) bool {
 
 // buildImage runs one build while the image build lock is held
 // (builder.md §3.3) and returns the re-read final record.
-func (b *Builder) buildImage(ctx context.Context, cfg *nodepool.Config, d *nodepool.DiskimageConfig, formats []string) (*zkclient.ImageBuild, error) {
+func (b *Builder) buildImage(ctx context.Context, cfg *config.Config, d *config.DiskimageConfig, formats []string) (*zkclient.ImageBuild, error) {
 	rec := &zkclient.ImageBuild{
 		ImageName: d.Name,
 		State:     zkclient.ImageBuilding,
@@ -255,7 +255,7 @@ drain:
 }
 
 // dibCommand returns the argv of the diskimage-builder run (builder.md §3.4).
-func dibCommand(d *nodepool.DiskimageConfig, formats []string, outPrefix, installDir string) ([]string, error) {
+func dibCommand(d *config.DiskimageConfig, formats []string, outPrefix, installDir string) ([]string, error) {
 	cmd := d.DibCmd
 	if cmd == "" {
 		cmd = "disk-image-create"
@@ -277,7 +277,7 @@ func dibCommand(d *nodepool.DiskimageConfig, formats []string, outPrefix, instal
 // dibEnv returns the environment of the DIB run: base plus DIB_RELEASE,
 // DIB_IMAGE_NAME, DIB_IMAGE_FILENAME, ELEMENTS_PATH and env-vars (later
 // entries win).
-func dibEnv(base []string, d *nodepool.DiskimageConfig, outPrefix, elementsDir string) []string {
+func dibEnv(base []string, d *config.DiskimageConfig, outPrefix, elementsDir string) []string {
 	env := append([]string(nil), base...)
 	set := func(k, v string) {
 		for i, e := range env {
@@ -306,7 +306,7 @@ func dibEnv(base []string, d *nodepool.DiskimageConfig, outPrefix, elementsDir s
 }
 
 // runDIB runs diskimage-builder and reports success.
-func (b *Builder) runDIB(ctx context.Context, cfg *nodepool.Config, d *nodepool.DiskimageConfig, id string, formats []string, log *slog.Logger) (bool, error) {
+func (b *Builder) runDIB(ctx context.Context, cfg *config.Config, d *config.DiskimageConfig, id string, formats []string, log *slog.Logger) (bool, error) {
 	prefix := filepath.Join(cfg.ImagesDir, d.Name+"-"+id)
 	argv, err := dibCommand(d, formats, prefix, b.opts.InstallDir)
 	if err != nil {

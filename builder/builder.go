@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/internal/metrics"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
@@ -45,7 +46,7 @@ const (
 
 // ConfigSource returns the current configuration; it is called at the
 // start of every worker iteration (re-reading the files).
-type ConfigSource func(ctx context.Context) (*nodepool.Config, error)
+type ConfigSource func(ctx context.Context) (*config.Config, error)
 
 // Options configure a Builder.
 type Options struct {

@@ -18,7 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -163,7 +163,7 @@ type env struct {
 	t     *testing.T
 	dir   string
 	zk    *zkclient.Client
-	cfg   atomic.Pointer[nodepool.Config]
+	cfg   atomic.Pointer[config.Config]
 	clock *fakeClock
 	cloud string
 	b     *Builder
@@ -182,13 +182,13 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func newConfig(t *testing.T, dir, cloud string) *nodepool.Config {
-	return &nodepool.Config{
+func newConfig(t *testing.T, dir, cloud string) *config.Config {
+	return &config.Config{
 		ImagesDir:         filepath.Join(dir, "images"),
 		ElementsDir:       "/etc/nodepool/elements",
 		BuildLogDir:       filepath.Join(dir, "logs"),
 		BuildLogRetention: 1,
-		Diskimages: []*nodepool.DiskimageConfig{{
+		Diskimages: []*config.DiskimageConfig{{
 			Name:         "fake-image",
 			Elements:     []string{"vm", "simple-init", "ubuntu-minimal"},
 			EnvVars:      map[string]string{"FAKE_CUSTOM": "custom-value"},
@@ -230,7 +230,7 @@ func newEnvOn(t *testing.T, zc *zkclient.Client, cloud string) *env {
 
 func (e *env) newBuilder(fqdn string, mods ...func(*Options)) *Builder {
 	o := Options{
-		Config:          func(context.Context) (*nodepool.Config, error) { return e.cfg.Load(), nil },
+		Config:          func(context.Context) (*config.Config, error) { return e.cfg.Load(), nil },
 		ZooKeeper:       e.zk,
 		Now:             e.clock.Now,
 		Logger:          testLogger(),
@@ -250,12 +250,12 @@ func (e *env) newBuilder(fqdn string, mods ...func(*Options)) *Builder {
 	return b
 }
 
-func (e *env) config() *nodepool.Config { return e.cfg.Load() }
+func (e *env) config() *config.Config { return e.cfg.Load() }
 
 // update applies fn to a deep-enough copy of the config and stores it.
-func (e *env) update(fn func(c *nodepool.Config)) {
+func (e *env) update(fn func(c *config.Config)) {
 	c := *e.cfg.Load()
-	var ds []*nodepool.DiskimageConfig
+	var ds []*config.DiskimageConfig
 	for _, d := range c.Diskimages {
 		dd := *d
 		dd.EnvVars = map[string]string{}
@@ -352,7 +352,7 @@ func TestBuildAndUpload(t *testing.T) {
 	require.Equal(t, string(idFile), e.b.BuilderID())
 
 	// A second provider needs vhd.
-	e.update(func(c *nodepool.Config) {
+	e.update(func(c *config.Config) {
 		c.Providers = append(c.Providers, &driver.ProviderConfig{
 			Name: "cloud2", Driver: "buildertest", ManageImages: true, ImageFormat: "vhd",
 			Diskimages: []*driver.ProviderDiskimage{{Name: "fake-image"}},
@@ -437,7 +437,7 @@ func TestBuildAndUpload(t *testing.T) {
 
 	// Another builder without the files does not upload.
 	other := newEnvOn(t, e.zk, e.cloud)
-	other.update(func(c *nodepool.Config) { c.Providers[0].Name = "cloud3" })
+	other.update(func(c *config.Config) { c.Providers[0].Name = "cloud3" })
 	attempted, err := other.b.uploadPass(ctx)
 	require.NoError(t, err)
 	require.False(t, attempted)
@@ -449,9 +449,9 @@ func TestPauseAndManualBuild(t *testing.T) {
 	require.NoError(t, e.zk.SetImagePaused(ctx, "fake-image", true))
 	require.Nil(t, e.buildOnce())
 	require.NoError(t, e.zk.SetImagePaused(ctx, "fake-image", false))
-	e.update(func(c *nodepool.Config) { c.Diskimages[0].Pause = true })
+	e.update(func(c *config.Config) { c.Diskimages[0].Pause = true })
 	require.Nil(t, e.buildOnce())
-	e.update(func(c *nodepool.Config) { c.Diskimages[0].Pause = false })
+	e.update(func(c *config.Config) { c.Diskimages[0].Pause = false })
 
 	first := e.buildOnce()
 	require.NotNil(t, first)
@@ -466,13 +466,13 @@ func TestPauseAndManualBuild(t *testing.T) {
 
 	// A provider needing a new format triggers a rebuild.
 	e.clock.Advance(time.Second)
-	e.update(func(c *nodepool.Config) { c.Providers[0].ImageFormat = "vhd" })
+	e.update(func(c *config.Config) { c.Providers[0].ImageFormat = "vhd" })
 	third := e.buildOnce()
 	require.NotNil(t, third)
 	require.Equal(t, []string{"raw", "vhd"}, third.Formats)
 
 	// Failing DIB: failed record, files removed, request kept.
-	e.update(func(c *nodepool.Config) { c.Diskimages[0].EnvVars["FAKE_DIB_EXIT"] = "127" })
+	e.update(func(c *config.Config) { c.Diskimages[0].EnvVars["FAKE_DIB_EXIT"] = "127" })
 	require.NoError(t, e.zk.RequestBuild(ctx, "fake-image"))
 	failed := e.buildOnce()
 	require.NotNil(t, failed)
@@ -541,11 +541,11 @@ func TestThirdBuildPrunesFirst(t *testing.T) {
 
 	// Removing the image from the provider deletes its uploads there;
 	// removing it from the config deletes everything.
-	e.update(func(c *nodepool.Config) { c.Providers[0].Diskimages = nil })
+	e.update(func(c *config.Config) { c.Providers[0].Diskimages = nil })
 	require.NoError(t, e.b.cleanupPass(ctx))
 	require.Empty(t, cloud.imageIDs())
 	require.Len(t, e.builds(zkclient.ImageReady), 2)
-	e.update(func(c *nodepool.Config) { c.Diskimages = nil })
+	e.update(func(c *config.Config) { c.Diskimages = nil })
 	require.NoError(t, e.b.cleanupPass(ctx))
 	require.Empty(t, e.builds(""))
 	require.Equal(t, []string{BuilderIDFile}, e.imageFiles())
@@ -615,7 +615,7 @@ func TestLeakedImages(t *testing.T) {
 
 func TestBuildTimeout(t *testing.T) {
 	e := newEnv(t)
-	e.update(func(c *nodepool.Config) {
+	e.update(func(c *config.Config) {
 		c.Diskimages[0].BuildTimeout = time.Second
 		c.Diskimages[0].EnvVars["FAKE_DIB_SLEEP"] = "30"
 		c.Diskimages[0].EnvVars["FAKE_DIB_PIDFILE"] = filepath.Join(e.dir, "sleep.pid")
@@ -640,7 +640,7 @@ func TestBuildTimeout(t *testing.T) {
 	}, 30*time.Second, 50*time.Millisecond, "DIB child still running")
 
 	// The failed build record is removed by cleanup once a good build exists.
-	e.update(func(c *nodepool.Config) {
+	e.update(func(c *config.Config) {
 		c.Diskimages[0].BuildTimeout = time.Minute
 		delete(c.Diskimages[0].EnvVars, "FAKE_DIB_SLEEP")
 	})
@@ -661,7 +661,7 @@ func TestTwoBuildersNeverBuildSameImageAtOnce(t *testing.T) {
 	e2 := newEnvOn(t, zc2, cloud)
 	e2.b.fqdn = "nb02.example.org"
 	for _, e := range []*env{e1, e2} {
-		e.update(func(c *nodepool.Config) { c.Diskimages[0].EnvVars["FAKE_DIB_MARK"] = mark })
+		e.update(func(c *config.Config) { c.Diskimages[0].EnvVars["FAKE_DIB_MARK"] = mark })
 	}
 	const rounds = 3
 	for r := 0; r < rounds; r++ {
@@ -754,7 +754,7 @@ func TestRunRegistersComponent(t *testing.T) {
 // --- unit tests ----------------------------------------------------------
 
 func TestDIBCommand(t *testing.T) {
-	d := &nodepool.DiskimageConfig{Name: "img", Elements: []string{"vm", "ubuntu"}, DibCmd: "%p/dib --opt 'a b'"}
+	d := &config.DiskimageConfig{Name: "img", Elements: []string{"vm", "ubuntu"}, DibCmd: "%p/dib --opt 'a b'"}
 	argv, err := dibCommand(d, []string{"raw", "qcow2"}, "/opt/images/img-abc", "/usr/lib/np")
 	require.NoError(t, err)
 	require.Equal(t, []string{"/usr/lib/np/dib", "--opt", "a b", "-x", "-t", "qcow2,raw", "--checksum", "--no-tmpfs",
@@ -764,7 +764,7 @@ func TestDIBCommand(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{"disk-image-create", "-x", "-t", "vhd", "--checksum", "--no-tmpfs", "-o", "/i/img-abc", "vm", "ubuntu"}, argv)
 
-	env := dibEnv([]string{"PATH=/bin", "DIB_RELEASE=old"}, &nodepool.DiskimageConfig{Name: "img", Release: "",
+	env := dibEnv([]string{"PATH=/bin", "DIB_RELEASE=old"}, &config.DiskimageConfig{Name: "img", Release: "",
 		EnvVars: map[string]string{"DIB_IMAGE_NAME": "override", "X": "1"}}, "/i/img-abc", "")
 	require.Equal(t, []string{"PATH=/bin", "DIB_RELEASE=", "DIB_IMAGE_FILENAME=/i/img-abc", "DIB_IMAGE_NAME=override", "X=1"}, env)
 }

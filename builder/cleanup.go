@@ -7,7 +7,7 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/internal/status"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -115,7 +115,7 @@ func sortUploads(ups []*zkclient.ImageUpload) {
 }
 
 // cleanImage is builder.md §5.1.
-func (b *Builder) cleanImage(ctx context.Context, cfg *nodepool.Config, image string, recent map[imageProvider]map[uploadKey]bool) error {
+func (b *Builder) cleanImage(ctx context.Context, cfg *config.Config, image string, recent map[imageProvider]map[uploadKey]bool) error {
 	log := b.log.With("image", image)
 	all, err := b.zk.Builds(ctx, image)
 	if err != nil {
@@ -374,7 +374,7 @@ func (b *Builder) deleteUpload(ctx context.Context, u *zkclient.ImageUpload) err
 
 // cleanLocal is builder.md §5.4: remove files of builds that are gone from
 // ZooKeeper or deleting.
-func (b *Builder) cleanLocal(ctx context.Context, cfg *nodepool.Config) error {
+func (b *Builder) cleanLocal(ctx context.Context, cfg *config.Config) error {
 	locals, err := localBuilds(cfg.ImagesDir)
 	if err != nil {
 		return err
@@ -407,7 +407,7 @@ func newLeakTracker() *leakTracker { return &leakTracker{prev: map[string]map[st
 
 // cleanLeakedImages deletes cloud images that carry this provider's
 // nodepool metadata but whose upload is not in ZooKeeper (seen twice).
-func (b *Builder) cleanLeakedImages(ctx context.Context, cfg *nodepool.Config) {
+func (b *Builder) cleanLeakedImages(ctx context.Context, cfg *config.Config) {
 	var known map[uploadKey]bool
 	for _, p := range cfg.Providers {
 		if !p.ManageImages {

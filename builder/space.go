@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"unicode"
 
-	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/config"
 )
 
 // freeSpace returns the bytes available to unprivileged users on the
@@ -35,7 +35,7 @@ func freeSpace(dir string) (int64, error) {
 // enoughSpace reports whether a build of image may start as far as the
 // free space of images-dir goes; when it may not, it logs why. An error
 // reading the free space is logged and does not block the build.
-func (b *Builder) enoughSpace(cfg *nodepool.Config, image string) bool {
+func (b *Builder) enoughSpace(cfg *config.Config, image string) bool {
 	need := b.opts.MinFreeSpace
 	if need <= 0 {
 		return true

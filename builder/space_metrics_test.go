@@ -15,7 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/internal/testlog"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
@@ -189,7 +189,7 @@ func TestBuildMetrics(t *testing.T) {
 
 	// A failing DIB run: rc, duration and last_build, no sizes.
 	sd.reset()
-	e.update(func(c *nodepool.Config) { c.Diskimages[0].EnvVars["FAKE_DIB_EXIT"] = "127" })
+	e.update(func(c *config.Config) { c.Diskimages[0].EnvVars["FAKE_DIB_EXIT"] = "127" })
 	e.clock.Advance(25 * time.Hour)
 	failed := e.buildOnce()
 	require.NotNil(t, failed)

@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
@@ -65,7 +65,7 @@ func newProviderManagers(log *slog.Logger) *providerManagers {
 }
 
 // configure starts, replaces and stops adapters to match cfg.
-func (pm *providerManagers) configure(ctx context.Context, cfg *nodepool.Config) {
+func (pm *providerManagers) configure(ctx context.Context, cfg *config.Config) {
 	pm.mu.Lock()
 	defer pm.mu.Unlock()
 	want := map[string]*driver.ProviderConfig{}
@@ -146,7 +146,7 @@ func (b *Builder) uploadPass(ctx context.Context) (bool, error) {
 }
 
 // checkUpload is builder.md §4.1.
-func (b *Builder) checkUpload(ctx context.Context, cfg *nodepool.Config, p *driver.ProviderConfig, pd *driver.ProviderDiskimage) (bool, error) {
+func (b *Builder) checkUpload(ctx context.Context, cfg *config.Config, p *driver.ProviderConfig, pd *driver.ProviderDiskimage) (bool, error) {
 	if pd.Pause {
 		return false, nil
 	}
@@ -212,7 +212,7 @@ func contains(list []string, s string) bool {
 }
 
 // upload is builder.md §4.2; it returns the record to store.
-func (b *Builder) upload(ctx context.Context, cfg *nodepool.Config, p *driver.ProviderConfig, pd *driver.ProviderDiskimage, build *zkclient.ImageBuild, uploadID string) (*zkclient.ImageUpload, error) {
+func (b *Builder) upload(ctx context.Context, cfg *config.Config, p *driver.ProviderConfig, pd *driver.ProviderDiskimage, build *zkclient.ImageBuild, uploadID string) (*zkclient.ImageUpload, error) {
 	log := b.log.With("image", pd.Name, "build", build.ID, "provider", p.Name, "upload", uploadID)
 	start := b.now()
 	started := time.Now()

@@ -233,41 +233,93 @@ type LabelChecker interface {
 	LabelReady(ctx context.Context, label *LabelConfig) bool
 }
 
-var (
-	registryMu sync.RWMutex
-	registry   = map[string]Driver{}
-)
+// Registry is a set of drivers by name. Configuration loading and the
+// launcher look drivers up in a Registry; Default is the one Register
+// fills and the one they use unless given another, so a program can bring
+// its own driver set (including its own driver under a stock name) by
+// building a Registry of its own. A Registry is safe for concurrent use.
+type Registry struct {
+	mu      sync.RWMutex
+	drivers map[string]Driver
+	parent  *Registry
+}
 
-// Register makes a driver available under name. It panics if name is
-// empty, d is nil, or the name is taken.
-func Register(name string, d Driver) {
-	registryMu.Lock()
-	defer registryMu.Unlock()
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{drivers: map[string]Driver{}} }
+
+// Default is the process-wide registry that Register fills.
+var Default = NewRegistry()
+
+// Overlay returns a registry whose own drivers are looked up first, then
+// those of r (which may be nil). Drivers registered in r later are seen.
+func (r *Registry) Overlay() *Registry {
+	o := NewRegistry()
+	o.parent = r
+	return o
+}
+
+// Register makes d available under name. It panics if name is empty, d is
+// nil, or the registry itself (not its parent) already has the name.
+func (r *Registry) Register(name string, d Driver) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if name == "" || d == nil {
 		panic("driver: Register with empty name or nil driver")
 	}
-	if _, dup := registry[name]; dup {
+	if _, dup := r.drivers[name]; dup {
 		panic(fmt.Sprintf("driver: Register called twice for driver %q", name))
 	}
-	registry[name] = d
+	r.drivers[name] = d
 }
 
 // Lookup returns the driver registered under name.
-func Lookup(name string) (Driver, bool) {
-	registryMu.RLock()
-	defer registryMu.RUnlock()
-	d, ok := registry[name]
-	return d, ok
+func (r *Registry) Lookup(name string) (Driver, bool) {
+	if r == nil {
+		return nil, false
+	}
+	r.mu.RLock()
+	d, ok := r.drivers[name]
+	r.mu.RUnlock()
+	if ok {
+		return d, true
+	}
+	return r.parent.Lookup(name)
 }
 
-// Drivers returns the registered driver names, sorted.
-func Drivers() []string {
-	registryMu.RLock()
-	defer registryMu.RUnlock()
-	out := make([]string, 0, len(registry))
-	for k := range registry {
+// Names returns the names the registry (with its parent) knows, sorted.
+func (r *Registry) Names() []string {
+	seen := map[string]bool{}
+	for x := r; x != nil; x = x.parent {
+		x.mu.RLock()
+		for k := range x.drivers {
+			seen[k] = true
+		}
+		x.mu.RUnlock()
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
 		out = append(out, k)
 	}
 	sort.Strings(out)
 	return out
 }
+
+// Open looks the provider's driver up and opens its adapter. The error
+// names the provider when its driver is unknown.
+func (r *Registry) Open(ctx context.Context, cfg *ProviderConfig, env Env) (Adapter, error) {
+	d, ok := r.Lookup(cfg.Driver)
+	if !ok {
+		return nil, fmt.Errorf("provider %s: unknown driver %q", cfg.Name, cfg.Driver)
+	}
+	return d.Open(ctx, cfg, env)
+}
+
+// Register makes a driver available under name in the Default registry.
+// It panics if name is empty, d is nil, or the name is taken.
+func Register(name string, d Driver) { Default.Register(name, d) }
+
+// Lookup returns the driver registered under name in the Default registry.
+func Lookup(name string) (Driver, bool) { return Default.Lookup(name) }
+
+// Drivers returns the names registered in the Default registry, sorted.
+func Drivers() []string { return Default.Names() }

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
 )
 
@@ -176,7 +176,7 @@ providers:
 		panic(err)
 	}
 
-	cfg, err := nodepool.LoadConfig(path, "")
+	cfg, err := config.Load(path, "")
 	if err != nil {
 		panic(err)
 	}

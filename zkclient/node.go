@@ -320,3 +320,7 @@ func DecodeNode(id string, data []byte) (*Node, error) {
 	}
 	return n, nil
 }
+
+// StaticLauncher is the launcher field of the node records of registered
+// hosts (static and similar drivers): they are no launcher's launches.
+const StaticLauncher = "static driver"

@@ -1,6 +1,7 @@
 package zkclient
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -192,4 +193,17 @@ func DecodeRequest(id string, data []byte) (*NodeRequest, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// CompareRequests orders requests as launchers serve them: by the
+// priority in the znode name, then by relative_priority, then by
+// sequence number. It returns a negative number when a comes first.
+func CompareRequests(a, b *NodeRequest) int {
+	if c := strings.Compare(a.Priority(), b.Priority()); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.RelativePriority, b.RelativePriority); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Sequence(), b.Sequence())
 }

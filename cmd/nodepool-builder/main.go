@@ -15,8 +15,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/builder"
+	"github.com/nodepool-go/nodepool/config"
 	_ "github.com/nodepool-go/nodepool/driver/stock"
 	"github.com/nodepool-go/nodepool/internal/daemon"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -26,7 +26,7 @@ func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
 	fs := flag.NewFlagSet("nodepool-builder", flag.ContinueOnError)
-	config := fs.String("c", "/etc/nodepool/nodepool.yaml", "path to the config file")
+	configFlag := fs.String("c", "/etc/nodepool/nodepool.yaml", "path to the config file")
 	secure := fs.String("s", "", "path to the secure config file")
 	buildWorkers := fs.Int("build-workers", builder.DefaultBuildWorkers, "number of build workers")
 	uploadWorkers := fs.Int("upload-workers", builder.DefaultUploadWorkers, "number of upload workers")
@@ -49,8 +49,8 @@ func run(args []string) int {
 	if minFreeBytes == 0 {
 		minFreeBytes = -1 // disabled
 	}
-	path, securePath := daemon.ConfigPaths(*config, *secure)
-	load := func(context.Context) (*nodepool.Config, error) { return nodepool.LoadConfig(path, securePath) }
+	path, securePath := daemon.ConfigPaths(*configFlag, *secure)
+	load := func(context.Context) (*config.Config, error) { return config.Load(path, securePath) }
 	cfg, err := load(context.Background())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/internal/status"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -46,7 +47,7 @@ type cli struct {
 	// pollInterval is the pause between delete machine steps (default 1 s).
 	pollInterval time.Duration
 
-	cfg *nodepool.Config
+	cfg *config.Config
 	zk  *zkclient.Client
 	src *status.Source
 	a   *args // global options
@@ -199,7 +200,7 @@ func (c *cli) configValidate() int {
 	log := c.log.With("logger", "nodepool.cmd.config_validator")
 	path := c.configPath()
 	log.Info("validating " + path)
-	probs := nodepool.ValidateConfig(path)
+	probs := config.Validate(path)
 	if probs == nil {
 		return 0
 	}
@@ -243,7 +244,7 @@ func (c *cli) execute(cmd string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := nodepool.LoadConfig(c.configPath(), c.a.get("secure"))
+	cfg, err := config.Load(c.configPath(), c.a.get("secure"))
 	if err != nil {
 		return err
 	}

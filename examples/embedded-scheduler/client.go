@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
@@ -16,7 +15,7 @@ import (
 
 // watchRequest reads the request whenever it changes until done says the
 // wait is over; a vanished request is reported as zkclient.ErrNoNode.
-func watchRequest(ctx context.Context, zk *zkclient.Client, id string, done func(*nodepool.NodeRequest) (bool, error)) error {
+func watchRequest(ctx context.Context, zk *zkclient.Client, id string, done func(*zkclient.NodeRequest) (bool, error)) error {
 	for {
 		data, _, ev, err := zk.GetW(ctx, zkclient.RequestPath(id))
 		if err != nil {
@@ -39,9 +38,9 @@ func watchRequest(ctx context.Context, zk *zkclient.Client, id string, done func
 
 // waitFulfilled waits until a launcher fulfils the request; a failed
 // request is deleted (as Zuul does) and reported as an error.
-func waitFulfilled(ctx context.Context, zk *zkclient.Client, id string) (*nodepool.NodeRequest, error) {
-	var got *nodepool.NodeRequest
-	err := watchRequest(ctx, zk, id, func(r *nodepool.NodeRequest) (bool, error) {
+func waitFulfilled(ctx context.Context, zk *zkclient.Client, id string) (*zkclient.NodeRequest, error) {
+	var got *zkclient.NodeRequest
+	err := watchRequest(ctx, zk, id, func(r *zkclient.NodeRequest) (bool, error) {
 		switch r.State {
 		case zkclient.RequestFulfilled:
 			got = r
@@ -58,7 +57,7 @@ func waitFulfilled(ctx context.Context, zk *zkclient.Client, id string) (*nodepo
 // waitPending waits until a launcher has taken the request on: it is
 // pending, or already done.
 func waitPending(ctx context.Context, zk *zkclient.Client, id string) error {
-	err := watchRequest(ctx, zk, id, func(r *nodepool.NodeRequest) (bool, error) {
+	err := watchRequest(ctx, zk, id, func(r *zkclient.NodeRequest) (bool, error) {
 		return r.State != zkclient.RequestRequested, nil
 	})
 	if errors.Is(err, zkclient.ErrNoNode) {
@@ -69,13 +68,13 @@ func waitPending(ctx context.Context, zk *zkclient.Client, id string) error {
 
 // heldNode is a node locked by the scheduler.
 type heldNode struct {
-	node *nodepool.Node
+	node *zkclient.Node
 	lock *zkclient.Lock
 }
 
 // takeNodes locks the nodes of a fulfilled request (checking they are
 // allocated to it), deletes the request and marks the nodes in-use.
-func takeNodes(ctx context.Context, zk *zkclient.Client, r *nodepool.NodeRequest) ([]heldNode, error) {
+func takeNodes(ctx context.Context, zk *zkclient.Client, r *zkclient.NodeRequest) ([]heldNode, error) {
 	var held []heldNode
 	release := func() {
 		for _, h := range held {

@@ -27,6 +27,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/quota"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -157,13 +158,13 @@ func parseJobs(r io.Reader) ([]job, error) {
 
 // buildConfig parses providersYAML with the driver, as LoadConfig would
 // for a registered one.
-func buildConfig(d driver.Driver) (*nodepool.Config, error) {
+func buildConfig(d driver.Driver) (*config.Config, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(providersYAML), &doc); err != nil {
 		return nil, err
 	}
 	probs := &driver.Problems{File: "providers"}
-	cfg := &nodepool.Config{Labels: []*nodepool.LabelConfig{{Name: "small"}, {Name: "large"}}}
+	cfg := &config.Config{Labels: []*config.LabelConfig{{Name: "small"}, {Name: "large"}}}
 	for i, n := range doc.Content[0].Content {
 		cfg.Providers = append(cfg.Providers, d.ParseProvider(driver.NewSection(n, fmt.Sprintf("providers[%d]", i), probs)))
 	}
@@ -299,7 +300,7 @@ func (s *scheduler) count(field *int, n int) {
 // now is waited for before the next job is placed, so that the next
 // placement sees the quota it took.
 func (s *scheduler) schedule(ctx context.Context, j job, wg *sync.WaitGroup) error {
-	req := &nodepool.NodeRequest{State: zkclient.RequestRequested, NodeTypes: j.Labels, Reuse: true,
+	req := &zkclient.NodeRequest{State: zkclient.RequestRequested, NodeTypes: j.Labels, Reuse: true,
 		Requestor: "embedded-scheduler", TenantName: j.Tenant, StateTime: unixNow(), CreatedTime: unixNow()}
 	places, err := s.l.Placements(ctx, req)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/config"
 	_ "github.com/nodepool-go/nodepool/driver/stock"
 	"github.com/nodepool-go/nodepool/internal/daemon"
 	"github.com/nodepool-go/nodepool/internal/webapp"
@@ -28,7 +29,7 @@ import (
 // program name) and returns the process exit code.
 func Main(args []string) int {
 	fs := flag.NewFlagSet("nodepool-launcher", flag.ContinueOnError)
-	config := fs.String("c", "/etc/nodepool/nodepool.yaml", "path to the config file")
+	configFlag := fs.String("c", "/etc/nodepool/nodepool.yaml", "path to the config file")
 	secure := fs.String("s", "", "path to the secure config file")
 	noWeb := fs.Bool("no-webapp", false, "do not serve the web status API")
 	debug := fs.Bool("debug", false, "log at debug level")
@@ -39,8 +40,8 @@ func Main(args []string) int {
 	}
 	log := daemon.Logger(*debug)
 	daemon.ServeProfiles(*profiles, log)
-	path, securePath := daemon.ConfigPaths(*config, *secure)
-	cfg, err := nodepool.LoadConfig(path, securePath)
+	path, securePath := daemon.ConfigPaths(*configFlag, *secure)
+	cfg, err := config.Load(path, securePath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
 		return 1

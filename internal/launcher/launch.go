@@ -1,4 +1,4 @@
-package nodepool
+package launcher
 
 import (
 	"context"
@@ -21,7 +21,7 @@ const deleteTimeout = 600 * time.Second
 type nodeLaunch struct {
 	h      *handler
 	p      *provider
-	node   *Node
+	node   *zkclient.Node
 	lock   *zkclient.Lock
 	label  *driver.LabelConfig
 	az     string
@@ -357,7 +357,7 @@ func (nl *nodeLaunch) fail(ctx context.Context, err error, metric string, persis
 // nodeDelete deletes one node's instance and then its record.
 type nodeDelete struct {
 	p       *provider
-	node    *Node
+	node    *zkclient.Node
 	lock    *zkclient.Lock
 	machine driver.DeleteMachine
 	started time.Time

@@ -1,4 +1,4 @@
-package nodepool
+package config
 
 import (
 	"fmt"
@@ -8,12 +8,13 @@ import (
 	"github.com/nodepool-go/nodepool/driver"
 )
 
-// ValidateConfig checks a configuration file the way `nodepool
+// Validate checks a configuration file the way `nodepool
 // config-validate` does (config.md §9): parse (step 1), strict schema
 // (step 2), cross-references (step 3). Steps 1 and 2 stop at their first
 // failing step; Problems.Step names the step that failed. The secure file
 // is not validated. Errors of step 3 carry upstream's exact messages.
-func ValidateConfig(path string) *driver.Problems {
+func Validate(path string, opts ...Option) *driver.Problems {
+	o := options(opts)
 	probs := &driver.Problems{File: path, Strict: true}
 	data, err := readConfigFile(path)
 	if err != nil {
@@ -37,7 +38,7 @@ func ValidateConfig(path string) *driver.Problems {
 		probs.Step = driver.StepSchema
 		return probs
 	}
-	p := parseDocument(root, probs)
+	p := parseDocument(root, probs, o.registry)
 	if len(probs.Errors) > 0 {
 		probs.Step = driver.StepSchema
 		return probs

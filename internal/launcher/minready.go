@@ -1,4 +1,4 @@
-package nodepool
+package launcher
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
@@ -61,7 +62,7 @@ func (l *Launcher) runMinReady(ctx context.Context) {
 		}
 	}
 	cfg := l.Config()
-	var want []*LabelConfig
+	var want []*config.LabelConfig
 	for _, lc := range cfg.Labels {
 		if lc.MinReady > 0 && len(m.submitted[lc.Name]) == 0 {
 			want = append(want, lc)
@@ -96,7 +97,7 @@ func (l *Launcher) runMinReady(ctx context.Context) {
 			continue
 		}
 		for i := 0; i < need; i++ {
-			req := &NodeRequest{State: zkclient.RequestRequested, StateTime: unixNow(l.now()),
+			req := &zkclient.NodeRequest{State: zkclient.RequestRequested, StateTime: unixNow(l.now()),
 				NodeTypes: []string{lc.Name}, Reuse: false, Requestor: zkclient.RequestorMinReady,
 				EventID: strings.ReplaceAll(uuid.NewString(), "-", "")}
 			id, err := l.zk.SubmitRequest(ctx, req, "900", true)
@@ -127,7 +128,7 @@ func (l *Launcher) labelServable(ctx context.Context, label string) bool {
 }
 
 // readyCounts counts ready, unallocated nodes per label.
-func readyCounts(nodes []*Node) map[string]int {
+func readyCounts(nodes []*zkclient.Node) map[string]int {
 	ready := map[string]int{}
 	for _, n := range nodes {
 		if n.State == zkclient.NodeReady && n.AllocatedTo == "" {

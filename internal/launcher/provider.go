@@ -1,4 +1,4 @@
-package nodepool
+package launcher
 
 import (
 	"context"
@@ -200,7 +200,7 @@ func (p *provider) addLaunch(nl *nodeLaunch) {
 
 // startDelete hands a locked node to the delete loop; false when a delete
 // of it is already running.
-func (p *provider) startDelete(n *Node, lock *zkclient.Lock) bool {
+func (p *provider) startDelete(n *zkclient.Node, lock *zkclient.Lock) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.deletes[n.ID]; ok {
@@ -311,7 +311,7 @@ func (p *provider) managed(md map[string]string) bool {
 const pendingTTL = 10 * time.Second
 
 type pendingNode struct {
-	n        *Node
+	n        *zkclient.Node
 	at       time.Time
 	reserved bool // quota held for a node not created yet
 }
@@ -319,7 +319,7 @@ type pendingNode struct {
 // reserve counts a node about to be created against the quota until
 // settle replaces it by the created node (or drops it); it returns the
 // reservation's key.
-func (p *provider) reserve(n *Node) string {
+func (p *provider) reserve(n *zkclient.Node) string {
 	p.pendingMu.Lock()
 	defer p.pendingMu.Unlock()
 	p.reservations++
@@ -330,7 +330,7 @@ func (p *provider) reserve(n *Node) string {
 
 // settle ends a reservation: the node was created (created true) and is
 // now counted as pending, or its creation failed.
-func (p *provider) settle(key string, n *Node, created bool) {
+func (p *provider) settle(key string, n *zkclient.Node, created bool) {
 	p.pendingMu.Lock()
 	defer p.pendingMu.Unlock()
 	delete(p.pendingNew, key)
@@ -340,7 +340,7 @@ func (p *provider) settle(key string, n *Node, created bool) {
 }
 
 // notePending remembers a just-created node until the cache has it.
-func (p *provider) notePending(n *Node) {
+func (p *provider) notePending(n *zkclient.Node) {
 	p.pendingMu.Lock()
 	p.pendingNew[n.ID] = pendingNode{n: n, at: time.Now()}
 	p.pendingMu.Unlock()
@@ -355,10 +355,10 @@ func (p *provider) forgetPending(id string) {
 
 // pendingNodes returns the created nodes the cache does not show yet,
 // forgetting those it shows and those older than pendingTTL.
-func (p *provider) pendingNodes() []*Node {
+func (p *provider) pendingNodes() []*zkclient.Node {
 	p.pendingMu.Lock()
 	defer p.pendingMu.Unlock()
-	var out []*Node
+	var out []*zkclient.Node
 	for id, pn := range p.pendingNew {
 		if pn.reserved {
 			continue
@@ -559,14 +559,14 @@ func (p *provider) coordinate(ctx context.Context, fn func() error) error {
 const uploadTTL = 3 * time.Second
 
 type cachedUpload struct {
-	up *ImageUpload
+	up *zkclient.ImageUpload
 	at time.Time
 }
 
 // recentUpload returns the newest ready upload of a diskimage to this
 // provider (nil when there is none), from a short-lived cache so request
 // handling does not walk the image tree for every request.
-func (p *provider) recentUpload(ctx context.Context, image string) (*ImageUpload, error) {
+func (p *provider) recentUpload(ctx context.Context, image string) (*zkclient.ImageUpload, error) {
 	p.quotaMu.Lock()
 	if c, ok := p.uploads[image]; ok && time.Since(c.at) < uploadTTL {
 		p.quotaMu.Unlock()

@@ -1,4 +1,4 @@
-package nodepool
+package launcher
 
 import (
 	"github.com/nodepool-go/nodepool/internal/pyjson"
@@ -21,7 +21,7 @@ const (
 )
 
 // resourcesOf returns a node's stored resources as a usage value.
-func resourcesOf(n *Node) quota.Resources { return quota.FromMap(n.Resources, 0) }
+func resourcesOf(n *zkclient.Node) quota.Resources { return quota.FromMap(n.Resources, 0) }
 
 // tenantLimit turns a tenant-resource-limits entry into a limit value.
 func tenantLimit(m map[string]float64) quota.Resources {

@@ -1,7 +1,8 @@
-package nodepool
+package launcher
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -18,9 +19,6 @@ import (
 // per slot, de-registers slots that left the configuration, updates ready
 // nodes whose settings changed, and re-registers a slot after its node was
 // used and deleted.
-
-// StaticLauncher is the value of Node.Launcher for registered hosts.
-const StaticLauncher = "static driver"
 
 // registrar returns the provider's Registrar, if its driver has one.
 func (p *provider) registrar() (driver.Registrar, bool) {
@@ -68,7 +66,7 @@ func slotKey(host, user string, port, index int) string {
 	return host + "|" + user + "|" + strconv.Itoa(port) + "|" + strconv.Itoa(index)
 }
 
-func nodeSlotKey(n *Node) string {
+func nodeSlotKey(n *zkclient.Node) string {
 	idx := -1
 	if n.Slot != nil {
 		idx = *n.Slot
@@ -88,7 +86,7 @@ func (p *provider) syncStatic(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	existing := map[string]*Node{}
+	existing := map[string]*zkclient.Node{}
 	for _, n := range p.l.nodes.List() {
 		if n.Provider == p.cfg.Name {
 			existing[nodeSlotKey(n)] = n
@@ -138,7 +136,7 @@ func (p *provider) syncStatic(ctx context.Context) error {
 			continue
 		}
 		if n.State == zkclient.NodeReady && n.AllocatedTo == "" {
-			p.l.markDeleting(ctx, n.ID, func(x *Node) bool { return x.State == zkclient.NodeReady && x.AllocatedTo == "" })
+			p.l.markDeleting(ctx, n.ID, func(x *zkclient.Node) bool { return x.State == zkclient.NodeReady && x.AllocatedTo == "" })
 		}
 	}
 	return nil
@@ -146,9 +144,9 @@ func (p *provider) syncStatic(ctx context.Context) error {
 
 // syncHost registers a host's empty slots and updates its ready nodes
 // whose settings changed.
-func (p *provider) syncHost(ctx context.Context, reg driver.Registrar, slots []driver.Slot, existing map[string]*Node) error {
+func (p *provider) syncHost(ctx context.Context, reg driver.Registrar, slots []driver.Slot, existing map[string]*zkclient.Node) error {
 	var missing []driver.Slot
-	var stale []*Node
+	var stale []*zkclient.Node
 	for _, s := range slots {
 		n, ok := existing[slotKey(s.Host, s.Username, s.ConnectionPort, s.Index)]
 		if !ok {
@@ -181,13 +179,13 @@ func (p *provider) syncHost(ctx context.Context, reg driver.Registrar, slots []d
 }
 
 // slotMatches reports whether a node carries the slot's settings.
-func slotMatches(n *Node, s driver.Slot) bool {
-	return equalStrings(n.Type, s.Labels) && n.Username == s.Username && n.Port() == s.ConnectionPort &&
+func slotMatches(n *zkclient.Node, s driver.Slot) bool {
+	return slices.Equal(n.Type, s.Labels) && n.Username == s.Username && n.Port() == s.ConnectionPort &&
 		n.ShellType == s.ShellType && n.ConnectionType == s.ConnectionType && n.PythonPath == s.PythonPath &&
 		n.Pool == s.Pool
 }
 
-func (p *provider) updateStatic(ctx context.Context, n *Node, slots []driver.Slot, keys []string) {
+func (p *provider) updateStatic(ctx context.Context, n *zkclient.Node, slots []driver.Slot, keys []string) {
 	var s driver.Slot
 	for _, x := range slots {
 		if n.Slot != nil && x.Index == *n.Slot {
@@ -213,10 +211,10 @@ func (p *provider) updateStatic(ctx context.Context, n *Node, slots []driver.Slo
 }
 
 // staticNode returns the ready record of a registered slot.
-func staticNode(provider string, s driver.Slot, keys []string, now float64) *Node {
+func staticNode(provider string, s driver.Slot, keys []string, now float64) *zkclient.Node {
 	idx := s.Index
-	n := &Node{State: zkclient.NodeReady, StateTime: now, CreatedTime: now, Provider: provider, Pool: s.Pool,
-		Type: append([]string(nil), s.Labels...), Launcher: StaticLauncher, ExternalID: s.Host, Hostname: s.Host,
+	n := &zkclient.Node{State: zkclient.NodeReady, StateTime: now, CreatedTime: now, Provider: provider, Pool: s.Pool,
+		Type: append([]string(nil), s.Labels...), Launcher: zkclient.StaticLauncher, ExternalID: s.Host, Hostname: s.Host,
 		InterfaceIP: s.Host, PublicIPv4: s.PublicIPv4, PublicIPv6: s.PublicIPv6, Username: s.Username,
 		ConnectionType: s.ConnectionType, ShellType: s.ShellType, PythonPath: s.PythonPath,
 		HostKeys: append([]string{}, keys...), Slot: &idx}
@@ -229,7 +227,7 @@ func staticNode(provider string, s driver.Slot, keys []string, now float64) *Nod
 
 // staticAlive runs the reuse liveness check for a registered node; a dead
 // host's node is de-registered.
-func (p *provider) staticAlive(ctx context.Context, n *Node) bool {
+func (p *provider) staticAlive(ctx context.Context, n *zkclient.Node) bool {
 	reg, ok := p.registrar()
 	if !ok {
 		return true

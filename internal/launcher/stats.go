@@ -1,4 +1,4 @@
-package nodepool
+package launcher
 
 import (
 	"net/http"

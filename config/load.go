@@ -1,4 +1,4 @@
-package nodepool
+package config
 
 import (
 	"errors"
@@ -16,10 +16,6 @@ import (
 
 	"github.com/nodepool-go/nodepool/driver"
 	// The drivers whose configuration every build can parse.
-	_ "github.com/nodepool-go/nodepool/driver/aws"
-	_ "github.com/nodepool-go/nodepool/driver/metastatic"
-	_ "github.com/nodepool-go/nodepool/driver/openstack"
-	_ "github.com/nodepool-go/nodepool/driver/static"
 	"github.com/nodepool-go/nodepool/quota"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
@@ -47,12 +43,13 @@ var (
 	sleep          = time.Sleep
 )
 
-// LoadConfig reads the main configuration file and the optional secure
+// Load reads the main configuration file and the optional secure
 // file the way the daemons do (config.md §1): lenient about unknown keys
 // (reported in Config.Warnings), strict about types and references. Parse
 // and reference errors are returned as a *driver.ErrorList; I/O errors as
 // returned by the operating system.
-func LoadConfig(path, securePath string) (*Config, error) {
+func Load(path, securePath string, opts ...Option) (*Config, error) {
+	o := options(opts)
 	abs, err := absPath(path)
 	if err != nil {
 		return nil, err
@@ -65,7 +62,7 @@ func LoadConfig(path, securePath string) (*Config, error) {
 	if len(probs.Errors) > 0 {
 		return nil, probs.Err()
 	}
-	p := parseDocument(root, probs)
+	p := parseDocument(root, probs, o.registry)
 	p.resolve(probs)
 	cfg := p.cfg
 	cfg.Path = abs
@@ -224,7 +221,7 @@ type parsed struct {
 // provider through its driver. It records type and schema errors; the
 // cross-references are checked by resolve (loader) or validateReferences
 // (config-validate).
-func parseDocument(root *yaml.Node, probs *driver.Problems) *parsed {
+func parseDocument(root *yaml.Node, probs *driver.Problems, drivers *driver.Registry) *parsed {
 	strict := probs.Strict
 	s := driver.NewSection(root, "", probs)
 	cfg := &Config{
@@ -299,7 +296,7 @@ func parseDocument(root *yaml.Node, probs *driver.Problems) *parsed {
 		if n := ps.Node("driver"); n != nil && n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
 			name = n.Value
 		}
-		d, ok := driver.Lookup(name)
+		d, ok := drivers.Lookup(name)
 		if !ok {
 			ps.Errorf("driver", "%s: unknown driver", name)
 			continue

@@ -1,4 +1,4 @@
-package nodepool
+package launcher
 
 import (
 	"context"
@@ -76,7 +76,7 @@ func (l *Launcher) removeOrphanInits(ctx context.Context) {
 		if _, ok := l.providerNames()[n.Provider]; !ok {
 			continue
 		}
-		l.markDeleting(ctx, id, func(x *Node) bool { return x.State == zkclient.NodeInit })
+		l.markDeleting(ctx, id, func(x *zkclient.Node) bool { return x.State == zkclient.NodeInit })
 	}
 }
 
@@ -89,7 +89,7 @@ const (
 )
 
 // nodePhase is the byPhase index key of a node.
-func nodePhase(n *Node) string {
+func nodePhase(n *zkclient.Node) string {
 	switch n.State {
 	case zkclient.NodeInit:
 		return phaseInit
@@ -172,7 +172,7 @@ func (l *Launcher) deletePass(ctx context.Context, full bool) {
 // tryDelete locks an unlocked node, checking in the same transaction that
 // the record is still the version the decision was made on (instead of
 // re-reading it), and hands it to its provider's deleter.
-func (l *Launcher) tryDelete(ctx context.Context, p *provider, n *Node) {
+func (l *Launcher) tryDelete(ctx context.Context, p *provider, n *zkclient.Node) {
 	if nodePhase(n) == phaseHeld {
 		// Normally held: one read instead of a contender's three.
 		kids, err := l.zk.Children(ctx, zkclient.NodeLockPath(n.ID))
@@ -198,7 +198,7 @@ func (l *Launcher) tryDelete(ctx context.Context, p *provider, n *Node) {
 }
 
 // freeOrphan clears the allocation of a ready node whose request is gone.
-func (l *Launcher) freeOrphan(ctx context.Context, n *Node) {
+func (l *Launcher) freeOrphan(ctx context.Context, n *zkclient.Node) {
 	if _, err := l.zk.GetRequest(ctx, n.AllocatedTo); !errors.Is(err, zkclient.ErrNoNode) {
 		return
 	}
@@ -226,7 +226,7 @@ func (l *Launcher) cleanupLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		if l.zk.Connected() && l.Ready() {
-			l.cleanupPass(ctx)
+			l.CleanupPass(ctx)
 		}
 		select {
 		case <-ctx.Done():
@@ -236,9 +236,9 @@ func (l *Launcher) cleanupLoop(ctx context.Context) {
 	}
 }
 
-// cleanupPass runs every cleanup task once; each task's failure is logged
+// CleanupPass runs every cleanup task once; each task's failure is logged
 // and the next one runs.
-func (l *Launcher) cleanupPass(ctx context.Context) {
+func (l *Launcher) CleanupPass(ctx context.Context) {
 	tasks := []struct {
 		name string
 		fn   func(context.Context) error
@@ -374,7 +374,7 @@ func (l *Launcher) resetLostRequest(ctx context.Context, id string, lock *zkclie
 }
 
 // markDeleting locks a node and moves it to deleting if check still holds.
-func (l *Launcher) markDeleting(ctx context.Context, id string, check func(*Node) bool) {
+func (l *Launcher) markDeleting(ctx context.Context, id string, check func(*zkclient.Node) bool) {
 	lock := l.zk.NodeLock(id)
 	if got, err := lock.TryAcquire(ctx); err != nil || !got {
 		return
@@ -408,7 +408,7 @@ func (l *Launcher) cleanupMaxReadyAge(ctx context.Context) error {
 				continue
 			}
 			if now-n.StateTime >= lc.MaxReadyAge.Seconds() {
-				l.markDeleting(ctx, n.ID, func(x *Node) bool { return x.State == zkclient.NodeReady && x.AllocatedTo == "" })
+				l.markDeleting(ctx, n.ID, func(x *zkclient.Node) bool { return x.State == zkclient.NodeReady && x.AllocatedTo == "" })
 				break
 			}
 		}
@@ -435,7 +435,7 @@ func (l *Launcher) cleanupHeld(ctx context.Context) error {
 			limit = cfg.MaxHoldAge.Seconds()
 		}
 		if now-n.StateTime >= limit {
-			l.markDeleting(ctx, n.ID, func(x *Node) bool { return x.State == zkclient.NodeHold })
+			l.markDeleting(ctx, n.ID, func(x *zkclient.Node) bool { return x.State == zkclient.NodeHold })
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package nodepool
+package config
 
 import (
 	"errors"
@@ -18,6 +18,7 @@ import (
 	"github.com/nodepool-go/nodepool/driver/metastatic"
 	"github.com/nodepool-go/nodepool/driver/openstack"
 	"github.com/nodepool-go/nodepool/driver/static"
+	_ "github.com/nodepool-go/nodepool/driver/stock"
 )
 
 func testdata(name string) string { return filepath.Join("testdata", "config", name) }
@@ -66,7 +67,7 @@ func TestValidateExamples(t *testing.T) {
 			if tt.file == "does-not-exist.yaml" {
 				defer setFastRetry()()
 			}
-			p := ValidateConfig(testdata(tt.file))
+			p := Validate(testdata(tt.file))
 			if tt.step == 0 {
 				require.Empty(t, p.Errors, "%v", messages(p.Errors))
 				require.Zero(t, p.Step)
@@ -90,21 +91,21 @@ func setFastRetry() func() {
 }
 
 func TestValidateMessagesAreExact(t *testing.T) {
-	p := ValidateConfig(testdata("missing-parent.yaml"))
+	p := Validate(testdata("missing-parent.yaml"))
 	require.Len(t, p.Errors, 1)
 	require.Equal(t, "diskimage trusty has non-existant parent: this_does_not_exist", p.Errors[0].Msg)
 	require.Equal(t, 2, p.Errors[0].Line)
 
-	p = ValidateConfig(testdata("duplicate-diskimage.yaml"))
+	p = Validate(testdata("duplicate-diskimage.yaml"))
 	require.Len(t, p.Errors, 1)
 	require.Equal(t, "diskimage trusty already defined", p.Errors[0].Msg)
 
-	p = ValidateConfig(testdata("bad-indent.yaml"))
+	p = Validate(testdata("bad-indent.yaml"))
 	require.Len(t, p.Errors, 1)
 	require.True(t, strings.HasPrefix(p.Errors[0].Msg, "YAML parsing failed:"), p.Errors[0].Msg)
 	require.Positive(t, p.Errors[0].Line) // yaml.v3 names the start of the block
 
-	p = ValidateConfig(testdata("bad-types.yaml"))
+	p = Validate(testdata("bad-types.yaml"))
 	require.Contains(t, messages(p.Errors), testdata("bad-types.yaml")+":3: labels[0].min-ready: expected int, got str \"lots\"")
 }
 
@@ -146,7 +147,7 @@ func TestValidateQuirks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := ValidateConfig(writeConfig(t, tt.yaml))
+			p := Validate(writeConfig(t, tt.yaml))
 			if tt.msg == "" {
 				require.Empty(t, p.Errors, "%v", messages(p.Errors))
 				return
@@ -158,7 +159,7 @@ func TestValidateQuirks(t *testing.T) {
 }
 
 func TestValidateMaxConcurrencyWarning(t *testing.T) {
-	p := ValidateConfig(testdata("drivers.yaml"))
+	p := Validate(testdata("drivers.yaml"))
 	require.Empty(t, p.Errors)
 	require.Len(t, p.Warnings, 1)
 	require.Contains(t, p.Warnings[0].Error(), "providers[0].max-concurrency")
@@ -166,7 +167,7 @@ func TestValidateMaxConcurrencyWarning(t *testing.T) {
 }
 
 func TestLoadMinimal(t *testing.T) {
-	cfg, err := LoadConfig(testdata("minimal.yaml"), "")
+	cfg, err := Load(testdata("minimal.yaml"), "")
 	require.NoError(t, err)
 	abs, _ := filepath.Abs(testdata("minimal.yaml"))
 	require.Equal(t, abs, cfg.Path)
@@ -221,7 +222,7 @@ func TestLoadMinimal(t *testing.T) {
 
 func TestLoadMultiProvider(t *testing.T) {
 	t.Setenv("NODEPOOL_WEB_PORT", "8080")
-	cfg, err := LoadConfig(testdata("multi-provider.yaml"), "")
+	cfg, err := Load(testdata("multi-provider.yaml"), "")
 	require.NoError(t, err)
 	require.Equal(t, 8080, cfg.WebApp.Port)
 	require.Equal(t, "127.0.0.1", cfg.WebApp.ListenAddress)
@@ -294,23 +295,23 @@ func TestLoadTLSFiles(t *testing.T) {
 		require.NoError(t, os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600))
 	}
 	tls := "zookeeper-tls:\n  cert: " + dir + "/cert.pem\n  key: " + dir + "/key.pem\n  ca: %s\n"
-	cfg, err := LoadConfig(writeConfig(t, strings.Replace(tls, "%s", dir+"/ca.pem", 1)), "")
+	cfg, err := Load(writeConfig(t, strings.Replace(tls, "%s", dir+"/ca.pem", 1)), "")
 	require.NoError(t, err)
 	zc, err := cfg.ZooKeeperClientConfig()
 	require.NoError(t, err)
 	require.Equal(t, dir+"/ca.pem", zc.TLS.CA)
 
-	cfg, err = LoadConfig(writeConfig(t, strings.Replace(tls, "%s", dir+"/missing.pem", 1)), "")
+	cfg, err = Load(writeConfig(t, strings.Replace(tls, "%s", dir+"/missing.pem", 1)), "")
 	require.NoError(t, err)
 	_, err = cfg.ZooKeeperClientConfig()
 	require.ErrorIs(t, err, fs.ErrNotExist)
 
-	cfg, err = LoadConfig(writeConfig(t, "zookeeper-tls:\n  cert: a\n"), "")
+	cfg, err = Load(writeConfig(t, "zookeeper-tls:\n  cert: a\n"), "")
 	require.NoError(t, err)
 	_, err = cfg.ZooKeeperClientConfig()
 	require.ErrorContains(t, err, "missing key, ca")
 
-	cfg, err = LoadConfig(writeConfig(t, "zookeeper-servers: [{host: zk}]\n"), "")
+	cfg, err = Load(writeConfig(t, "zookeeper-servers: [{host: zk}]\n"), "")
 	require.NoError(t, err)
 	zc, err = cfg.ZooKeeperClientConfig()
 	require.NoError(t, err)
@@ -347,7 +348,7 @@ func TestZooKeeperChroot(t *testing.T) {
 		})
 	}
 
-	cfg, err := LoadConfig(testdata("drivers.yaml"), "")
+	cfg, err := Load(testdata("drivers.yaml"), "")
 	require.NoError(t, err)
 	zc, err := cfg.ZooKeeperClientConfig()
 	require.NoError(t, err)
@@ -360,7 +361,7 @@ func TestEnvSubstitution(t *testing.T) {
 	t.Setenv("NODEPOOL_DIR", "/srv/images")
 	t.Setenv("OTHER_DIR", "/nope")
 	path := writeConfig(t, "webapp:\n  port: %(NODEPOOL_PORT)\nimages-dir: %(NODEPOOL_DIR)\nelements-dir: '%(OTHER_DIR)'\nbuild-log-dir: '%(NODEPOOL_UNSET)'\n")
-	cfg, err := LoadConfig(path, "")
+	cfg, err := Load(path, "")
 	require.NoError(t, err)
 	require.Equal(t, 8005, cfg.WebApp.Port)
 	require.Equal(t, "/srv/images", cfg.ImagesDir)
@@ -369,7 +370,7 @@ func TestEnvSubstitution(t *testing.T) {
 
 	require.Equal(t, "a: x %(NODEPOOL_Bs) %(Y)", string(substituteEnv([]byte("a: %(NODEPOOL_A) %(NODEPOOL_Bs) %(Y)"), []string{"NODEPOOL_A=x", "Y=z", "NODEPOOL_B"})))
 	// The validator substitutes too.
-	require.Empty(t, ValidateConfig(path).Errors)
+	require.Empty(t, Validate(path).Errors)
 }
 
 func TestLoadSecure(t *testing.T) {
@@ -400,7 +401,7 @@ diskimages:
 	data, err := os.ReadFile(testdata("secure.yaml"))
 	require.NoError(t, err)
 	write(string(data) + "      C: secure\nzookeeper-servers: []\nunknown-key: ignored\n")
-	cfg, err := LoadConfig(main, secure)
+	cfg, err := Load(main, secure)
 	require.NoError(t, err)
 	require.Equal(t, secure, cfg.SecurePath)
 	require.Equal(t, "/etc/nodepool/secure/client.pem", cfg.ZooKeeperTLS.Cert)
@@ -412,7 +413,7 @@ diskimages:
 
 	// Servers replaced; a TLS key missing in the secure file becomes unset.
 	write("zookeeper-servers:\n  - host: secret-zk\n    port: 1234\nzookeeper-tls:\n  cert: /s/cert\n")
-	cfg, err = LoadConfig(main, secure)
+	cfg, err = Load(main, secure)
 	require.NoError(t, err)
 	require.Equal(t, []ZooKeeperServer{{Host: "secret-zk", Port: 1234}}, cfg.ZooKeeperServers)
 	require.Equal(t, "/s/cert", cfg.ZooKeeperTLS.Cert)
@@ -420,30 +421,30 @@ diskimages:
 
 	// Empty secure file: no-op.
 	write("")
-	cfg, err = LoadConfig(main, secure)
+	cfg, err = Load(main, secure)
 	require.NoError(t, err)
 	require.Equal(t, "/main/cert", cfg.ZooKeeperTLS.Cert)
 
 	// Abstract or unknown diskimages are errors naming the secure file.
 	for _, name := range []string{"base", "nope"} {
 		write("diskimages:\n  - name: " + name + "\n    env-vars: {X: y}\n")
-		_, err = LoadConfig(main, secure)
+		_, err = Load(main, secure)
 		require.ErrorContains(t, err, secure+":2: unknown diskimage "+name)
 	}
 	write("diskimages:\n  - name: other\n")
-	_, err = LoadConfig(main, secure)
+	_, err = Load(main, secure)
 	require.ErrorContains(t, err, "diskimages[0].env-vars: required key not provided")
 
 	// Substitution applies to the secure file.
 	t.Setenv("NODEPOOL_SECRET", "hunter2")
 	write("diskimages:\n  - name: other\n    env-vars: {PW: '%(NODEPOOL_SECRET)'}\n")
-	cfg, err = LoadConfig(main, secure)
+	cfg, err = Load(main, secure)
 	require.NoError(t, err)
 	require.Equal(t, "hunter2", cfg.Diskimage("other").EnvVars["PW"])
 }
 
 func TestInheritance(t *testing.T) {
-	cfg, err := LoadConfig(testdata("inheritance.yaml"), "")
+	cfg, err := Load(testdata("inheritance.yaml"), "")
 	require.NoError(t, err)
 	require.Len(t, cfg.Diskimages, 2)
 	d := cfg.Diskimage("img")
@@ -464,21 +465,21 @@ func TestInheritance(t *testing.T) {
 	require.Equal(t, map[string]string{}, plain.Metadata)
 
 	// An empty formats list in the middle keeps the root's formats.
-	cfg, err = LoadConfig(writeConfig(t, "diskimages:\n  - {name: a, abstract: true, formats: [raw]}\n  - {name: b, parent: a, formats: []}\n"), "")
+	cfg, err = Load(writeConfig(t, "diskimages:\n  - {name: a, abstract: true, formats: [raw]}\n  - {name: b, parent: a, formats: []}\n"), "")
 	require.NoError(t, err)
 	require.Equal(t, []string{"raw"}, cfg.Diskimage("b").Formats)
 	require.Equal(t, []string{"raw"}, cfg.ImageFormats("b"))
 }
 
 func TestParentErrors(t *testing.T) {
-	_, err := LoadConfig(testdata("parent-cycle.yaml"), "")
+	_, err := Load(testdata("parent-cycle.yaml"), "")
 	require.Error(t, err)
 	var list *driver.ErrorList
 	require.True(t, errors.As(err, &list))
 	require.Len(t, list.Errors, 3)
 	require.Contains(t, err.Error(), "diskimage a: parent cycle a -> c -> b -> a")
 
-	_, err = LoadConfig(testdata("missing-parent.yaml"), "")
+	_, err = Load(testdata("missing-parent.yaml"), "")
 	require.ErrorContains(t, err, "diskimages[0]: diskimage trusty has non-existant parent: this_does_not_exist")
 }
 
@@ -505,7 +506,7 @@ func TestLoadErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := LoadConfig(writeConfig(t, tt.yaml), "")
+			_, err := Load(writeConfig(t, tt.yaml), "")
 			require.Error(t, err)
 			var list *driver.ErrorList
 			require.True(t, errors.As(err, &list), "%T", err)
@@ -532,7 +533,7 @@ providers:
     use-internal-ip: true
     pools:
 `)
-	cfg, err := LoadConfig(path, "")
+	cfg, err := Load(path, "")
 	require.NoError(t, err)
 	require.Equal(t, 20*time.Second, cfg.ZooKeeperTimeout)
 	require.Zero(t, cfg.MaxHoldAge)
@@ -545,14 +546,14 @@ providers:
 	require.ElementsMatch(t, []string{"nothandled", "images-dir-required-free", "webapp.listen-address", "providers[0].fancy-new-key", "providers[0].use-internal-ip"}, paths)
 
 	// An empty file loads with defaults.
-	cfg, err = LoadConfig(writeConfig(t, ""), "")
+	cfg, err = Load(writeConfig(t, ""), "")
 	require.NoError(t, err)
 	require.Equal(t, 8005, cfg.WebApp.Port)
 	require.Empty(t, cfg.Providers)
 }
 
 func TestLoadDuplicatesLastWins(t *testing.T) {
-	cfg, err := LoadConfig(writeConfig(t, `
+	cfg, err := Load(writeConfig(t, `
 labels:
   - {name: a, min-ready: 1}
   - {name: b}
@@ -573,7 +574,7 @@ tenant-resource-limits:
 }
 
 func TestLoadDrivers(t *testing.T) {
-	cfg, err := LoadConfig(testdata("drivers.yaml"), "")
+	cfg, err := Load(testdata("drivers.yaml"), "")
 	require.NoError(t, err)
 	require.Len(t, cfg.Warnings, 1, "max-concurrency: 0")
 
@@ -654,7 +655,7 @@ func TestReadRetry(t *testing.T) {
 		sleeps++
 	}
 	defer func() { sleep = old }()
-	_, err := LoadConfig(filepath.Join(t.TempDir(), "missing.yaml"), "")
+	_, err := Load(filepath.Join(t.TempDir(), "missing.yaml"), "")
 	require.ErrorIs(t, err, fs.ErrNotExist)
 	require.Equal(t, 2, sleeps, "3 attempts in total")
 
@@ -665,7 +666,7 @@ func TestReadRetry(t *testing.T) {
 		sleeps++
 		require.NoError(t, os.WriteFile(path, []byte("images-dir: /x\n"), 0o600))
 	}
-	cfg, err := LoadConfig(path, "")
+	cfg, err := Load(path, "")
 	require.NoError(t, err)
 	require.Equal(t, "/x", cfg.ImagesDir)
 	require.Equal(t, 1, sleeps)
@@ -685,7 +686,7 @@ func FuzzParseConfig(f *testing.F) {
 		}
 		for _, strict := range []bool{false, true} {
 			probs := &driver.Problems{File: "fuzz.yaml", Strict: strict}
-			p := parseDocument(root, probs)
+			p := parseDocument(root, probs, driver.Default)
 			if strict {
 				p.validateReferences(probs)
 			} else {

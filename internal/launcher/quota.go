@@ -1,4 +1,4 @@
-package nodepool
+package launcher
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/quota"
+	"github.com/nodepool-go/nodepool/zkclient"
 )
 
 // verdict is the outcome of a quota check, with the numbers of the first
@@ -113,7 +114,7 @@ func (p *provider) remainingVerdict(ctx context.Context, pool *driver.PoolConfig
 // tenantVerdict applies tenant-resource-limits to a request (quota.md §6):
 // the stored resources of every node of the tenant, plus what the labels
 // this pool serves would need.
-func (w *poolWorker) tenantVerdict(ctx context.Context, r *NodeRequest) verdict {
+func (w *poolWorker) tenantVerdict(ctx context.Context, r *zkclient.NodeRequest) verdict {
 	limit, used, ok := w.l.tenantUsage(r.TenantName)
 	if !ok {
 		return okVerdict

@@ -1,4 +1,4 @@
-package nodepool
+package launcher
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/internal/version"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
@@ -27,7 +29,7 @@ type poolWorker struct {
 	pool     *driver.PoolConfig
 	id       string // launcher id: "<host>-PoolWorker.<provider>-<pool>-<hex>"
 	log      *slog.Logger
-	comp     *Component
+	comp     *zkclient.Component
 
 	// pausedNow is how many handlers were paused at the end of the last
 	// pass, for readers outside the worker's goroutine (Placements).
@@ -56,9 +58,9 @@ func (w *poolWorker) kick() {
 	}
 }
 
-func (w *poolWorker) component() *Component {
-	return &Component{Kind: zkclient.KindPool, Hostname: w.l.hostname, State: zkclient.ComponentRunning,
-		Release: Version, ID: w.id, ProviderName: w.provider.cfg.Name,
+func (w *poolWorker) component() *zkclient.Component {
+	return &zkclient.Component{Kind: zkclient.KindPool, Hostname: w.l.hostname, State: zkclient.ComponentRunning,
+		Release: version.Version, ID: w.id, ProviderName: w.provider.cfg.Name,
 		SupportedLabels: w.pool.LabelNames(), Priority: w.provider.cfg.EffectivePriority(w.pool)}
 }
 
@@ -203,7 +205,7 @@ func (w *poolWorker) updateComponent(ctx context.Context) {
 	paused := w.paused()
 	labels := w.pool.LabelNames()
 	prio := w.provider.cfg.EffectivePriority(w.pool)
-	if w.comp.Paused == paused && w.comp.Priority == prio && equalStrings(w.comp.SupportedLabels, labels) {
+	if w.comp.Paused == paused && w.comp.Priority == prio && slices.Equal(w.comp.SupportedLabels, labels) {
 		return
 	}
 	w.comp.Paused, w.comp.Priority, w.comp.SupportedLabels = paused, prio, labels
@@ -213,18 +215,6 @@ func (w *poolWorker) updateComponent(ctx context.Context) {
 		}
 		w.log.Debug("updating pool component failed", "error", err)
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // processPaused retries paused handlers in request-priority order.
@@ -240,16 +230,7 @@ func (w *poolWorker) processPaused(ctx context.Context) {
 	if len(paused) == 0 {
 		return
 	}
-	sort.SliceStable(paused, func(i, j int) bool {
-		a, b := paused[i].req, paused[j].req
-		if a.Priority() != b.Priority() {
-			return a.Priority() < b.Priority()
-		}
-		if a.RelativePriority != b.RelativePriority {
-			return a.RelativePriority < b.RelativePriority
-		}
-		return a.Sequence() < b.Sequence()
-	})
+	slices.SortStableFunc(paused, func(a, b *handler) int { return zkclient.CompareRequests(a.req, b.req) })
 	for _, h := range paused {
 		h.run(ctx)
 	}
@@ -447,7 +428,7 @@ type takenSlot struct{ h *handler }
 
 // accept locks the request and declines it (reason set) or takes it on
 // and fills it.
-func (w *poolWorker) accept(ctx context.Context, r *NodeRequest, h *handler, reason string) {
+func (w *poolWorker) accept(ctx context.Context, r *zkclient.NodeRequest, h *handler, reason string) {
 	if w.take(ctx, r, h, reason) {
 		w.fillAccepted(ctx, h)
 	}
@@ -455,7 +436,7 @@ func (w *poolWorker) accept(ctx context.Context, r *NodeRequest, h *handler, rea
 
 // take locks the request and declines it (reason set, false) or marks it
 // pending (true).
-func (w *poolWorker) take(ctx context.Context, r *NodeRequest, h *handler, reason string) bool {
+func (w *poolWorker) take(ctx context.Context, r *zkclient.NodeRequest, h *handler, reason string) bool {
 	lock := w.l.zk.RequestLock(r.ID)
 	if reason != "" {
 		got, err := lock.TryAcquire(ctx)
@@ -585,8 +566,8 @@ func (w *poolWorker) poll(ctx context.Context) {
 	w.mu.Unlock()
 }
 
-func candidatePools(registered []*Component, r *NodeRequest) []*Component {
-	var out []*Component
+func candidatePools(registered []*zkclient.Component, r *zkclient.NodeRequest) []*zkclient.Component {
+	var out []*zkclient.Component
 	for _, c := range registered {
 		if r.DeclinedByID(c.ID) {
 			continue
@@ -609,7 +590,7 @@ func candidatePools(registered []*Component, r *NodeRequest) []*Component {
 	return out
 }
 
-func hasProvider(cs []*Component, provider string) bool {
+func hasProvider(cs []*zkclient.Component, provider string) bool {
 	for _, c := range cs {
 		if c.ProviderName == provider {
 			return true
@@ -618,7 +599,7 @@ func hasProvider(cs []*Component, provider string) bool {
 	return false
 }
 
-func lowerPriority(cs []*Component, mine int) *Component {
+func lowerPriority(cs []*zkclient.Component, mine int) *zkclient.Component {
 	for _, c := range cs {
 		if c.Priority < mine && !c.Paused {
 			return c
@@ -630,7 +611,7 @@ func lowerPriority(cs []*Component, mine int) *Component {
 // handler serves one request in one pool (launcher.md §7).
 type handler struct {
 	pw     *poolWorker
-	req    *NodeRequest
+	req    *zkclient.NodeRequest
 	lock   *zkclient.Lock
 	log    *slog.Logger
 	nodes  []*handlerNode
@@ -649,7 +630,7 @@ type handler struct {
 }
 
 type handlerNode struct {
-	node   *Node
+	node   *zkclient.Node
 	lock   *zkclient.Lock
 	label  string
 	launch *nodeLaunch
@@ -803,7 +784,7 @@ func (h *handler) fill(ctx context.Context) {
 }
 
 type pendingLock struct {
-	n     *Node
+	n     *zkclient.Node
 	label string
 }
 
@@ -859,7 +840,7 @@ func (h *handler) fillLabels(ctx context.Context) {
 			continue
 		}
 		var atQuota verdict
-		var created *Node
+		var created *zkclient.Node
 		coordinate := p.coordinate
 		if h.deferLocks {
 			coordinate = func(_ context.Context, fn func() error) error { return fn() } // the caller coordinates
@@ -920,7 +901,7 @@ func (h *handler) fillLabels(ctx context.Context) {
 func (h *handler) reuse(ctx context.Context, label string) bool {
 	pw := h.pw
 	l := pw.l
-	var cands []*Node
+	var cands []*zkclient.Node
 	for _, n := range l.unused.Lookup(poolKey(pw.provider.cfg.Name, pw.pool.Name)) {
 		if n.HasLabel(label) && (h.az == "" || n.AZ == "" || n.AZ == h.az) {
 			cands = append(cands, n)
@@ -959,7 +940,7 @@ func (h *handler) reuse(ctx context.Context, label string) bool {
 }
 
 // newNode returns the init record of a new node for label.
-func (h *handler) newNode(ctx context.Context, label string) *Node {
+func (h *handler) newNode(ctx context.Context, label string) *zkclient.Node {
 	pw := h.pw
 	if h.az == "" {
 		h.az = h.chooseAZ(ctx)
@@ -969,7 +950,7 @@ func (h *handler) newNode(ctx context.Context, label string) *Node {
 		attrs, _ = marshalAttributes(pw.pool.NodeAttributes)
 	}
 	now := unixNow(pw.l.now())
-	n := &Node{State: zkclient.NodeInit, StateTime: now, CreatedTime: now, Provider: pw.provider.cfg.Name,
+	n := &zkclient.Node{State: zkclient.NodeInit, StateTime: now, CreatedTime: now, Provider: pw.provider.cfg.Name,
 		Pool: pw.pool.Name, Type: []string{label}, Launcher: pw.id, AllocatedTo: h.req.ID,
 		TenantName: h.req.TenantName, Requestor: h.req.Requestor, Attributes: attrs, AZ: h.az}
 	n.SetPort(22)
@@ -977,7 +958,7 @@ func (h *handler) newNode(ctx context.Context, label string) *Node {
 }
 
 // createNode stores a new node record in state init for label.
-func (h *handler) createNode(ctx context.Context, label string) (*Node, error) {
+func (h *handler) createNode(ctx context.Context, label string) (*zkclient.Node, error) {
 	n := h.newNode(ctx, label)
 	if _, err := h.pw.l.zk.CreateNode(ctx, n); err != nil {
 		return nil, err
@@ -989,7 +970,7 @@ func (h *handler) createNode(ctx context.Context, label string) (*Node, error) {
 // reservedNode is a node whose quota fillLabels reserved and whose record
 // is created with the rest of its batch.
 type reservedNode struct {
-	n     *Node
+	n     *zkclient.Node
 	label string
 	key   string
 	err   error
@@ -1038,7 +1019,7 @@ func createReserved(ctx context.Context, batch []*handler) {
 
 // lockNewNode locks a new node and writes it "building", with its image
 // and connection settings, in one transaction, then starts its launch.
-func (h *handler) lockNewNode(ctx context.Context, n *Node, label string) error {
+func (h *handler) lockNewNode(ctx context.Context, n *zkclient.Node, label string) error {
 	pw := h.pw
 	l := pw.l
 	p := pw.provider
@@ -1280,7 +1261,7 @@ func (l *Launcher) deleteOldestUnused(ctx context.Context, p *provider, pool *dr
 	if l.unused.Count(poolKey(p.cfg.Name, pool.Name)) == 0 {
 		return false
 	}
-	var cands []*Node
+	var cands []*zkclient.Node
 	now := unixNow(l.now())
 	for _, n := range l.nodes.List() {
 		if n.Provider != p.cfg.Name || n.Pool != pool.Name {
@@ -1316,5 +1297,3 @@ func (l *Launcher) deleteOldestUnused(ctx context.Context, p *provider, pool *dr
 	}
 	return false
 }
-
-var errStopped = errors.New("stopped")

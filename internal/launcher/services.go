@@ -1,8 +1,6 @@
-package nodepool
+package launcher
 
 import (
-	"github.com/nodepool-go/nodepool/driver/metastatic"
-	"github.com/nodepool-go/nodepool/driver/openstack"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
@@ -14,11 +12,6 @@ type services struct {
 	zk    *zkclient.Client
 	stats *statsd
 }
-
-var (
-	_ metastatic.Services = services{}
-	_ openstack.Counter   = services{}
-)
 
 // ZooKeeper returns the launcher's ZooKeeper connection.
 func (s services) ZooKeeper() *zkclient.Client { return s.zk }
