@@ -65,7 +65,8 @@ func (a *Adapter) node(s driver.Slot) *Node {
 	return nil
 }
 
-// Slots returns one slot per configured host and parallel job.
+// Slots returns one slot per configured host and parallel job; a host
+// with max-parallel-jobs below 1 offers none.
 func (a *Adapter) Slots(ctx context.Context) ([]driver.Slot, error) {
 	var out []driver.Slot
 	for _, pool := range a.cfg.Pools {
@@ -74,12 +75,11 @@ func (a *Adapter) Slots(ctx context.Context) ([]driver.Slot, error) {
 			continue
 		}
 		for _, n := range ps.Nodes {
-			v4, v6 := a.resolve(ctx, n.Name)
-			jobs := n.MaxParallelJobs
-			if jobs < 1 {
-				jobs = 1
+			if n.MaxParallelJobs < 1 {
+				continue // as upstream: no slots, so the host's nodes go
 			}
-			for i := 0; i < jobs; i++ {
+			v4, v6 := a.resolve(ctx, n.Name)
+			for i := 0; i < n.MaxParallelJobs; i++ {
 				out = append(out, driver.Slot{
 					Pool: pool.Name, Host: n.Name, Index: i, Labels: append([]string(nil), n.Labels...),
 					Username: n.Username, ConnectionType: n.ConnectionType, ConnectionPort: n.ConnectionPort,
