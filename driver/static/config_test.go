@@ -251,18 +251,39 @@ func TestParseNullValues(t *testing.T) {
 	require.Equal(t, 1, n.MaxParallelJobs)
 }
 
+func TestParseProviderErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, provider, want string
+	}{
+		{"name missing", "driver: static\npools: []\n", "providers[0].name: required key not provided"},
+		{"max-concurrency", "name: st\ndriver: static\nmax-concurrency: x\n", `providers[0].max-concurrency: expected int, got str "x"`},
+		{"priority", "name: st\ndriver: static\npriority: [1]\n", "providers[0].priority: expected int, got a list"},
+		{"pools not a list", "name: st\ndriver: static\npools: {name: main}\n", "providers[0].pools: expected list, got a dictionary"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, strict := range []bool{false, true} {
+				_, probs := parse(t, tc.provider, strict)
+				require.Equal(t, []string{tc.want}, messages(probs.Errors), "strict=%v", strict)
+			}
+		})
+	}
+}
+
 func TestParsePoolErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, pool, want string
 	}{
+		{"priority", "  - name: main\n    priority: high\n", `providers[0].pools[0].priority: expected int, got str "high"`},
 		{"pool name missing", "  - nodes: []\n", "providers[0].pools[0].name: required key not provided"},
 		{"node-attributes", "  - name: main\n    node-attributes: [a]\n", "providers[0].pools[0].node-attributes: expected a dictionary"},
 		{"max-servers", "  - name: main\n    max-servers: lots\n", `providers[0].pools[0].max-servers: expected int, got str "lots"`},
 		{"nodes not a list", "  - name: main\n    nodes: {name: h}\n", "providers[0].pools[0].nodes: expected list, got a dictionary"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, probs := parse(t, "name: st\ndriver: static\npools:\n"+tc.pool, true)
-			require.Equal(t, []string{tc.want}, messages(probs.Errors))
+			for _, strict := range []bool{false, true} {
+				_, probs := parse(t, "name: st\ndriver: static\npools:\n"+tc.pool, strict)
+				require.Equal(t, []string{tc.want}, messages(probs.Errors), "strict=%v", strict)
+			}
 		})
 	}
 }
