@@ -1,6 +1,6 @@
-// Package static is the static-node driver: hosts listed
-// in the configuration are offered as nodes, one node record per parallel
-// job, and are never created or deleted by nodepool.
+// Package static is the static-node driver: hosts listed in the
+// configuration are offered as nodes, one node record per parallel job,
+// and are never created or deleted by nodepool.
 package static
 
 import (
