@@ -6,6 +6,10 @@
 //	func TestConformance(t *testing.T) {
 //		drivertest.Run(t, drivertest.Harness{Open: openMyProvider})
 //	}
+//
+// Drivers whose nodes are hosts that already exist (their adapter is a
+// driver.Registrar, as the static driver's) run RunRegistrar instead,
+// which checks slots, host checks and the refusal to create.
 package drivertest
 
 import (

@@ -28,6 +28,18 @@ var (
 // ErrCannotLaunch is returned by create machines: static hosts are not made.
 var ErrCannotLaunch = errors.New("static driver: hosts are registered, not launched")
 
+// ErrUnreachable is wrapped by the errors of Check and Alive for a host
+// that does not answer within its timeout.
+var ErrUnreachable = errors.New("host is not reachable")
+
+// ErrNotConfigured is wrapped by the errors of Check and Alive for a slot
+// whose host is not (or no longer) in the provider's configuration.
+var ErrNotConfigured = errors.New("host is not configured")
+
+// ErrHostKeyMismatch is wrapped by the error of Check when a configured
+// host key is not among the keys the host presents.
+var ErrHostKeyMismatch = errors.New("host key mismatch")
+
 // Open returns the adapter of a static provider.
 func (Driver) Open(_ context.Context, cfg *driver.ProviderConfig, _ driver.Env) (driver.Adapter, error) {
 	return &Adapter{cfg: cfg, lookup: func(ctx context.Context, host string) ([]net.IP, error) {
@@ -53,7 +65,8 @@ func (a *Adapter) node(s driver.Slot) *Node {
 	return nil
 }
 
-// Slots returns one slot per configured host and parallel job.
+// Slots returns one slot per configured host and parallel job; a host
+// with max-parallel-jobs below 1 offers none.
 func (a *Adapter) Slots(ctx context.Context) ([]driver.Slot, error) {
 	var out []driver.Slot
 	for _, pool := range a.cfg.Pools {
@@ -62,12 +75,11 @@ func (a *Adapter) Slots(ctx context.Context) ([]driver.Slot, error) {
 			continue
 		}
 		for _, n := range ps.Nodes {
-			v4, v6 := a.resolve(ctx, n.Name)
-			jobs := n.MaxParallelJobs
-			if jobs < 1 {
-				jobs = 1
+			if n.MaxParallelJobs < 1 {
+				continue // as upstream: no slots, so the host's nodes go
 			}
-			for i := 0; i < jobs; i++ {
+			v4, v6 := a.resolve(ctx, n.Name)
+			for i := 0; i < n.MaxParallelJobs; i++ {
 				out = append(out, driver.Slot{
 					Pool: pool.Name, Host: n.Name, Index: i, Labels: append([]string(nil), n.Labels...),
 					Username: n.Username, ConnectionType: n.ConnectionType, ConnectionPort: n.ConnectionPort,
@@ -110,14 +122,16 @@ func (a *Adapter) resolve(ctx context.Context, name string) (v4, v6 string) {
 
 func gathersKeys(connType string) bool { return connType == "ssh" || connType == "network_cli" }
 
-// Check verifies the host and returns its keys (drivers.md B3 checkHost):
-// with host-key-checking off the configured keys are used as they are;
-// otherwise the host is scanned within its timeout and every configured
-// key must be among the scanned ones.
+// Check verifies the host and returns its keys. For ssh and network_cli
+// hosts with host-key-checking off the configured keys are returned as
+// they are, without contacting the host; otherwise the host is scanned
+// within its timeout (other connection types: only the port is tried and
+// no keys are returned) and every configured key must be among the
+// scanned ones.
 func (a *Adapter) Check(ctx context.Context, s driver.Slot) ([]string, error) {
 	n := a.node(s)
 	if n == nil {
-		return nil, fmt.Errorf("static host %s is not configured", s.Host)
+		return nil, fmt.Errorf("static host %s: %w", s.Host, ErrNotConfigured)
 	}
 	gather := gathersKeys(n.ConnectionType)
 	if gather && !n.HostKeyChecking {
@@ -125,7 +139,7 @@ func (a *Adapter) Check(ctx context.Context, s driver.Slot) ([]string, error) {
 	}
 	keys, err := keyscan.Scan(ctx, n.Name, n.ConnectionPort, n.ConnectionType, n.Timeout)
 	if err != nil {
-		return nil, fmt.Errorf("static host %s: %w", n.Name, err)
+		return nil, fmt.Errorf("static host %s: %w: %w", n.Name, ErrUnreachable, err)
 	}
 	if !gather {
 		return []string{}, nil
@@ -136,7 +150,7 @@ func (a *Adapter) Check(ctx context.Context, s driver.Slot) ([]string, error) {
 	}
 	for _, want := range n.HostKeys {
 		if !have[normalizeKey(want)] {
-			return nil, fmt.Errorf("static host %s: host key mismatch (expected %.40s...)", n.Name, want)
+			return nil, fmt.Errorf("static host %s: %w (expected %.40s...)", n.Name, ErrHostKeyMismatch, want)
 		}
 	}
 	return keys, nil
@@ -156,15 +170,15 @@ func normalizeKey(k string) string {
 func (a *Adapter) Alive(ctx context.Context, s driver.Slot) error {
 	n := a.node(s)
 	if n == nil {
-		return fmt.Errorf("static host %s is no longer configured", s.Host)
+		return fmt.Errorf("static host %s: %w", s.Host, ErrNotConfigured)
 	}
 	if !n.HostKeyChecking || strings.Contains(n.Name, "fake") {
-		return nil // "fake" hosts are the simulation convention of launcher.md §9
+		return nil // hosts named "fake..." are simulated and never contacted
 	}
 	d := net.Dialer{Timeout: n.Timeout}
 	c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(n.Name, strconv.Itoa(n.ConnectionPort)))
 	if err != nil {
-		return fmt.Errorf("static host %s is not reachable: %w", n.Name, err)
+		return fmt.Errorf("static host %s: %w: %w", n.Name, ErrUnreachable, err)
 	}
 	return c.Close()
 }

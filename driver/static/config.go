@@ -1,6 +1,6 @@
-// Package static is the static-node driver (drivers.md B3): hosts listed
-// in the configuration are offered as nodes, one node record per parallel
-// job, and are never created or deleted by nodepool.
+// Package static is the static-node driver: hosts listed in the
+// configuration are offered as nodes, one node record per parallel job,
+// and are never created or deleted by nodepool.
 package static
 
 import (
@@ -50,7 +50,7 @@ func (n *Node) Identity() Identity {
 	return Identity{Name: n.Name, Username: n.Username, Port: n.ConnectionPort}
 }
 
-// ParseProvider parses a static provider (drivers.md B3).
+// ParseProvider parses a static provider.
 func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 	strict := s.Problems().Strict
 	p := driver.ParseProviderCommon(s)
@@ -84,7 +84,10 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 				labels = strings.Fields(labels[0])
 			}
 			n.Labels = labels
-			n.HostKeys, _ = ns.StringOrList("host-key")
+			// An empty host-key string means no keys, as an absent one.
+			if keys, wasString := ns.StringOrList("host-key"); !wasString || keys[0] != "" {
+				n.HostKeys = keys
+			}
 			switch {
 			case ns.Has("connection-port"):
 				n.ConnectionPort = ns.Int("connection-port", 22)
