@@ -1019,7 +1019,12 @@ func TestSoak(t *testing.T) {
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
 		time.Sleep(time.Duration(1500+rng.IntN(4000)) * time.Millisecond)
-		switch rng.IntN(3) {
+		fault := rng.IntN(3)
+		if f.expiries == 0 && f.kills > 0 {
+			// Every soak tests expiry at least once, however the dice fall.
+			fault = 2
+		}
+		switch fault {
 		case 0, 1:
 			phase := []string{"launch", "delete", "any"}[rng.IntN(3)]
 			r.busy(ctx, phase, time.Now())

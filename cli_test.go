@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-go/nodepool/driver/simcloud"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
@@ -45,7 +46,7 @@ providers:
 `, host, port, chroot, cloud)
 	cfgPath := filepath.Join(t.TempDir(), "nodepool.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(yaml), 0o600))
-	l := startLauncher(t, chroot, yaml)
+	l := launchertest.StartChroot(t, chroot, yaml)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cli := func(args ...string) string {

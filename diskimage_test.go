@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-go/nodepool/driver/simcloud"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -19,7 +20,7 @@ import (
 func TestDiskimageLabelWaitsForUploadThenBootsFromNewest(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	cloud := "cloud-" + chroot[1:]
-	startLauncher(t, chroot, sprintf(`
+	launchertest.StartChroot(t, chroot, sprintf(`
 labels:
   - name: built
 diskimages:
@@ -42,7 +43,7 @@ providers:
 	req, err := zuulsim.Submit(ctx, zk, []string{"built"}, zuulsim.Options{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		e, ok := explanation(ctx, zk, req.ID)
+		e, ok := launchertest.Explanation(ctx, zk, req.ID)
 		return ok && e.Status == zkclient.ExplainDeferred
 	}, 30*time.Second, 20*time.Millisecond)
 	r, err := zk.GetRequest(ctx, req.ID)

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -17,38 +14,11 @@ import (
 	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/driver/simcloud"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
-
-// startLauncherWith runs a launcher on the given ZooKeeper client; it
-// stops when the test ends.
-func startLauncherWith(t *testing.T, zk *zkclient.Client, yaml string, opts ...nodepool.Option) *nodepool.Launcher {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "nodepool.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
-	cfg, err := nodepool.LoadConfig(path, "")
-	require.NoError(t, err)
-	opts = append([]nodepool.Option{nodepool.WithZooKeeper(zk), nodepool.WithHostname("test-" + strings.ReplaceAll(t.Name(), "/", "-"))}, opts...)
-	l, err := nodepool.NewLauncher(cfg, opts...)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			buf := make([]byte, 1<<22)
-			t.Errorf("launcher did not stop; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
-		}
-	})
-	require.Eventually(t, l.Ready, 20*time.Second, 20*time.Millisecond)
-	return l
-}
 
 // burst submits n single-node requests concurrently and runs each through
 // the Zuul sequence; it returns how many ended fulfilled and checks no node
@@ -169,7 +139,7 @@ func TestSessionExpiryUnderLoad(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	lzk, proxy := zktest.ConnectViaProxy(t, chroot, 2*time.Second)
 	cloud := "cloud-" + chroot[1:]
-	l := startLauncherWith(t, lzk, sprintf(`
+	l := launchertest.Start(t, lzk, sprintf(`
 labels:
   - name: small
 providers:
@@ -215,7 +185,7 @@ func TestShortOutageLosesNothing(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	lzk, proxy := zktest.ConnectViaProxy(t, chroot, 6*time.Second)
 	cloud := "cloud-" + chroot[1:]
-	l := startLauncherWith(t, lzk, simYAML("sim", cloud, 20), nodepool.WithCleanupInterval(time.Second))
+	l := launchertest.Start(t, lzk, simYAML("sim", cloud, 20), nodepool.WithCleanupInterval(time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	go func() {
@@ -234,7 +204,7 @@ func TestShortOutageLosesNothing(t *testing.T) {
 func TestHostileZnodes(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	cloud := "cloud-" + chroot[1:]
-	startLauncher(t, chroot, simYAML("sim", cloud, 10))
+	launchertest.StartChroot(t, chroot, simYAML("sim", cloud, 10))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	many := make([]string, 10000)
@@ -268,7 +238,7 @@ func TestHostileZnodes(t *testing.T) {
 	require.NoError(t, err)
 
 	// A normal request is still served.
-	ns := acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
+	ns := launchertest.Acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
 	require.NoError(t, ns.Return(ctx))
 
 	// The 10,000-node request is declined (it can never fit), the readable
@@ -306,7 +276,7 @@ func TestHostileZnodes(t *testing.T) {
 func TestBrokenProviderDoesNotStopOthers(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	name := chroot[1:]
-	l := startLauncher(t, chroot, sprintf(`
+	l := launchertest.StartChroot(t, chroot, sprintf(`
 labels:
   - name: small
   - name: flaky
@@ -359,7 +329,7 @@ func TestThreeLaunchersBurst(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	cloud := "cloud-" + chroot[1:]
 	for i := 0; i < 3; i++ {
-		startLauncher(t, chroot, simYAML("shared", cloud, 15))
+		launchertest.StartChroot(t, chroot, simYAML("shared", cloud, 15))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -402,7 +372,7 @@ func TestZooKeeperRestartUnderLoad(t *testing.T) {
 	}
 	zk := connect()
 	cloud := "cloud-restart-" + t.Name()
-	l := startLauncherWith(t, connect(), simYAML("sim", cloud, 30), nodepool.WithCleanupInterval(time.Second))
+	l := launchertest.Start(t, connect(), simYAML("sim", cloud, 30), nodepool.WithCleanupInterval(time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 	defer cancel()
 	restart := func() {

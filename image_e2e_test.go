@@ -19,6 +19,7 @@ import (
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/driver/simcloud"
 	"github.com/nodepool-go/nodepool/internal/fakeopenstack"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -37,16 +38,12 @@ func fakeDIB(t *testing.T) string {
 // test ends.
 func startBuilder(t *testing.T, chroot, path string) *builder.Builder {
 	t.Helper()
-	b, err := builder.New(builder.Options{
-		Config:          func(context.Context) (*config.Config, error) { return nodepool.LoadConfig(path, "") },
-		ZooKeeper:       zktest.ConnectChroot(t, chroot),
-		BuildInterval:   100 * time.Millisecond,
-		UploadInterval:  100 * time.Millisecond,
-		CleanupInterval: -1,
-		Hostname:        "nb01",
-		FQDN:            "nb01.example.org",
-		MinFreeSpace:    -1, // not what this test is about
-	})
+	b, err := builder.New(func(context.Context) (*config.Config, error) { return nodepool.LoadConfig(path, "") },
+		zktest.ConnectChroot(t, chroot),
+		builder.WithIntervals(100*time.Millisecond, 100*time.Millisecond, -1),
+		builder.WithHostname("nb01", "nb01.example.org"),
+		builder.WithMinFreeSpace(-1), // not what this test is about
+	)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -160,7 +157,7 @@ providers:
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	startLauncherWith(t, zktest.ConnectChroot(t, chroot), yaml)
+	launchertest.Start(t, zktest.ConnectChroot(t, chroot), yaml)
 	req, err := zuulsim.Submit(ctx, zk, []string{"built"}, zuulsim.Options{})
 	require.NoError(t, err)
 	startBuilder(t, chroot, path)
@@ -257,7 +254,7 @@ providers:
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			// Subtest names hold a "/", which a component name cannot.
-			startLauncherWith(t, zktest.ConnectChroot(t, chroot), yaml, nodepool.WithHostname("test-image-e2e-"+tc.want))
+			launchertest.Start(t, zktest.ConnectChroot(t, chroot), yaml, nodepool.WithHostname("test-image-e2e-"+tc.want))
 			startBuilder(t, chroot, path)
 
 			build, upload := waitReadyUpload(t, ctx, zk, "ubuntu-jammy", "os")

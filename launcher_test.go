@@ -8,20 +8,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/driver/simcloud"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
-
-// startLauncher runs a launcher with the given config on its own
-// ZooKeeper session in chroot; the launcher stops when the test ends.
-func startLauncher(t *testing.T, chroot, yaml string) *nodepool.Launcher {
-	t.Helper()
-	return startLauncherWith(t, zktest.ConnectChroot(t, chroot), yaml)
-}
 
 const simConfig = `
 labels:
@@ -46,7 +39,7 @@ func simYAML(provider, cloud string, maxServers int) string {
 func TestRequestsFulfilledInOrderAndDeletedAfterUse(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	cloud := "cloud-" + chroot[1:]
-	startLauncher(t, chroot, simYAML("sim", cloud, 10))
+	launchertest.StartChroot(t, chroot, simYAML("sim", cloud, 10))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -77,7 +70,7 @@ func TestRequestsFulfilledInOrderAndDeletedAfterUse(t *testing.T) {
 
 func TestUnknownLabelFailsAfterEveryPoolDeclined(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
-	startLauncher(t, chroot, simYAML("sim", "cloud-"+chroot[1:], 10))
+	launchertest.StartChroot(t, chroot, simYAML("sim", "cloud-"+chroot[1:], 10))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req, err := zuulsim.Submit(ctx, zk, []string{"no-such-label"}, zuulsim.Options{})
@@ -90,7 +83,7 @@ func TestUnknownLabelFailsAfterEveryPoolDeclined(t *testing.T) {
 
 func TestTwoLaunchersDifferentProviders(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
-	startLauncher(t, chroot, sprintf(`
+	launchertest.StartChroot(t, chroot, sprintf(`
 labels:
   - name: small
 providers:
@@ -102,7 +95,7 @@ providers:
         labels:
           - name: small
 `, chroot[1:]))
-	startLauncher(t, chroot, sprintf(`
+	launchertest.StartChroot(t, chroot, sprintf(`
 labels:
   - name: special
 providers:
@@ -134,8 +127,8 @@ func TestTwoLaunchersShareProviderWithinMaxServers(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	cloud := "cloud-" + chroot[1:]
 	const maxServers = 20
-	startLauncher(t, chroot, simYAML("shared", cloud, maxServers))
-	startLauncher(t, chroot, simYAML("shared", cloud, maxServers))
+	launchertest.StartChroot(t, chroot, simYAML("shared", cloud, maxServers))
+	launchertest.StartChroot(t, chroot, simYAML("shared", cloud, maxServers))
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	require.Eventually(t, func() bool {
@@ -222,7 +215,7 @@ func TestTwoLaunchersShareProviderWithinMaxServers(t *testing.T) {
 
 func TestMinReadyRefills(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
-	startLauncher(t, chroot, sprintf(`
+	launchertest.StartChroot(t, chroot, sprintf(`
 labels:
   - name: small
     min-ready: 2
@@ -263,7 +256,7 @@ providers:
 func TestLaunchRetriesThenDecline(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	cloud := "cloud-" + chroot[1:]
-	startLauncher(t, chroot, simYAML("sim", cloud, 10))
+	launchertest.StartChroot(t, chroot, simYAML("sim", cloud, 10))
 	simcloud.Get(cloud).FailNextCreates(3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -281,7 +274,7 @@ func TestLaunchRetriesThenDecline(t *testing.T) {
 func TestTransientCreateErrorsAreRiddenOut(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	cloud := "cloud-" + chroot[1:]
-	startLauncher(t, chroot, simYAML("sim", cloud, 10))
+	launchertest.StartChroot(t, chroot, simYAML("sim", cloud, 10))
 	// Three generic failures decline the request (TestLaunchRetriesThenDecline);
 	// three transient ones are retried within one attempt.
 	simcloud.Get(cloud).FailNextCreatesWith(3, driver.TransientError("simcloud: API busy"))

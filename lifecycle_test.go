@@ -9,6 +9,7 @@ import (
 
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/driver/simcloud"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -16,7 +17,7 @@ import (
 
 func TestMaxReadyAgeReplacesOldReadyNodes(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
-	l := startLauncher(t, chroot, sprintf(`
+	l := launchertest.StartChroot(t, chroot, sprintf(`
 labels:
   - name: small
     min-ready: 1
@@ -63,7 +64,7 @@ providers:
 func TestCloudQuotaErrorAbortsWithoutUsingARetry(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	cloud := "cloud-" + chroot[1:]
-	startLauncher(t, chroot, sprintf(`
+	launchertest.StartChroot(t, chroot, sprintf(`
 labels:
   - name: small
 providers:
@@ -100,7 +101,7 @@ providers:
 
 func TestHoldAndHoldExpiry(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
-	l := startLauncher(t, chroot, simYAML("sim", "cloud-"+chroot[1:], 10))
+	l := launchertest.StartChroot(t, chroot, simYAML("sim", "cloud-"+chroot[1:], 10))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	req, err := zuulsim.Submit(ctx, zk, []string{"small", "small"}, zuulsim.Options{})
@@ -127,7 +128,7 @@ func TestHoldAndHoldExpiry(t *testing.T) {
 func TestLeakedInstanceRemovedAfterTwoPasses(t *testing.T) {
 	_, chroot := zktest.Connect(t)
 	cloud := "cloud-" + chroot[1:]
-	l := startLauncher(t, chroot, simYAML("sim", cloud, 10))
+	l := launchertest.StartChroot(t, chroot, simYAML("sim", cloud, 10))
 	c := simcloud.Get(cloud)
 	leaked := c.AddInstance(simcloud.Server{Name: "np9999999999", Status: "ACTIVE",
 		Metadata: map[string]string{driver.MetaProviderName: "sim", driver.MetaNodeID: "9999999999", driver.MetaPoolName: "main"}})
@@ -150,7 +151,7 @@ func TestLeakedInstanceRemovedAfterTwoPasses(t *testing.T) {
 
 func TestUnlockedInUseNodeIsDeleted(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
-	startLauncher(t, chroot, simYAML("sim", "cloud-"+chroot[1:], 10))
+	launchertest.StartChroot(t, chroot, simYAML("sim", "cloud-"+chroot[1:], 10))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	req, err := zuulsim.Submit(ctx, zk, []string{"small"}, zuulsim.Options{})
@@ -172,7 +173,7 @@ func TestUnlockedInUseNodeIsDeleted(t *testing.T) {
 func TestCancelledRequestFreesItsReadyNodes(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	cloud := "cloud-" + chroot[1:]
-	startLauncher(t, chroot, sprintf(`
+	launchertest.StartChroot(t, chroot, sprintf(`
 labels:
   - name: small
 providers:

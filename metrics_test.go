@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/webapp"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
@@ -356,7 +357,7 @@ func TestMetricsWithoutStatsdPrometheusOnlyAndNoElection(t *testing.T) {
 	t.Setenv("STATSD_HOST", "")
 	t.Setenv("STATSD_PORT", "")
 	zk, chroot := zktest.Connect(t)
-	l := startLauncher(t, chroot, simYAML("sim", "cloud-"+chroot[1:], 5))
+	l := launchertest.StartChroot(t, chroot, simYAML("sim", "cloud-"+chroot[1:], 5))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	srv := httptest.NewServer(l.MetricsHandler())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/nodepool-go/nodepool/internal/launcher"
+	"github.com/nodepool-go/nodepool/internal/placement"
 	"github.com/nodepool-go/nodepool/quota"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
@@ -56,7 +57,7 @@ type QuotaShortfall struct {
 
 // String formats the shortfall as "pool max-servers: 2 used + 1 needed > 2".
 func (s QuotaShortfall) String() string {
-	return launcher.QuotaShortfall(s).String()
+	return placement.Shortfall(s).String()
 }
 
 // PoolPlacement is one provider pool's verdict on a node request.

@@ -15,6 +15,7 @@ import (
 	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/quota"
@@ -152,7 +153,7 @@ func request(labels ...string) *zkclient.NodeRequest {
 
 func TestPlacements(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
-	l := startLauncher(t, chroot, sprintf(placementConfig, chroot[1:]))
+	l := launchertest.StartChroot(t, chroot, sprintf(placementConfig, chroot[1:]))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -259,8 +260,8 @@ func TestPlacements(t *testing.T) {
 
 	// Fill sim/main: a small node now waits for its quota there, and the
 	// launcher agrees once the request is submitted.
-	acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
-	acquire(t, ctx, zk, []string{"large"}, zuulsim.Options{})
+	launchertest.Acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
+	launchertest.Acquire(t, ctx, zk, []string{"large"}, zuulsim.Options{})
 	got, err = l.Placements(ctx, request("small"))
 	require.NoError(t, err)
 	checkPlacements(t, got, map[string]placementWant{

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-go/nodepool/driver/simcloud"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/status"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
@@ -16,41 +17,21 @@ import (
 )
 
 // acquire submits a request, waits for it and takes its nodes in use.
-func acquire(t *testing.T, ctx context.Context, zk *zkclient.Client, labels []string, opts zuulsim.Options) *zuulsim.NodeSet {
-	t.Helper()
-	req, err := zuulsim.Submit(ctx, zk, labels, opts)
-	require.NoError(t, err)
-	got, err := req.Wait(ctx)
-	require.NoError(t, err)
-	require.Equal(t, zkclient.RequestFulfilled, got.State)
-	ns, err := req.Accept(ctx)
-	require.NoError(t, err)
-	return ns
-}
-
-// explanation returns the published explanation of a request, if any.
-func explanation(ctx context.Context, zk *zkclient.Client, id string) (zkclient.Explanation, bool) {
-	ex, err := zk.Explanations(ctx)
-	if err != nil || len(ex[id]) == 0 {
-		return zkclient.Explanation{}, false
-	}
-	return ex[id][0], true
-}
 
 func TestPoolLimitPausesAndResumes(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
-	startLauncher(t, chroot, simYAML("sim", "cloud-"+chroot[1:], 2))
+	launchertest.StartChroot(t, chroot, simYAML("sim", "cloud-"+chroot[1:], 2))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	a := acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
-	acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
+	a := launchertest.Acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
+	launchertest.Acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
 
 	waiting, err := zuulsim.Submit(ctx, zk, []string{"small"}, zuulsim.Options{})
 	require.NoError(t, err)
 	var e zkclient.Explanation
 	require.Eventually(t, func() bool {
 		var ok bool
-		e, ok = explanation(ctx, zk, waiting.ID)
+		e, ok = launchertest.Explanation(ctx, zk, waiting.ID)
 		return ok && e.Status == zkclient.ExplainPaused
 	}, 20*time.Second, 20*time.Millisecond, "the request pauses at the pool limit")
 	require.Equal(t, "pool max-servers", e.Limit)
@@ -82,7 +63,7 @@ func TestPoolLimitPausesAndResumes(t *testing.T) {
 
 func TestRequestThatNeverFitsIsDeclined(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
-	startLauncher(t, chroot, simYAML("sim", "cloud-"+chroot[1:], 2))
+	launchertest.StartChroot(t, chroot, simYAML("sim", "cloud-"+chroot[1:], 2))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req, err := zuulsim.Submit(ctx, zk, []string{"small", "small", "small"}, zuulsim.Options{})
@@ -94,7 +75,7 @@ func TestRequestThatNeverFitsIsDeclined(t *testing.T) {
 
 func TestTenantAtItsLimitWaitsWhileAnotherIsServed(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
-	startLauncher(t, chroot, sprintf(`
+	launchertest.StartChroot(t, chroot, sprintf(`
 labels:
   - name: small
 tenant-resource-limits:
@@ -112,14 +93,14 @@ providers:
 `, "cloud-"+chroot[1:]))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	first := acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{Tenant: "busy"})
+	first := launchertest.Acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{Tenant: "busy"})
 	blocked, err := zuulsim.Submit(ctx, zk, []string{"small"}, zuulsim.Options{Tenant: "busy"})
 	require.NoError(t, err)
-	acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{Tenant: "other"})
+	launchertest.Acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{Tenant: "other"})
 	var e zkclient.Explanation
 	require.Eventually(t, func() bool {
 		var ok bool
-		e, ok = explanation(ctx, zk, blocked.ID)
+		e, ok = launchertest.Explanation(ctx, zk, blocked.ID)
 		return ok && e.Status == zkclient.ExplainDeferred
 	}, 30*time.Second, 20*time.Millisecond)
 	require.Equal(t, "tenant busy max-servers", e.Limit)
@@ -135,7 +116,7 @@ providers:
 func TestCloudLimitPauses(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	cloud := "cloud-" + chroot[1:]
-	startLauncher(t, chroot, sprintf(`
+	launchertest.StartChroot(t, chroot, sprintf(`
 labels:
   - name: small
 providers:
@@ -151,11 +132,11 @@ providers:
 `, cloud))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	held := acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
+	held := launchertest.Acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
 	waiting, err := zuulsim.Submit(ctx, zk, []string{"small"}, zuulsim.Options{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		e, ok := explanation(ctx, zk, waiting.ID)
+		e, ok := launchertest.Explanation(ctx, zk, waiting.ID)
 		return ok && e.Status == zkclient.ExplainPaused && e.Limit == "cloud instances"
 	}, 20*time.Second, 20*time.Millisecond)
 	require.Equal(t, 1, len(simcloud.Get(cloud).Instances()))
@@ -167,7 +148,7 @@ providers:
 
 func TestIdleReadyNodeFreedBeforePausing(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
-	startLauncher(t, chroot, sprintf(`
+	launchertest.StartChroot(t, chroot, sprintf(`
 labels:
   - name: small
   - name: large
@@ -207,7 +188,7 @@ providers:
 
 func TestMinReadyRequestDeclinedInsteadOfPausing(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
-	startLauncher(t, chroot, sprintf(`
+	launchertest.StartChroot(t, chroot, sprintf(`
 labels:
   - name: small
     min-ready: 3
@@ -242,6 +223,6 @@ providers:
 		require.False(t, comps[0].Paused, "a min-ready request at quota is declined, not paused")
 		time.Sleep(50 * time.Millisecond)
 	}
-	got := acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
+	got := launchertest.Acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
 	require.NoError(t, got.Return(ctx))
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -63,7 +64,7 @@ func TestConfigReloadRestartsOnlyChangedProviders(t *testing.T) {
 
 	tctx, tcancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer tcancel()
-	held := acquire(t, tctx, zk, []string{"small"}, zuulsim.Options{})
+	held := launchertest.Acquire(t, tctx, zk, []string{"small"}, zuulsim.Options{})
 	poolIDs := func() map[string]string {
 		comps, _ := zk.Components(tctx, zkclient.KindPool)
 		out := map[string]string{}
@@ -79,7 +80,7 @@ func TestConfigReloadRestartsOnlyChangedProviders(t *testing.T) {
 	write(sprintf(reloadBase+reloadSecond, name, 5))
 	require.Eventually(t, func() bool { return len(poolIDs()) == 2 }, 30*time.Second, 20*time.Millisecond)
 	require.Equal(t, before["first"], poolIDs()["first"], "an unchanged provider keeps its pool worker")
-	acquire(t, tctx, zk, []string{"other"}, zuulsim.Options{})
+	launchertest.Acquire(t, tctx, zk, []string{"other"}, zuulsim.Options{})
 
 	// Changing a provider restarts it; the node in use is untouched.
 	write(sprintf(reloadBase+reloadSecond, name, 6))
@@ -92,7 +93,7 @@ func TestConfigReloadRestartsOnlyChangedProviders(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, zkclient.NodeInUse, node.State)
 	}
-	acquire(t, tctx, zk, []string{"small"}, zuulsim.Options{})
+	launchertest.Acquire(t, tctx, zk, []string{"small"}, zuulsim.Options{})
 	require.NoError(t, held.Return(tctx))
 
 	// A broken file keeps the previous configuration.

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/testlog"
 	"github.com/nodepool-go/nodepool/internal/webapp"
 	"github.com/nodepool-go/nodepool/internal/zktest"
@@ -78,7 +79,7 @@ diskimages:
 	require.Eventually(t, l.Ready, 20*time.Second, 20*time.Millisecond)
 	tctx, tcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer tcancel()
-	ns := acquire(t, tctx, zk, []string{"small"}, zuulsim.Options{})
+	ns := launchertest.Acquire(t, tctx, zk, []string{"small"}, zuulsim.Options{})
 	require.NoError(t, ns.Return(tctx))
 	l.CleanupPass(tctx)
 

@@ -20,7 +20,7 @@ import (
 )
 
 // buildPass runs one build-worker iteration: scheduled checks, then manual
-// requests, for every diskimage in config order (builder.md §3).
+// requests, for every diskimage in config order.
 func (b *Builder) buildPass(ctx context.Context) error {
 	cfg, err := b.opts.Config(ctx)
 	if err != nil {
@@ -174,7 +174,7 @@ func isSuperset(have, want []string) bool {
 }
 
 // buildImage runs one build while the image build lock is held
-// (builder.md §3.3) and returns the re-read final record.
+// and returns the re-read final record.
 func (b *Builder) buildImage(ctx context.Context, cfg *config.Config, d *config.DiskimageConfig, formats []string) (*zkclient.ImageBuild, error) {
 	rec := &zkclient.ImageBuild{
 		ImageName: d.Name,
@@ -254,7 +254,7 @@ drain:
 	return again, nil
 }
 
-// dibCommand returns the argv of the diskimage-builder run (builder.md §3.4).
+// dibCommand returns the argv of the diskimage-builder run.
 func dibCommand(d *config.DiskimageConfig, formats []string, outPrefix, installDir string) ([]string, error) {
 	cmd := d.DibCmd
 	if cmd == "" {
@@ -409,7 +409,7 @@ func allocatedSize(path string) (int64, error) {
 	return int64(st.Blocks) * 512, nil
 }
 
-// buildStats reports one DIB run (builder.md §3.6) in one batch: the size
+// buildStats reports one DIB run in one batch: the size
 // of every format (successful builds only), the duration, the exit code
 // and the time the build finished.
 func (b *Builder) buildStats(image string, rc int, elapsed time.Duration, sizes map[string]int64) {

@@ -1,4 +1,4 @@
-// Package builder is nodepool's image builder (builder.md): it builds
+// Package builder is nodepool's image builder: it builds
 // diskimages with diskimage-builder, records each build (UUID id) and each
 // upload per provider in ZooKeeper, uploads builds through the drivers'
 // ImageManager interface and prunes old builds, uploads and local files.
@@ -22,11 +22,13 @@ import (
 
 	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/config"
+	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/internal/leak"
 	"github.com/nodepool-go/nodepool/internal/metrics"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
-// Default intervals and counts (builder.md §10).
+// Default intervals and counts.
 const (
 	DefaultBuildInterval   = 10 * time.Second
 	DefaultUploadInterval  = 10 * time.Second
@@ -48,43 +50,71 @@ const (
 // start of every worker iteration (re-reading the files).
 type ConfigSource func(ctx context.Context) (*config.Config, error)
 
-// Options configure a Builder.
-type Options struct {
-	// Config re-reads the configuration (required).
-	Config ConfigSource
-	// ZooKeeper is the session every worker shares (required).
-	ZooKeeper *zkclient.Client
-	// BuildWorkers and UploadWorkers default to 1 and 4.
-	BuildWorkers  int
-	UploadWorkers int // number of upload workers
-	// BuildInterval and the other intervals are the pauses between worker
-	// iterations; zero means the default and a negative CleanupInterval
-	// disables the cleanup worker.
+// settings are a Builder's collaborators and tunables; a zero field means
+// its default.
+type settings struct {
+	Config          ConfigSource
+	ZooKeeper       *zkclient.Client
+	Drivers         *driver.Registry
+	BuildWorkers    int
+	UploadWorkers   int
 	BuildInterval   time.Duration
-	UploadInterval  time.Duration // default 10 s
-	CleanupInterval time.Duration // default 60 s
-	// Now is the wall clock used for state_time, rebuild-age and upload
-	// timestamps (default time.Now).
-	Now func() time.Time
-	// Logger defaults to slog.Default().
-	Logger *slog.Logger
-	// Hostname (short, for the component) and FQDN (stored on builds)
-	// default to the host's names.
-	Hostname string
-	FQDN     string // stored as the builds' builder
-	// InstallDir replaces %p in dib-cmd (default: the executable's dir).
-	InstallDir string
-	// MinFreeSpace is the free space in bytes the filesystem holding
-	// images-dir must have for a build to start; otherwise the build is
-	// skipped with a warning and retried on the next iteration. Zero means
-	// DefaultMinFreeSpace, a negative value disables the check. (A Go
-	// addition: upstream has no such check at the reference commit.)
-	MinFreeSpace int64
+	UploadInterval  time.Duration
+	CleanupInterval time.Duration
+	Now             func() time.Time
+	Logger          *slog.Logger
+	Hostname        string
+	FQDN            string
+	InstallDir      string
+	MinFreeSpace    int64
 }
+
+// Option configures a Builder.
+type Option func(*settings)
+
+// WithDrivers makes providers name drivers of r (default driver.Default).
+func WithDrivers(r *driver.Registry) Option { return func(s *settings) { s.Drivers = r } }
+
+// WithWorkers sets how many build and upload workers run (default 1 and
+// 4; zero keeps the default).
+func WithWorkers(build, upload int) Option {
+	return func(s *settings) { s.BuildWorkers, s.UploadWorkers = build, upload }
+}
+
+// WithIntervals sets the pauses between iterations of the build, upload
+// and cleanup workers (default 10 s, 10 s, 60 s; zero keeps the default,
+// a negative cleanup interval disables the cleanup worker).
+func WithIntervals(build, upload, cleanup time.Duration) Option {
+	return func(s *settings) { s.BuildInterval, s.UploadInterval, s.CleanupInterval = build, upload, cleanup }
+}
+
+// WithClock sets the wall clock used for state_time, rebuild-age and
+// upload timestamps (default time.Now).
+func WithClock(now func() time.Time) Option { return func(s *settings) { s.Now = now } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.Logger = l } }
+
+// WithHostname sets the short host name recorded in the component and the
+// FQDN stored on builds (default the host's names).
+func WithHostname(short, fqdn string) Option {
+	return func(s *settings) { s.Hostname, s.FQDN = short, fqdn }
+}
+
+// WithInstallDir sets what replaces %p in dib-cmd (default the
+// executable's directory).
+func WithInstallDir(dir string) Option { return func(s *settings) { s.InstallDir = dir } }
+
+// WithMinFreeSpace sets the free space in bytes the filesystem holding
+// images-dir must have for a build to start; otherwise the build is
+// skipped with a warning and retried on the next iteration. Zero means
+// DefaultMinFreeSpace, a negative value disables the check. (Upstream has
+// no such check.)
+func WithMinFreeSpace(bytes int64) Option { return func(s *settings) { s.MinFreeSpace = bytes } }
 
 // Builder runs the build, upload and cleanup workers.
 type Builder struct {
-	opts      Options
+	opts      settings
 	zk        *zkclient.Client
 	log       *slog.Logger
 	now       func() time.Time
@@ -92,15 +122,24 @@ type Builder struct {
 	fqdn      string
 	hostname  string
 	providers *providerManagers
-	leaks     *leakTracker
+	leaks     leak.Tracker
 	stats     *metrics.Reporter
 
 	mu        sync.Mutex
 	component *zkclient.Component
 }
 
-// New validates the options and returns a builder; nothing is started.
-func New(opts Options) (*Builder, error) {
+// New returns a builder that reads its configuration from source and
+// records its work through zk; nothing is started.
+func New(source ConfigSource, zk *zkclient.Client, options ...Option) (*Builder, error) {
+	opts := settings{Config: source, ZooKeeper: zk}
+	for _, o := range options {
+		o(&opts)
+	}
+	return newBuilder(opts)
+}
+
+func newBuilder(opts settings) (*Builder, error) {
 	if opts.Config == nil {
 		return nil, errors.New("builder: no config source")
 	}
@@ -121,6 +160,9 @@ func New(opts Options) (*Builder, error) {
 	}
 	if opts.CleanupInterval == 0 {
 		opts.CleanupInterval = DefaultCleanupInterval
+	}
+	if opts.Drivers == nil {
+		opts.Drivers = driver.Default
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -150,10 +192,9 @@ func New(opts Options) (*Builder, error) {
 		now:      opts.Now,
 		fqdn:     opts.FQDN,
 		hostname: opts.Hostname,
-		leaks:    newLeakTracker(),
 		stats:    metrics.FromEnv(),
 	}
-	b.providers = newProviderManagers(b.log)
+	b.providers = newProviderManagers(b.log, opts.Drivers)
 	return b, nil
 }
 
@@ -185,7 +226,7 @@ func fqdn() string {
 	return h
 }
 
-// MetricsHandler serves the builder's figures (builder.md §9) in the
+// MetricsHandler serves the builder's figures in the
 // Prometheus exposition format; the same figures go to statsd when
 // STATSD_HOST or STATSD_PORT was set when the builder was created.
 func (b *Builder) MetricsHandler() http.Handler { return b.stats.Handler() }
@@ -193,7 +234,7 @@ func (b *Builder) MetricsHandler() http.Handler { return b.stats.Handler() }
 // BuilderID returns the builder's identity, read or created by Run.
 func (b *Builder) BuilderID() string { return b.builderID }
 
-// loadIdentity reads or creates <images-dir>/builder_id.txt (builder.md §7).
+// loadIdentity reads or creates <images-dir>/builder_id.txt.
 func (b *Builder) loadIdentity(ctx context.Context) error {
 	cfg, err := b.opts.Config(ctx)
 	if err != nil {
@@ -300,7 +341,7 @@ func (b *Builder) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// loop runs body every interval until ctx ends (builder.md §2).
+// loop runs body every interval until ctx ends.
 func (b *Builder) loop(ctx context.Context, name string, interval time.Duration, body func(context.Context) error) {
 	log := b.log.With("worker", name)
 	for ctx.Err() == nil {

@@ -228,8 +228,8 @@ func newEnvOn(t *testing.T, zc *zkclient.Client, cloud string) *env {
 	return e
 }
 
-func (e *env) newBuilder(fqdn string, mods ...func(*Options)) *Builder {
-	o := Options{
+func (e *env) newBuilder(fqdn string, mods ...func(*settings)) *Builder {
+	o := settings{
 		Config:          func(context.Context) (*config.Config, error) { return e.cfg.Load(), nil },
 		ZooKeeper:       e.zk,
 		Now:             e.clock.Now,
@@ -244,7 +244,7 @@ func (e *env) newBuilder(fqdn string, mods ...func(*Options)) *Builder {
 	for _, m := range mods {
 		m(&o)
 	}
-	b, err := New(o)
+	b, err := newBuilder(o)
 	require.NoError(e.t, err)
 	require.NoError(e.t, b.loadIdentity(context.Background()))
 	return b

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"sync"
 
 	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
@@ -17,7 +16,7 @@ type uploadKey struct{ build, upload string }
 
 type imageProvider struct{ image, provider string }
 
-// cleanupPass runs one cleanup-worker pass (builder.md §5): old and failed
+// cleanupPass runs one cleanup-worker pass: old and failed
 // uploads and builds, images removed from the config, local files of
 // deleted builds, and leaked cloud images.
 func (b *Builder) cleanupPass(ctx context.Context) error {
@@ -51,7 +50,7 @@ func (b *Builder) cleanupPass(ctx context.Context) error {
 }
 
 // buildRequestStats sets nodepool.image_build_requests to the number of
-// images with a pending build request (builder.md §5.5), as image-status
+// images with a pending build request, as image-status
 // reports them.
 func (b *Builder) buildRequestStats(ctx context.Context) {
 	t, err := (&status.Source{ZK: b.zk, Now: b.now}).ImageStatus(ctx)
@@ -68,7 +67,7 @@ func (b *Builder) buildRequestStats(ctx context.Context) {
 	b.stats.Gauge("nodepool.image_build_requests", float64(pending))
 }
 
-// recentUploads builds the upload recency table (builder.md §5 step 1).
+// recentUploads builds the upload recency table.
 func (b *Builder) recentUploads(ctx context.Context, images []string) (map[imageProvider]map[uploadKey]bool, error) {
 	all := map[imageProvider][]*zkclient.ImageUpload{}
 	for _, image := range images {
@@ -114,7 +113,9 @@ func sortUploads(ups []*zkclient.ImageUpload) {
 	sort.SliceStable(ups, func(i, j int) bool { return ups[i].StateTime > ups[j].StateTime })
 }
 
-// cleanImage is builder.md §5.1.
+// cleanImage removes what one diskimage no longer needs: builds other than
+// the newest ready ones (all of them when the diskimage left the
+// configuration), with their uploads, and stale uploads of kept builds.
 func (b *Builder) cleanImage(ctx context.Context, cfg *config.Config, image string, recent map[imageProvider]map[uploadKey]bool) error {
 	log := b.log.With("image", image)
 	all, err := b.zk.Builds(ctx, image)
@@ -245,7 +246,9 @@ func (b *Builder) buildInProgress(ctx context.Context, build *zkclient.ImageBuil
 	return again.State != zkclient.ImageBuilding, nil
 }
 
-// cleanProviderCruft is builder.md §5.1 step 1 for one provider.
+// cleanProviderCruft removes one provider's uploads of a build: all of them
+// when the provider no longer lists the diskimage, otherwise the failed
+// and superseded ones of a kept build.
 func (b *Builder) cleanProviderCruft(ctx context.Context, p *driver.ProviderConfig, build *zkclient.ImageBuild, kept bool) error {
 	image := build.ImageName
 	if p.Diskimage(image) == nil {
@@ -324,7 +327,7 @@ func (b *Builder) allUploads(ctx context.Context, image, build string) ([]*zkcli
 	return out, nil
 }
 
-// deleteUpload is builder.md §5.2: mark deleting, delete in the cloud,
+// deleteUpload marks an upload deleting, deletes it in the cloud,
 // then remove the record.
 func (b *Builder) deleteUpload(ctx context.Context, u *zkclient.ImageUpload) error {
 	log := b.log.With("image", u.ImageName, "build", u.BuildID, "provider", u.ProviderName, "upload", u.ID)
@@ -372,7 +375,7 @@ func (b *Builder) deleteUpload(ctx context.Context, u *zkclient.ImageUpload) err
 	return nil
 }
 
-// cleanLocal is builder.md §5.4: remove files of builds that are gone from
+// cleanLocal removes the files of builds that are gone from
 // ZooKeeper or deleting.
 func (b *Builder) cleanLocal(ctx context.Context, cfg *config.Config) error {
 	locals, err := localBuilds(cfg.ImagesDir)
@@ -395,15 +398,6 @@ func (b *Builder) cleanLocal(ctx context.Context, cfg *config.Config) error {
 	}
 	return nil
 }
-
-// leakTracker remembers, per provider, the leaked image candidates of the
-// previous pass; an image is deleted when seen leaked twice in a row.
-type leakTracker struct {
-	mu   sync.Mutex
-	prev map[string]map[string]bool
-}
-
-func newLeakTracker() *leakTracker { return &leakTracker{prev: map[string]map[string]bool{}} }
 
 // cleanLeakedImages deletes cloud images that carry this provider's
 // nodepool metadata but whose upload is not in ZooKeeper (seen twice).
@@ -430,27 +424,17 @@ func (b *Builder) cleanLeakedImages(ctx context.Context, cfg *config.Config) {
 				return
 			}
 		}
-		b.leaks.mu.Lock()
-		prev := b.leaks.prev[p.Name]
-		cur := map[string]bool{}
-		b.leaks.mu.Unlock()
+		pass := b.leaks.Begin(p.Name)
 		for _, r := range resources {
-			if !isLeakedImage(r, p.Name, known) {
-				continue
-			}
-			if !prev[r.ID] {
-				cur[r.ID] = true
+			if !isLeakedImage(r, p.Name, known) || !pass.Leaked(r.ID) {
 				continue
 			}
 			log.Info("Deleting leaked image", "external_id", r.ID, "build", r.Metadata[driver.MetaBuildID], "upload", r.Metadata[driver.MetaUploadID])
 			if err := lc.DeleteResource(ctx, r); err != nil && !driver.IsNotFound(err) {
 				log.Error("unable to delete leaked image", "external_id", r.ID, "error", err)
-				cur[r.ID] = true
 			}
 		}
-		b.leaks.mu.Lock()
-		b.leaks.prev[p.Name] = cur
-		b.leaks.mu.Unlock()
+		pass.End()
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// localFileRe is the local-build pattern of builder.md §5.4 (greedy name,
+// localFileRe matches a local build file "<image>-<build id>.<ext>" (greedy name,
 // lowercase-hex id after the last dash).
 var localFileRe = regexp.MustCompile(`^(.*)-([abcdef\d]+)\.(?:\w+)$`)
 

@@ -33,7 +33,7 @@ func TestFreeSpaceCheck(t *testing.T) {
 	require.NoError(t, e.zk.RequestBuild(ctx, "fake-image"))
 
 	var logs testlog.Buffer
-	tight := e.newBuilder("nb01.example.org", func(o *Options) {
+	tight := e.newBuilder("nb01.example.org", func(o *settings) {
 		o.MinFreeSpace = free + 1<<40 // a TiB more than there is
 		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
@@ -53,7 +53,7 @@ func TestFreeSpaceCheck(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, req, "the manual request stays for a later try")
 
-	roomy := e.newBuilder("nb01.example.org", func(o *Options) { o.MinFreeSpace = 1 })
+	roomy := e.newBuilder("nb01.example.org", func(o *settings) { o.MinFreeSpace = 1 })
 	e.b = roomy
 	build := e.buildOnce()
 	require.NotNil(t, build, "the build runs once the threshold is below the free space")
@@ -146,8 +146,8 @@ func (l *statsdListener) reset() {
 	l.mu.Unlock()
 }
 
-// TestBuildMetrics: a build, an upload and a cleanup pass send builder.md
-// §9's statsd lines (and mirror them in Prometheus); a failing DIB reports
+// TestBuildMetrics: a build, an upload and a cleanup pass send the
+// builder's statsd lines (and mirror them in Prometheus); a failing DIB reports
 // its exit code and no sizes.
 func TestBuildMetrics(t *testing.T) {
 	sd := listenStatsd(t)

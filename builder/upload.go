@@ -55,13 +55,14 @@ type providerManager struct {
 
 // providerManagers holds one open adapter per image-managing provider.
 type providerManagers struct {
-	log *slog.Logger
-	mu  sync.Mutex
-	m   map[string]*providerManager
+	log     *slog.Logger
+	drivers *driver.Registry
+	mu      sync.Mutex
+	m       map[string]*providerManager
 }
 
-func newProviderManagers(log *slog.Logger) *providerManagers {
-	return &providerManagers{log: log, m: map[string]*providerManager{}}
+func newProviderManagers(log *slog.Logger, drivers *driver.Registry) *providerManagers {
+	return &providerManagers{log: log, drivers: drivers, m: map[string]*providerManager{}}
 }
 
 // configure starts, replaces and stops adapters to match cfg.
@@ -84,12 +85,7 @@ func (pm *providerManagers) configure(ctx context.Context, cfg *config.Config) {
 		if _, ok := pm.m[name]; ok {
 			continue
 		}
-		d, ok := driver.Lookup(p.Driver)
-		if !ok {
-			pm.log.Error("unknown driver", "provider", name, "driver", p.Driver)
-			continue
-		}
-		a, err := d.Open(ctx, p, driver.Env{Logger: pm.log.With("provider", name)})
+		a, err := pm.drivers.Open(ctx, p, driver.Env{Logger: pm.log.With("provider", name)})
 		if err != nil {
 			pm.log.Error("unable to start provider manager", "provider", name, "error", err)
 			continue
@@ -117,7 +113,7 @@ func (pm *providerManagers) closeAll() {
 	}
 }
 
-// uploadPass runs one upload-worker iteration (builder.md §4). It stops
+// uploadPass runs one upload-worker iteration. It stops
 // after the first upload attempt and reports whether one was made.
 func (b *Builder) uploadPass(ctx context.Context) (bool, error) {
 	cfg, err := b.opts.Config(ctx)
@@ -145,7 +141,9 @@ func (b *Builder) uploadPass(ctx context.Context) (bool, error) {
 	return false, nil
 }
 
-// checkUpload is builder.md §4.1.
+// checkUpload reports whether the newest build of a diskimage is to be
+// uploaded to the provider now: not paused, built locally in the
+// provider's format, not uploaded yet, and the upload lock taken.
 func (b *Builder) checkUpload(ctx context.Context, cfg *config.Config, p *driver.ProviderConfig, pd *driver.ProviderDiskimage) (bool, error) {
 	if pd.Pause {
 		return false, nil
@@ -211,7 +209,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// upload is builder.md §4.2; it returns the record to store.
+// upload uploads a build to the provider and returns the record to store.
 func (b *Builder) upload(ctx context.Context, cfg *config.Config, p *driver.ProviderConfig, pd *driver.ProviderDiskimage, build *zkclient.ImageBuild, uploadID string) (*zkclient.ImageUpload, error) {
 	log := b.log.With("image", pd.Name, "build", build.ID, "provider", p.Name, "upload", uploadID)
 	start := b.now()

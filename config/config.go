@@ -14,7 +14,7 @@ import (
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
-// Config is a loaded launcher/builder configuration (config.md). It is
+// Config is a loaded launcher/builder configuration. It is
 // decoded once into typed, validated values; a reload builds a new Config.
 type Config struct {
 	// Path is the main file it was loaded from.
@@ -130,8 +130,8 @@ func (c *Config) PoolsForLabel(label string) []PoolRef {
 }
 
 // ImageFormats returns the sorted formats built for a diskimage: its own
-// formats plus the upload format of every provider listing it (config.md
-// §5.4). Empty means the image is never built.
+// formats plus the upload format of every provider listing it. Empty means
+// the image is never built.
 func (c *Config) ImageFormats(image string) []string {
 	set := map[string]bool{}
 	if d := c.Diskimage(image); d != nil {

@@ -230,7 +230,7 @@ func TestLoadMultiProvider(t *testing.T) {
 	require.Equal(t, 24*time.Hour, cfg.MaxHoldAge)
 	require.Equal(t, 14, cfg.BuildLogRetention)
 
-	// §11.2 derived facts.
+	// Derived facts.
 	require.Equal(t, []string{"qcow2", "raw"}, cfg.ImageFormats("ubuntu-jammy"))
 	require.Equal(t, []string{"vm", "simple-init", "growroot", "nodepool-base", "cache-devstack", "ubuntu-minimal"}, cfg.Diskimage("ubuntu-jammy").Elements)
 	require.Equal(t, []string{"qcow2", "tar"}, cfg.ImageFormats("centos-9-stream"))
@@ -397,7 +397,7 @@ diskimages:
 		require.NoError(t, os.WriteFile(secure, []byte(text), 0o600))
 	}
 
-	// §11.3: TLS replaced (all three), env-vars merged (secure wins).
+	// The secure file: TLS replaced (all three), env-vars merged (secure wins).
 	data, err := os.ReadFile(testdata("secure.yaml"))
 	require.NoError(t, err)
 	write(string(data) + "      C: secure\nzookeeper-servers: []\nunknown-key: ignored\n")

@@ -20,7 +20,7 @@ import (
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
-// Defaults of config.md §10.
+// Defaults of the configuration keys and the daemons' flags.
 const (
 	DefaultConfigPath        = "/etc/nodepool/nodepool.yaml"
 	DefaultWebAppPort        = 8005
@@ -36,7 +36,7 @@ const (
 	DefaultPythonPath        = "auto"
 )
 
-// Reading a missing file is retried (config.md §1.4); variables for tests.
+// Reading a missing file is retried; variables for tests.
 var (
 	readAttempts   = 3
 	readRetryDelay = 500 * time.Millisecond
@@ -44,7 +44,7 @@ var (
 )
 
 // Load reads the main configuration file and the optional secure
-// file the way the daemons do (config.md §1): lenient about unknown keys
+// file the way the daemons do: lenient about unknown keys
 // (reported in Config.Warnings), strict about types and references. Parse
 // and reference errors are returned as a *driver.ErrorList; I/O errors as
 // returned by the operating system.
@@ -92,6 +92,25 @@ func Load(path, securePath string, opts ...Option) (*Config, error) {
 	return cfg, nil
 }
 
+// Parse decodes a configuration given as YAML text, as Load does a file;
+// name stands for the file in error messages. %(NODEPOOL_*) references
+// are substituted; there is no secure file.
+func Parse(name string, data []byte, opts ...Option) (*Config, error) {
+	o := options(opts)
+	probs := &driver.Problems{File: name}
+	root := parseDocumentBytes(substituteEnv(data, os.Environ()), probs)
+	if len(probs.Errors) > 0 {
+		return nil, probs.Err()
+	}
+	p := parseDocument(root, probs, o.registry)
+	p.resolve(probs)
+	if len(probs.Errors) > 0 {
+		return nil, probs.Err()
+	}
+	p.cfg.Warnings = probs.Warnings
+	return p.cfg, nil
+}
+
 // absPath expands a leading ~ and makes path absolute.
 func absPath(path string) (string, error) {
 	if path == "~" || strings.HasPrefix(path, "~/") {
@@ -112,20 +131,26 @@ func readDocument(path string, probs *driver.Problems) (*yaml.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseDocumentBytes(data, probs), nil
+}
+
+// parseDocumentBytes parses YAML text; a YAML error is recorded on probs.
+// The root is nil for an empty document or an error.
+func parseDocumentBytes(data []byte, probs *driver.Problems) *yaml.Node {
 	root, err := parseYAML(data)
 	if err != nil {
 		probs.Errorf(yamlErrorLine(err), "", "YAML parsing failed: %v", err)
-		return nil, nil
+		return nil
 	}
 	if root != nil && root.Kind != yaml.MappingNode {
 		probs.Errorf(root.Line, "", "expected a dictionary")
-		return nil, nil
+		return nil
 	}
-	return root, nil
+	return root
 }
 
-// readConfigFile reads a file, retrying "no such file" (config.md §1.4),
-// and applies %(NODEPOOL_*) substitution (§1.2).
+// readConfigFile reads a file, retrying "no such file",
+// and applies %(NODEPOOL_*) substitution.
 func readConfigFile(path string) ([]byte, error) {
 	var data []byte
 	var err error
@@ -217,7 +242,7 @@ type parsed struct {
 	providers []providerRef // every entry, duplicates included
 }
 
-// parseDocument decodes the top-level keys (config.md §2) and every
+// parseDocument decodes the top-level keys and every
 // provider through its driver. It records type and schema errors; the
 // cross-references are checked by resolve (loader) or validateReferences
 // (config-validate).
@@ -391,7 +416,7 @@ func parseTLS(t *driver.Section, strict bool) *zkclient.TLSFiles {
 	return tls
 }
 
-// parseRawImage reads one diskimages entry (config.md §5.1).
+// parseRawImage reads one diskimages entry.
 func parseRawImage(ds *driver.Section) *rawImage {
 	if !ds.Exists() {
 		return nil
@@ -504,7 +529,7 @@ func lineOf(n *yaml.Node) int {
 	return n.Line
 }
 
-// resolve applies diskimage inheritance (config.md §5.3) and checks the
+// resolve applies diskimage inheritance and checks the
 // references the loader checks: provider diskimages and pool labels.
 func (p *parsed) resolve(probs *driver.Problems) {
 	cfg := p.cfg
@@ -585,7 +610,7 @@ func abstractNote(byName map[string]*rawImage, name string) string {
 	return ""
 }
 
-// inherit builds the final image of a non-abstract entry (config.md §5.3).
+// inherit builds the final image of a non-abstract entry.
 func inherit(e *rawImage, byName map[string]*rawImage) (*DiskimageConfig, error) {
 	d := &DiskimageConfig{
 		Name:         e.name,
@@ -664,7 +689,7 @@ func applyImage(d *DiskimageConfig, x *rawImage) {
 	}
 }
 
-// applySecure merges the secure file (config.md §1.3).
+// applySecure merges the secure file.
 func applySecure(cfg *Config, root *yaml.Node, probs *driver.Problems) {
 	if root == nil {
 		return
@@ -703,9 +728,9 @@ func applySecure(cfg *Config, root *yaml.Node, probs *driver.Problems) {
 	// Other keys (and other keys of the entries) are ignored silently.
 }
 
-// ZooKeeperClientConfig returns the connection settings of the config
-// (config.md §4): hosts "host:port", the single session chroot, the
-// session timeout and TLS files (nil = plaintext).
+// ZooKeeperClientConfig returns the connection settings of the config:
+// hosts "host:port", the single session chroot, the session timeout and
+// TLS files (nil = plaintext).
 func (c *Config) ZooKeeperClientConfig() (zkclient.Config, error) {
 	zc := zkclient.Config{SessionTimeout: c.ZooKeeperTimeout}
 	if zc.SessionTimeout <= 0 {

@@ -9,7 +9,7 @@ import (
 )
 
 // Validate checks a configuration file the way `nodepool
-// config-validate` does (config.md §9): parse (step 1), strict schema
+// config-validate` does: parse (step 1), strict schema
 // (step 2), cross-references (step 3). Steps 1 and 2 stop at their first
 // failing step; Problems.Step names the step that failed. The secure file
 // is not validated. Errors of step 3 carry upstream's exact messages.

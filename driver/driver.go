@@ -17,10 +17,12 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/nodepool-go/nodepool/quota"
 )
@@ -309,10 +311,14 @@ func (r *Registry) Names() []string {
 func (r *Registry) Open(ctx context.Context, cfg *ProviderConfig, env Env) (Adapter, error) {
 	d, ok := r.Lookup(cfg.Driver)
 	if !ok {
-		return nil, fmt.Errorf("provider %s: unknown driver %q", cfg.Name, cfg.Driver)
+		return nil, fmt.Errorf("provider %s uses driver %q: %w", cfg.Name, cfg.Driver, ErrUnknownDriver)
 	}
 	return d.Open(ctx, cfg, env)
 }
+
+// ErrUnknownDriver is returned by Registry.Open for a provider whose
+// driver the registry does not have.
+var ErrUnknownDriver = errors.New("no such driver in this program")
 
 // Register makes a driver available under name in the Default registry.
 // It panics if name is empty, d is nil, or the name is taken.
@@ -323,3 +329,23 @@ func Lookup(name string) (Driver, bool) { return Default.Lookup(name) }
 
 // Drivers returns the names registered in the Default registry, sorted.
 func Drivers() []string { return Default.Names() }
+
+// RunDelete advances a delete machine until it is done, pausing between
+// steps, and reports the first error; NotFound counts as done. ctx bounds
+// the whole deletion.
+func RunDelete(ctx context.Context, m DeleteMachine, pause time.Duration) error {
+	for {
+		done, err := m.Advance(ctx)
+		if IsNotFound(err) || (err == nil && done) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+}

@@ -49,7 +49,7 @@ type Problems struct {
 	Step int
 }
 
-// Validation steps of config-validate (config.md §9).
+// Validation steps of config-validate.
 const (
 	StepParse      = 1
 	StepSchema     = 2

@@ -1,4 +1,4 @@
-// Package quota is the resource arithmetic of the launcher (quota.md): a
+// Package quota is the resource arithmetic of the launcher: a
 // value maps resource names (cores, instances, ram, and any name a driver
 // reports) to numbers, with a default that stands in for every resource the
 // value lacks.

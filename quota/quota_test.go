@@ -69,7 +69,7 @@ func TestGetFallsBackToDefault(t *testing.T) {
 	require.Equal(t, "{cores: 1, instances: 1, ram: 1}", r.String())
 }
 
-// TestWorkedExample follows quota.md §9 step by step.
+// TestWorkedExample follows a worked example of quota accounting step by step.
 func TestWorkedExample(t *testing.T) {
 	cloudLimits := New(32, 10, 65536, 0, map[string]float64{Volumes: Inf, VolumeGB: Inf})
 	unmanaged := New(4, 1, 4096, 0, nil)

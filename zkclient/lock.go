@@ -15,7 +15,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// The kazoo Lock recipe (zookeeper-protocol.md §5): contenders are named
+// The kazoo Lock recipe: contenders are named
 // "<32 hex>__lock__<10-digit sequence>", ordered by the sequence string,
 // and each waiter watches its predecessor. Zuul and the Python tools use
 // the same recipe, so their locks and ours exclude each other.

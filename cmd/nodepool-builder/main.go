@@ -86,14 +86,10 @@ func run(args []string) int {
 	}
 	defer zc.Close()
 
-	b, err := builder.New(builder.Options{
-		Config:        load,
-		ZooKeeper:     zc,
-		BuildWorkers:  *buildWorkers,
-		UploadWorkers: *uploadWorkers,
-		Logger:        log,
-		MinFreeSpace:  minFreeBytes,
-	})
+	b, err := builder.New(load, zc,
+		builder.WithWorkers(*buildWorkers, *uploadWorkers),
+		builder.WithLogger(log),
+		builder.WithMinFreeSpace(minFreeBytes))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
 		return 1

@@ -154,15 +154,11 @@ func (c *cli) deleteNode(ctx context.Context) error {
 }
 
 // deleteNow deletes the node's cloud instance through the provider's
-// adapter and then the node record (launcher.md §10).
+// adapter and then the node record.
 func (c *cli) deleteNow(ctx context.Context, n *zkclient.Node, lock *zkclient.Lock, prov *driver.ProviderConfig) error {
-	drv, ok := driver.Lookup(prov.Driver)
-	if !ok {
-		return fmt.Errorf("provider %s uses driver %q, which is not available in this program", prov.Name, prov.Driver)
-	}
 	log := c.log.With("logger", "nodepool.NodeDeleter", "node", n.ID, "provider", prov.Name)
 	octx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	adapter, err := drv.Open(octx, prov, driver.Env{Logger: log})
+	adapter, err := driver.Default.Open(octx, prov, driver.Env{Logger: log})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("starting provider %s: %w", prov.Name, err)
@@ -175,23 +171,12 @@ func (c *cli) deleteNow(ctx context.Context, n *zkclient.Node, lock *zkclient.Lo
 	if n.ExternalID != "" {
 		dctx, cancel := context.WithTimeout(ctx, c.deleteTimeout)
 		defer cancel()
-		m := adapter.DeleteMachine(n.ExternalID)
-		for {
-			done, err := m.Advance(dctx)
-			if driver.IsNotFound(err) {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("deleting instance %s of node %s: %w", n.ExternalID, n.ID, err)
-			}
-			if done {
-				break
-			}
-			select {
-			case <-dctx.Done():
-				return fmt.Errorf("timeout after %s deleting instance %s of node %s", c.deleteTimeout, n.ExternalID, n.ID)
-			case <-time.After(c.pollInterval):
-			}
+		err := driver.RunDelete(dctx, adapter.DeleteMachine(n.ExternalID), c.pollInterval)
+		if err != nil && dctx.Err() != nil {
+			return fmt.Errorf("timeout after %s deleting instance %s of node %s", c.deleteTimeout, n.ExternalID, n.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("deleting instance %s of node %s: %w", n.ExternalID, n.ID, err)
 		}
 	}
 	log.Info("Deleted node " + n.ID)
@@ -383,13 +368,9 @@ func (c *cli) alienImageList(ctx context.Context) error {
 }
 
 func (c *cli) cloudImages(ctx context.Context, prov *driver.ProviderConfig) ([]driver.Resource, error) {
-	drv, ok := driver.Lookup(prov.Driver)
-	if !ok {
-		return nil, fmt.Errorf("driver %q is not available", prov.Driver)
-	}
 	octx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	adapter, err := drv.Open(octx, prov, driver.Env{Logger: c.log})
+	adapter, err := driver.Default.Open(octx, prov, driver.Env{Logger: c.log})
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,7 @@ import (
 )
 
 // exportImageData writes every pause flag, build and upload record as one
-// JSON object path → data (builder.md §8.1).
+// JSON object path → data.
 func (c *cli) exportImageData(ctx context.Context) error {
 	var keys, values []string
 	add := func(p string) error {
@@ -194,7 +194,7 @@ func classify(key, value string) (importEntry, error) {
 	return e, nil
 }
 
-// importImageData restores an export file (builder.md §8.1). The whole file
+// importImageData restores an export file. The whole file
 // and its consistency with ZooKeeper are checked before anything is written.
 func (c *cli) importImageData(ctx context.Context) error {
 	entries, err := readImportFile(c.sa.get("path"))

@@ -1,7 +1,7 @@
 // Command nodepool is the administrative CLI of Nodepool for Go: it lists
 // nodes, requests and images from ZooKeeper and holds, deletes and manages
 // them, with the sub-commands, tables, messages and exit codes of Python
-// nodepool's `nodepool` command (cli-and-web.md §3).
+// nodepool's `nodepool` command.
 package main
 
 import (
@@ -195,7 +195,7 @@ func (c *cli) configPath() string {
 	return "/etc/nodepool/nodepool.yaml"
 }
 
-// configValidate runs `config-validate` (config.md §9).
+// configValidate runs `config-validate`.
 func (c *cli) configValidate() int {
 	log := c.log.With("logger", "nodepool.cmd.config_validator")
 	path := c.configPath()

@@ -195,7 +195,7 @@ func (a *Adapter) labelFor(backingLabel string) string {
 
 // init makes sure we serve the provider: it takes the provider's serve
 // lock (ErrStandby when another launcher holds it) and then rebuilds the
-// records from ZooKeeper (drivers.md B4 "lazy recovery"), plus the backing
+// records from ZooKeeper, plus the backing
 // requests left in flight by a previous server of this provider. Losing
 // the lock with the session drops the records; the next call recovers.
 func (a *Adapter) init(ctx context.Context) error {
@@ -607,7 +607,7 @@ func (a *Adapter) release(ctx context.Context, nodeID string) error {
 }
 
 // ListResources releases backing nodes idle for longer than their label's
-// grace time and forgets lost ones; it lists nothing (drivers.md B4).
+// grace time and forgets lost ones; it lists nothing.
 func (a *Adapter) ListResources(ctx context.Context) ([]driver.Resource, error) {
 	if err := a.init(ctx); err != nil {
 		if errors.Is(err, ErrStandby) {
@@ -731,7 +731,7 @@ func (a *Adapter) Close() error {
 
 // --- state machines ---------------------------------------------------------------
 
-// CreateMachine allocates a slot for the node (drivers.md B4).
+// CreateMachine allocates a slot for the node.
 func (a *Adapter) CreateMachine(spec driver.CreateSpec) driver.CreateMachine {
 	return &createMachine{a: a, spec: spec, nodeID: spec.Metadata[driver.MetaNodeID]}
 }

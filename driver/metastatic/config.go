@@ -1,4 +1,4 @@
-// Package metastatic is the metastatic driver (drivers.md B4): nodes
+// Package metastatic is the metastatic driver: nodes
 // carved out of backing nodes obtained from nodepool itself. Unlike the
 // other drivers it talks to ZooKeeper: it requests backing nodes with node
 // requests, locks them, and keeps all its state in their records.
@@ -13,7 +13,7 @@ import (
 // Name is the driver's registered name.
 const Name = "metastatic"
 
-// Defaults of drivers.md B4.
+// Defaults of the metastatic provider keys.
 const (
 	DefaultLaunchTimeout = 3600
 	DefaultBootTimeout   = 120
@@ -42,7 +42,7 @@ type LabelSettings struct {
 	GraceTime       time.Duration // grace-time: idle time before a backing node is returned
 }
 
-// ParseProvider parses a metastatic provider (drivers.md B4).
+// ParseProvider parses a metastatic provider.
 func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 	strict := s.Problems().Strict
 	p := driver.ParseProviderCommon(s)

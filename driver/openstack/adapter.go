@@ -301,7 +301,7 @@ func (a *Adapter) flavors(ctx context.Context) ([]flavors.Flavor, error) {
 	return list, nil
 }
 
-// selectFlavor picks a label's flavor (drivers.md B1 "Flavor selection").
+// selectFlavor picks a label's flavor.
 func selectFlavor(list []flavors.Flavor, ls *LabelSettings) (*flavors.Flavor, error) {
 	for i := range list {
 		f := &list[i]

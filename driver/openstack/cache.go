@@ -10,8 +10,7 @@ import (
 // refreshTimeout bounds one asynchronous listing.
 const refreshTimeout = 2 * time.Minute
 
-// listCache is a stale-while-revalidate listing (drivers.md B1 "Listing
-// and caching"): the first call lists synchronously; later calls return
+// listCache is a stale-while-revalidate listing// and caching"): the first call lists synchronously; later calls return
 // the cached value at once and, when it is older than the TTL, start one
 // asynchronous refresh. Thousands of machines polling share one listing.
 type listCache[T any] struct {

@@ -1,4 +1,4 @@
-// Package openstack is the OpenStack driver (drivers.md B1) on
+// Package openstack is the OpenStack driver on
 // gophercloud v2: credentials come from clouds.yaml by the provider's
 // cloud name and region; servers are created and deleted by resumable
 // machines whose API calls run on a small worker pool, and whose polling
@@ -15,7 +15,7 @@ import (
 // Name is the driver's registered name.
 const Name = "openstack"
 
-// Defaults of drivers.md B1.
+// Defaults of the OpenStack provider keys.
 const (
 	DefaultLaunchTimeout       = 3600
 	DefaultBootTimeout         = 60
@@ -106,7 +106,7 @@ type LabelSettings struct {
 	Networks                  []string          // overrides the pool's when non-nil
 }
 
-// ParseProvider parses an OpenStack provider (drivers.md B1).
+// ParseProvider parses an OpenStack provider.
 func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 	strict := s.Problems().Strict
 	p := driver.ParseProviderCommon(s)
@@ -126,7 +126,7 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 	s.Ignore("nodepool-id") // deprecated
 	p.Settings = st
 	// As upstream, the upload (and so the build) format comes from the
-	// cloud's clouds.yaml entry (builder.md §4.3).
+	// cloud's clouds.yaml entry.
 	p.ImageFormat = cloudImageFormat(st.Cloud)
 
 	for _, cs := range s.List("cloud-images") {

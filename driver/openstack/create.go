@@ -22,7 +22,7 @@ import (
 	"github.com/nodepool-go/nodepool/quota"
 )
 
-// Create machine states (drivers.md B1 "Create machine").
+// Create machine states.
 const (
 	csStart     = "start"
 	csSubmit    = "submit creating server"

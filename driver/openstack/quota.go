@@ -20,7 +20,7 @@ func limit(v int) float64 {
 // QuotaLimits returns Nova's maxTotalInstances/Cores/RAMSize and, when the
 // cloud has a volume service, Cinder's maxTotalVolumes and
 // maxTotalVolumeGigabytes (-1 = unlimited). Resources the cloud does not
-// report are limited to 0 (quota.md §2).
+// report are limited to 0.
 func (a *Adapter) QuotaLimits(ctx context.Context) (quota.Resources, error) {
 	cl, err := a.clients(ctx)
 	if err != nil {

@@ -149,7 +149,7 @@ func (a *Adapter) ListResources(ctx context.Context) ([]driver.Resource, error) 
 }
 
 // cleanupPorts deletes compute ports that were DOWN at the last check and
-// still are, once port-cleanup-interval has passed (drivers.md B1).
+// still are, once port-cleanup-interval has passed.
 func (a *Adapter) cleanupPorts(ctx context.Context, cl *clients) {
 	a.portMu.Lock()
 	defer a.portMu.Unlock()

@@ -24,8 +24,6 @@ import (
 	"sync"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
@@ -33,32 +31,37 @@ import (
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
-// providersYAML is the launcher's providers section, parsed by the
-// example's own driver: two hypervisor hosts, the bigger one preferred.
-const providersYAML = `
-- name: host-a
-  driver: hypervisor
-  priority: 1
-  cores: 8
-  ram: 16384
-  boot-time: 0.1
-  pools:
-    - name: main
-      max-servers: 4
-      labels:
-        - {name: small, cores: 2, ram: 2048}
-        - {name: large, cores: 4, ram: 8192}
-- name: host-b
-  driver: hypervisor
-  priority: 2
-  cores: 4
-  ram: 8192
-  boot-time: 0.1
-  pools:
-    - name: main
-      max-servers: 2
-      labels:
-        - {name: small, cores: 2, ram: 2048}
+// configYAML is the launcher's configuration. Its providers name the
+// example's own driver, which the launcher looks up in the registry the
+// example builds: two hypervisor hosts, the bigger one preferred.
+const configYAML = `
+labels:
+  - name: small
+  - name: large
+providers:
+  - name: host-a
+    driver: hypervisor
+    priority: 1
+    cores: 8
+    ram: 16384
+    boot-time: 0.1
+    pools:
+      - name: main
+        max-servers: 4
+        labels:
+          - {name: small, cores: 2, ram: 2048}
+          - {name: large, cores: 4, ram: 8192}
+  - name: host-b
+    driver: hypervisor
+    priority: 2
+    cores: 4
+    ram: 8192
+    boot-time: 0.1
+    pools:
+      - name: main
+        max-servers: 2
+        labels:
+          - {name: small, cores: 2, ram: 2048}
 `
 
 // defaultJobs is the request source when no -jobs file is given.
@@ -156,21 +159,6 @@ func parseJobs(r io.Reader) ([]job, error) {
 	return jobs, nil
 }
 
-// buildConfig parses providersYAML with the driver, as LoadConfig would
-// for a registered one.
-func buildConfig(d driver.Driver) (*config.Config, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(providersYAML), &doc); err != nil {
-		return nil, err
-	}
-	probs := &driver.Problems{File: "providers"}
-	cfg := &config.Config{Labels: []*config.LabelConfig{{Name: "small"}, {Name: "large"}}}
-	for i, n := range doc.Content[0].Content {
-		cfg.Providers = append(cfg.Providers, d.ParseProvider(driver.NewSection(n, fmt.Sprintf("providers[%d]", i), probs)))
-	}
-	return cfg, probs.Err()
-}
-
 // printer serializes the output of concurrent jobs.
 type printer struct {
 	mu sync.Mutex
@@ -209,12 +197,16 @@ func run(ctx context.Context, opts options, out io.Writer) error {
 	defer zk.Close()
 
 	// 1. The launcher, in-process, with our driver.
+	// Our own driver set: just the hypervisor driver, in a registry of its
+	// own (the stock drivers are not linked at all).
 	hv := newHypervisorDriver()
-	cfg, err := buildConfig(hv)
+	drivers := driver.NewRegistry()
+	drivers.Register("hypervisor", hv)
+	cfg, err := config.Parse("embedded-scheduler.yaml", []byte(configYAML), config.WithRegistry(drivers))
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	l, err := nodepool.NewLauncher(cfg, nodepool.WithZooKeeper(zk), nodepool.WithDriver("hypervisor", hv),
+	l, err := nodepool.NewLauncher(cfg, nodepool.WithZooKeeper(zk), nodepool.WithDrivers(drivers),
 		nodepool.WithLogger(opts.Logger), nodepool.WithHostname("embedded-scheduler"))
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/driver/drivertest"
 	"github.com/nodepool-go/nodepool/internal/zktest"
@@ -133,7 +134,9 @@ func TestHypervisorConformance(t *testing.T) {
 	drivertest.Run(t, drivertest.Harness{
 		Open: func(t *testing.T) (driver.Adapter, *driver.ProviderConfig) {
 			d := newHypervisorDriver()
-			cfg, err := buildConfig(d)
+			drivers := driver.NewRegistry()
+			drivers.Register("hypervisor", d)
+			cfg, err := config.Parse("embedded-scheduler.yaml", []byte(configYAML), config.WithRegistry(drivers))
 			require.NoError(t, err)
 			ad, err := d.Open(context.Background(), cfg.Providers[0], driver.Env{})
 			require.NoError(t, err)

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Intervals of the periodic workers (launcher.md §1).
+// Intervals of the periodic workers.
 const (
 	deleteInterval  = 5 * time.Second
 	cleanupInterval = 60 * time.Second
@@ -106,7 +106,7 @@ func nodePhase(n *zkclient.Node) string {
 }
 
 // deletedNodeLoop deletes nodes that need deleting, on node changes and
-// every deleteInterval (launcher.md §10). In-use and building nodes,
+// every deleteInterval. In-use and building nodes,
 // normally locked by Zuul or by a launch, are only tried on the interval.
 func (l *Launcher) deletedNodeLoop(ctx context.Context) {
 	ch := l.nodes.Subscribe()
@@ -220,7 +220,7 @@ func (l *Launcher) freeOrphan(ctx context.Context, n *zkclient.Node) {
 	}
 }
 
-// cleanupLoop runs the periodic cleanup tasks (launcher.md §11).
+// cleanupLoop runs the periodic cleanup tasks.
 func (l *Launcher) cleanupLoop(ctx context.Context) {
 	t := time.NewTicker(l.cleanupEvery)
 	defer t.Stop()
@@ -318,7 +318,7 @@ func (l *Launcher) knownUploads(ctx context.Context, provider string) map[string
 	return out
 }
 
-// cleanupLostRequests requeues pending requests nobody holds (§11.3).
+// cleanupLostRequests requeues pending requests nobody holds.
 func (l *Launcher) cleanupLostRequests(ctx context.Context) error {
 	for _, r := range l.requests.List() {
 		if r.State != zkclient.RequestPending {

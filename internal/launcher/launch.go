@@ -441,7 +441,7 @@ func (d *nodeDelete) step(ctx context.Context) bool {
 		return true
 	}
 	d.p.log.Info("deleted node", "node", d.node.ID, "external_id", d.node.ExternalID)
-	d.p.forgetPending(d.node.ID)
+	d.p.pending.forget(d.node.ID)
 	d.p.kickStatic()
 	l.stats.incr("nodepool.provider." + d.p.cfg.Name + ".nodes.deleted")
 	return true

@@ -384,7 +384,7 @@ func (l *Launcher) startProvider(ctx context.Context, pc *driver.ProviderConfig)
 	return p, nil
 }
 
-// stop ends every worker and provider (graceful stop, launcher.md §14).
+// stop ends every worker and provider (graceful stop).
 func (l *Launcher) stop() {
 	l.mu.Lock()
 	workers, providers := l.workers, l.providers

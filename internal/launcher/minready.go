@@ -12,7 +12,7 @@ import (
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
-// minReady tracks the launcher's own min-ready requests (launcher.md §12).
+// minReady tracks the launcher's own min-ready requests.
 type minReady struct {
 	mu        sync.Mutex
 	submitted map[string][]string // label → request ids

@@ -3,69 +3,12 @@ package launcher
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 
+	"github.com/nodepool-go/nodepool/internal/placement"
 	"github.com/nodepool-go/nodepool/quota"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
-
-// PlacementVerdict says whether a provider pool can serve a node request.
-type PlacementVerdict int
-
-// Placement verdicts.
-const (
-	// CanServeNow means the pool would serve the request now: it has the
-	// labels, their images and the quota.
-	CanServeNow PlacementVerdict = iota + 1
-	// MustWait means the pool could serve the request once something frees
-	// up: quota, a paused pool, an image upload, a max-concurrency slot.
-	MustWait
-	// CannotServe means the pool never serves the request as configured:
-	// it would decline it.
-	CannotServe
-)
-
-// String returns "can serve now", "must wait" or "cannot serve".
-func (v PlacementVerdict) String() string {
-	switch v {
-	case CanServeNow:
-		return "can serve now"
-	case MustWait:
-		return "must wait"
-	case CannotServe:
-		return "cannot serve"
-	}
-	return fmt.Sprintf("PlacementVerdict(%d)", int(v))
-}
-
-// QuotaShortfall is a limit a request does not fit in, with its numbers.
-type QuotaShortfall struct {
-	// Limit names the limit: "pool max-servers", "cloud cores",
-	// "tenant acme max-cores".
-	Limit string
-	// Resource is the quota resource that is short (quota.Instances, ...).
-	Resource string
-	// Used is what is in use now (0 for a request that never fits).
-	Used float64
-	// Needed is what the request needs of the resource.
-	Needed float64
-	// Max is the limit's value.
-	Max float64
-}
-
-// String formats the shortfall as "pool max-servers: 2 used + 1 needed > 2".
-func (s QuotaShortfall) String() string {
-	return verdict{limit: s.Limit, resource: s.Resource, used: s.Used, needed: s.Needed, max: s.Max}.String()
-}
-
-// shortfall returns the verdict's limit, or nil when it holds.
-func (v verdict) shortfall() *QuotaShortfall {
-	if v.ok {
-		return nil
-	}
-	return &QuotaShortfall{Limit: v.limit, Resource: v.resource, Used: v.used, Needed: v.needed, Max: v.max}
-}
 
 // PoolPlacement is one provider pool's verdict on a node request.
 type PoolPlacement struct {
@@ -76,7 +19,7 @@ type PoolPlacement struct {
 	// Priority is the pool's effective priority; lower is preferred.
 	Priority int
 	// Verdict says whether the pool can serve the request now, later or never.
-	Verdict PlacementVerdict
+	Verdict placement.Verdict
 	// Reason says why the pool must wait or cannot serve ("" when it can
 	// serve now), in the words of the launcher's explanations.
 	Reason string
@@ -94,7 +37,7 @@ type PoolPlacement struct {
 	Remaining quota.Resources
 	// Shortfall is the limit behind a quota verdict: the one the request
 	// waits on, or the one it can never fit in; nil otherwise.
-	Shortfall *QuotaShortfall
+	Shortfall *placement.Shortfall
 }
 
 // ErrNotReady is returned by Placements before the launcher's first
@@ -140,7 +83,7 @@ func (l *Launcher) Placements(ctx context.Context, req *zkclient.NodeRequest) ([
 			w := workers[pc.Name+"-"+pool.Name]
 			if w == nil || w.dead() {
 				out = append(out, PoolPlacement{Provider: pc.Name, Pool: pool.Name, Priority: pc.EffectivePriority(pool),
-					Verdict: MustWait, Reason: "the pool is not running (its provider has not started)"})
+					Verdict: placement.MustWait, Reason: "the pool is not running (its provider has not started)"})
 				continue
 			}
 			pp, err := w.placement(ctx, req, registered)
@@ -153,106 +96,65 @@ func (l *Launcher) Placements(ctx context.Context, req *zkclient.NodeRequest) ([
 	return out, nil
 }
 
-// placement is the pool's verdict on r: the checks of assign, then what
-// fillLabels would find (launcher.md §6–§7).
+// placement is the pool's verdict on r: the decision request assignment
+// makes, with every check assessed, and what the request would take.
 func (w *poolWorker) placement(ctx context.Context, r *zkclient.NodeRequest, registered []*zkclient.Component) (PoolPlacement, error) {
 	p := w.provider
 	pp := PoolPlacement{Provider: p.cfg.Name, Pool: w.pool.Name, Priority: p.cfg.EffectivePriority(w.pool), Need: quota.Zero()}
-	never := func(reason string) (PoolPlacement, error) {
-		pp.Verdict, pp.Reason = CannotServe, reason
-		return pp, nil
+	f := w.facts(ctx, &handler{pw: w, req: r, log: w.log}, w.registered(registered), placement.Place)
+	f.PausedRequests = int(w.pausedNow.Load())
+	// What the request would take, when the pool has every label and may
+	// serve it at all: ready nodes first, new nodes for the rest.
+	counts := !r.DeclinedByID(w.id) && p.cfg.MaxConcurrency != 0
+	for _, t := range r.NodeTypes {
+		counts = counts && w.pool.Label(t) != nil
 	}
-	wait := func(reason string, short *QuotaShortfall) (PoolPlacement, error) {
-		pp.Verdict, pp.Reason, pp.Shortfall = MustWait, reason, short
-		return pp, nil
+	if counts {
+		launch := w.toLaunch(r)
+		pp.Reusable = len(r.NodeTypes) - len(launch)
+		for _, t := range launch {
+			pp.Need.Add(p.labelNeed(ctx, w.pool, t))
+		}
+		pp.Remaining = w.headroom(ctx, r.TenantName)
+		if _, static := p.registrar(); static {
+			f.ShortLabel = func() string { return shortLabel(p.labelQuota(), r.NodeTypes) }
+			f.LaunchesOnRegistrar = len(launch) > 0
+		} else if len(launch) > 0 {
+			f.Remaining = func() (*placement.Shortfall, error) {
+				v, err := p.remainingVerdict(ctx, w.pool, pp.Need)
+				return v.shortfall(), err
+			}
+		}
 	}
-	if r.DeclinedByID(w.id) {
-		return never("declined by this pool")
-	}
-	if p.cfg.MaxConcurrency == 0 {
-		return never("provider max-concurrency is 0: it takes no requests")
-	}
-	h := &handler{pw: w, req: r, log: w.log}
-	reason, neverFits, waitErr := h.declineVerdict(ctx)
+	d := placement.Decide(f)
 	if err := ctx.Err(); err != nil {
 		return pp, err
 	}
-	for _, t := range r.NodeTypes {
-		if w.pool.Label(t) == nil {
-			return never(reason) // a missing label: nothing to count
-		}
-	}
-
-	// What the request would take: ready nodes first, new nodes for the rest.
-	var launch []string
-	if r.Reuse {
-		taken := map[string]bool{}
-		for _, t := range r.NodeTypes {
-			found := false
-			for _, n := range w.l.unused.Lookup(poolKey(p.cfg.Name, w.pool.Name)) {
-				if !taken[n.ID] && n.HasLabel(t) {
-					taken[n.ID], found = true, true
-					break
-				}
-			}
-			if !found {
-				launch = append(launch, t)
-			}
-		}
-	} else {
-		launch = r.NodeTypes
-	}
-	pp.Reusable = len(r.NodeTypes) - len(launch)
-	for _, t := range launch {
-		pp.Need.Add(p.labelNeed(ctx, w.pool, t))
-	}
-	pp.Remaining = w.headroom(ctx, r.TenantName)
-
-	if reason != "" {
-		pp.Shortfall = neverFits.shortfall()
-		return never(reason)
-	}
-	candidates := candidatePools(registered, r)
-	myPrio := p.cfg.EffectivePriority(w.pool)
-	if r.Provider != "" && r.Provider != p.cfg.Name && hasProvider(candidates, r.Provider) {
-		pp.LeftTo = "left to provider " + r.Provider + ", which the request prefers"
-	} else if c := lowerPriority(candidates, myPrio); c != nil {
-		pp.LeftTo = fmt.Sprintf("left to pool %s (priority %d < %d)", c.ID, c.Priority, myPrio)
-	}
-	if waitErr != nil {
-		return wait(waitErr.Error(), nil)
-	}
-	_, static := p.registrar()
-	if static {
-		if short := shortLabel(p.labelQuota(), r.NodeTypes); short != "" {
-			return wait("no ready node with label "+short, nil)
-		}
-	}
-	if v := w.tenantVerdict(ctx, r); !v.ok {
-		return wait("tenant limit reached: "+v.String(), v.shortfall())
-	}
-	fits := okVerdict
-	if len(launch) > 0 {
-		if static {
-			return wait("no ready node (static hosts are not launched)", nil)
-		}
-		v, err := p.remainingVerdict(ctx, w.pool, pp.Need)
-		if err != nil {
-			return wait("error computing quota: "+err.Error(), nil)
-		}
-		fits = v
-	}
-	if n := w.pausedNow.Load(); n > 0 {
-		return wait(fmt.Sprintf("pool is paused at quota; queued behind its %d paused request(s)", n), fits.shortfall())
-	}
-	if most := p.cfg.MaxConcurrency; most > 0 && w.l.activeHandlers(p.cfg.Name) >= most {
-		return wait(fmt.Sprintf("provider max-concurrency %d reached", most), fits.shortfall())
-	}
-	if !fits.ok {
-		return wait("waiting for quota: "+fits.String(), fits.shortfall())
-	}
-	pp.Verdict = CanServeNow
+	pp.Verdict, pp.Reason, pp.Shortfall, pp.LeftTo = d.Verdict, d.Reason, d.Shortfall, d.LeftTo
 	return pp, nil
+}
+
+// toLaunch returns the labels of r that ready nodes of the pool would not
+// provide (every label when r does not reuse nodes).
+func (w *poolWorker) toLaunch(r *zkclient.NodeRequest) []string {
+	if !r.Reuse {
+		return r.NodeTypes
+	}
+	var launch []string
+	taken := map[string]bool{}
+	for _, t := range r.NodeTypes {
+		found := false
+		for _, n := range w.l.unused.Lookup(poolKey(w.provider.cfg.Name, w.pool.Name)) {
+			if !taken[n.ID] && n.HasLabel(t) {
+				taken[n.ID], found = true, true
+				break
+			}
+		}
+		if !found {
+			launch = append(launch, t)
+		}
+	}
+	return launch
 }
 
 // headroom returns what is left now of the pool's limits, the cloud's

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/internal/leak"
 	"github.com/nodepool-go/nodepool/quota"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
@@ -33,42 +33,28 @@ type provider struct {
 	deletes   map[string]*nodeDelete // by node id
 	wake      chan struct{}
 
-	quotaMu   sync.Mutex
-	cloudQ    *quota.Resources
-	cloudQAt  time.Time
-	needCache map[string]quota.Resources
-	uploads   map[string]cachedUpload
+	cancel     context.CancelFunc
+	done       chan struct{}
+	static     staticState
+	staticDone chan struct{}
+	launchMu   sync.Mutex // serializes quota check + node creation
 
-	leakMu       sync.Mutex
-	leakPrev     map[string]bool
-	cancel       context.CancelFunc
-	done         chan struct{}
-	pendingMu    sync.Mutex
-	pendingNew   map[string]pendingNode // created nodes not yet seen by the cache
-	reservations uint64                 // reservation keys handed out
-	static       staticState
-	staticDone   chan struct{}
-	launchMu     sync.Mutex // serializes quota check + node creation
-
-	usageMu      sync.Mutex
-	usageGen     uint64
-	usageAt      time.Time
-	usageCounts  map[usageKey]int
-	usageIDs     map[string]bool
-	usageUnknown int
+	// Each of these owns its state and its lock.
+	quota   quotaCache   // the cloud's limits and what labels cost
+	uploads uploadCache  // the newest ready upload of each diskimage
+	pending pendingSet   // created or reserved nodes the cache lacks
+	counts  usageCounter // cached nodes per (pool, label)
+	leaks   leak.Tracker // leak candidates of the last cleanup pass
 }
 
 func newProvider(l *Launcher, cfg *driver.ProviderConfig, ad driver.Adapter, log *slog.Logger) *provider {
 	return &provider{
 		l: l, cfg: cfg, adapter: ad, log: log,
-		launches:   map[*nodeLaunch]struct{}{},
-		launchIDs:  map[string]struct{}{},
-		deletes:    map[string]*nodeDelete{},
-		wake:       make(chan struct{}, 1),
-		needCache:  map[string]quota.Resources{},
-		leakPrev:   map[string]bool{},
-		pendingNew: map[string]pendingNode{},
-		done:       make(chan struct{}),
+		launches:  map[*nodeLaunch]struct{}{},
+		launchIDs: map[string]struct{}{},
+		deletes:   map[string]*nodeDelete{},
+		wake:      make(chan struct{}, 1),
+		done:      make(chan struct{}),
 	}
 }
 
@@ -225,12 +211,9 @@ func (p *provider) labelNeed(ctx context.Context, pool *driver.PoolConfig, label
 		return quota.New(0, 1, 0, 0, nil)
 	}
 	key := pool.Name + "\x00" + label
-	p.quotaMu.Lock()
-	if r, ok := p.needCache[key]; ok {
-		p.quotaMu.Unlock()
-		return r.Clone()
+	if r, ok := p.quota.need(key); ok {
+		return r
 	}
-	p.quotaMu.Unlock()
 	need := lc.Need()
 	if qr, ok := p.adapter.(driver.QuotaReporter); ok {
 		if r, err := qr.QuotaForLabel(ctx, lc); err == nil {
@@ -239,9 +222,7 @@ func (p *provider) labelNeed(ctx context.Context, pool *driver.PoolConfig, label
 			p.log.Warn("driver could not estimate label quota; using the label config", "label", label, "error", err)
 		}
 	}
-	p.quotaMu.Lock()
-	p.needCache[key] = need
-	p.quotaMu.Unlock()
+	p.quota.setNeed(key, need)
 	return need.Clone()
 }
 
@@ -251,13 +232,9 @@ func (p *provider) cloudQuota(ctx context.Context) (quota.Resources, error) {
 	if !ok {
 		return quota.Unlimited(), nil
 	}
-	p.quotaMu.Lock()
-	if p.cloudQ != nil && p.l.now().Sub(p.cloudQAt) < maxQuotaAge {
-		v := p.cloudQ.Clone()
-		p.quotaMu.Unlock()
+	if v, at, ok := p.quota.cloud(); ok && p.l.now().Sub(at) < maxQuotaAge {
 		return v, nil
 	}
-	p.quotaMu.Unlock()
 	lim, err := qr.QuotaLimits(ctx)
 	if err == nil {
 		var insts []driver.Instance
@@ -271,25 +248,19 @@ func (p *provider) cloudQuota(ctx context.Context) (quota.Resources, error) {
 			}
 		}
 	}
-	p.quotaMu.Lock()
-	defer p.quotaMu.Unlock()
 	if err != nil {
-		if p.cloudQ != nil {
+		if v, _, ok := p.quota.cloud(); ok {
 			p.log.Warn("refreshing cloud quota failed; using the cached value", "error", err)
-			return p.cloudQ.Clone(), nil
+			return v, nil
 		}
 		return quota.Resources{}, err
 	}
-	p.cloudQ = &lim
-	p.cloudQAt = p.l.now()
+	p.quota.setCloud(lim, p.l.now())
 	return lim.Clone(), nil
 }
 
-func (p *provider) invalidateQuota() {
-	p.quotaMu.Lock()
-	p.cloudQ = nil
-	p.quotaMu.Unlock()
-}
+// invalidateQuota makes the next quota check ask the cloud again.
+func (p *provider) invalidateQuota() { p.quota.dropCloud() }
 
 // managed reports whether cloud metadata marks an instance as one of this
 // provider's nodes that exists in ZooKeeper.
@@ -305,142 +276,8 @@ func (p *provider) managed(md map[string]string) bool {
 	return ok
 }
 
-// pendingTTL bounds how long a created node is counted from memory: the
-// cache reports it within milliseconds, and a node deleted meanwhile must
-// not be counted for ever.
-const pendingTTL = 10 * time.Second
-
-type pendingNode struct {
-	n        *zkclient.Node
-	at       time.Time
-	reserved bool // quota held for a node not created yet
-}
-
-// reserve counts a node about to be created against the quota until
-// settle replaces it by the created node (or drops it); it returns the
-// reservation's key.
-func (p *provider) reserve(n *zkclient.Node) string {
-	p.pendingMu.Lock()
-	defer p.pendingMu.Unlock()
-	p.reservations++
-	key := "reserved:" + strconv.FormatUint(p.reservations, 10)
-	p.pendingNew[key] = pendingNode{n: n, at: time.Now(), reserved: true}
-	return key
-}
-
-// settle ends a reservation: the node was created (created true) and is
-// now counted as pending, or its creation failed.
-func (p *provider) settle(key string, n *zkclient.Node, created bool) {
-	p.pendingMu.Lock()
-	defer p.pendingMu.Unlock()
-	delete(p.pendingNew, key)
-	if created {
-		p.pendingNew[n.ID] = pendingNode{n: n, at: time.Now()}
-	}
-}
-
-// notePending remembers a just-created node until the cache has it.
-func (p *provider) notePending(n *zkclient.Node) {
-	p.pendingMu.Lock()
-	p.pendingNew[n.ID] = pendingNode{n: n, at: time.Now()}
-	p.pendingMu.Unlock()
-}
-
-// forgetPending drops a node from the pending set (it was deleted).
-func (p *provider) forgetPending(id string) {
-	p.pendingMu.Lock()
-	delete(p.pendingNew, id)
-	p.pendingMu.Unlock()
-}
-
-// pendingNodes returns the created nodes the cache does not show yet,
-// forgetting those it shows and those older than pendingTTL.
-func (p *provider) pendingNodes() []*zkclient.Node {
-	p.pendingMu.Lock()
-	defer p.pendingMu.Unlock()
-	var out []*zkclient.Node
-	for id, pn := range p.pendingNew {
-		if pn.reserved {
-			continue
-		}
-		if _, ok := p.l.nodes.Get(id); ok || time.Since(pn.at) > pendingTTL {
-			delete(p.pendingNew, id)
-			continue
-		}
-		out = append(out, pn.n)
-	}
-	return out
-}
-
-// usageKey identifies what a node of a pool and label costs.
-type usageKey struct{ pool, label string }
-
-// countsMaxAge bounds how stale the per-label node counts may be: they are
-// recomputed from the cache at most this often during bursts; nodes this
-// launcher created meanwhile are counted from the pending set instead.
-const countsMaxAge = 250 * time.Millisecond
-
-// cachedCounts counts the cached nodes of the provider per (pool, label).
-func (p *provider) cachedCounts() (map[usageKey]int, map[string]bool, int) {
-	gen := p.l.nodes.Generation()
-	p.usageMu.Lock()
-	defer p.usageMu.Unlock()
-	if p.usageCounts != nil && (p.usageGen == gen || time.Since(p.usageAt) < countsMaxAge) {
-		return p.usageCounts, p.usageIDs, p.usageUnknown
-	}
-	counts := map[usageKey]int{}
-	ids := map[string]bool{}
-	unknown := 0
-	for _, n := range p.l.nodes.List() {
-		if n.Provider != p.cfg.Name || len(n.Type) == 0 {
-			continue
-		}
-		ids[n.ID] = true
-		pc := p.cfg.Pool(n.Pool)
-		if pc == nil || pc.Label(n.Type[0]) == nil {
-			unknown++
-			continue
-		}
-		counts[usageKey{n.Pool, n.Type[0]}]++
-	}
-	p.usageCounts, p.usageIDs, p.usageUnknown, p.usageGen, p.usageAt = counts, ids, unknown, gen, time.Now()
-	return counts, ids, unknown
-}
-
-// usage sums the needs of every node of this provider (and pool, when
-// given) in any state: the cached nodes (counted per label) plus the nodes
-// this launcher created that the counts do not include yet.
-func (p *provider) usage(ctx context.Context, pool string) quota.Resources {
-	counts, ids, unknown := p.cachedCounts()
-	extra := map[usageKey]int{}
-	p.pendingMu.Lock()
-	for id, pn := range p.pendingNew {
-		if ids[id] || time.Since(pn.at) > pendingTTL {
-			delete(p.pendingNew, id) // counted by the snapshot, or long gone
-			continue
-		}
-		if len(pn.n.Type) > 0 {
-			extra[usageKey{pn.n.Pool, pn.n.Type[0]}]++
-		}
-	}
-	p.pendingMu.Unlock()
-	total := quota.Zero()
-	for _, m := range []map[usageKey]int{counts, extra} {
-		for k, c := range m {
-			if pool != "" && k.pool != pool {
-				continue
-			}
-			total.AddN(p.labelNeed(ctx, p.cfg.Pool(k.pool), k.label), float64(c))
-		}
-	}
-	if pool == "" {
-		total.AddN(quota.New(0, 1, 0, 0, nil), float64(unknown))
-	}
-	return total
-}
-
 // cleanupLeaks deletes cloud resources tagged for this provider whose node
-// or upload is unknown on two consecutive passes (launcher.md §11.2).
+// or upload is unknown on two consecutive passes.
 func (p *provider) cleanupLeaks(ctx context.Context, knownUploads map[string]bool) {
 	lc, ok := p.adapter.(driver.LeakCleaner)
 	if !ok {
@@ -451,7 +288,8 @@ func (p *provider) cleanupLeaks(ctx context.Context, knownUploads map[string]boo
 		p.log.Warn("listing resources for leak cleanup failed", "error", err)
 		return
 	}
-	candidates := map[string]bool{}
+	pass := p.leaks.Begin(p.cfg.Name)
+	defer pass.End()
 	for _, r := range res {
 		if r.Metadata[driver.MetaProviderName] != p.cfg.Name {
 			continue
@@ -470,12 +308,7 @@ func (p *provider) cleanupLeaks(ctx context.Context, knownUploads map[string]boo
 		if !leaked {
 			continue
 		}
-		key := r.Type + "/" + r.ID
-		candidates[key] = true
-		p.leakMu.Lock()
-		seenBefore := p.leakPrev[key]
-		p.leakMu.Unlock()
-		if !seenBefore {
+		if !pass.Leaked(r.Type + "/" + r.ID) {
 			continue
 		}
 		if err := lc.DeleteResource(ctx, r); err != nil && !driver.IsNotFound(err) {
@@ -485,9 +318,6 @@ func (p *provider) cleanupLeaks(ctx context.Context, knownUploads map[string]boo
 		p.log.Info("deleted leaked resource", "type", r.Type, "id", r.ID)
 		p.l.stats.incr("nodepool.provider." + p.cfg.Name + ".leaked." + r.PluralName())
 	}
-	p.leakMu.Lock()
-	p.leakPrev = candidates
-	p.leakMu.Unlock()
 }
 
 // quotaLockRoot holds one lock per provider, taken around "check quota,
@@ -532,56 +362,19 @@ func (p *provider) coordinate(ctx context.Context, fn func() error) error {
 		return err
 	}
 	// Count from the cache as it is now, not from a throttled snapshot.
-	p.usageMu.Lock()
-	p.usageCounts = nil
-	p.usageMu.Unlock()
+	p.counts.invalidate()
 	for _, id := range ids {
 		if _, ok := p.l.nodes.Get(id); ok {
 			continue
 		}
-		p.pendingMu.Lock()
-		_, known := p.pendingNew[id]
-		p.pendingMu.Unlock()
-		if known {
+		if p.pending.has(id) {
 			continue
 		}
 		n, err := p.l.zk.GetNode(ctx, id)
 		if err != nil {
 			continue
 		}
-		p.notePending(n)
+		p.pending.note(n)
 	}
 	return fn()
-}
-
-// uploadTTL is how long the newest ready upload of a diskimage is cached;
-// a new upload is picked up within this time.
-const uploadTTL = 3 * time.Second
-
-type cachedUpload struct {
-	up *zkclient.ImageUpload
-	at time.Time
-}
-
-// recentUpload returns the newest ready upload of a diskimage to this
-// provider (nil when there is none), from a short-lived cache so request
-// handling does not walk the image tree for every request.
-func (p *provider) recentUpload(ctx context.Context, image string) (*zkclient.ImageUpload, error) {
-	p.quotaMu.Lock()
-	if c, ok := p.uploads[image]; ok && time.Since(c.at) < uploadTTL {
-		p.quotaMu.Unlock()
-		return c.up, nil
-	}
-	p.quotaMu.Unlock()
-	up, err := p.l.zk.MostRecentUpload(ctx, image, p.cfg.Name, zkclient.ImageReady)
-	if err != nil {
-		return nil, err
-	}
-	p.quotaMu.Lock()
-	if p.uploads == nil {
-		p.uploads = map[string]cachedUpload{}
-	}
-	p.uploads[image] = cachedUpload{up, time.Now()}
-	p.quotaMu.Unlock()
-	return up, nil
 }

@@ -2,7 +2,6 @@ package launcher
 
 import (
 	"context"
-	"fmt"
 	"math"
 
 	"github.com/nodepool-go/nodepool/driver"
@@ -25,8 +24,7 @@ func (v verdict) String() string {
 	if v.ok {
 		return "within quota"
 	}
-	return fmt.Sprintf("%s: %s used + %s needed > %s", v.limit, quota.FormatNumber(v.used),
-		quota.FormatNumber(v.needed), quota.FormatNumber(v.max))
+	return v.shortfall().String()
 }
 
 var okVerdict = verdict{ok: true}
@@ -62,7 +60,7 @@ func check(limit, used, need quota.Resources, name func(string) string) verdict 
 }
 
 // hasProviderQuota reports whether the labels could ever fit in the pool,
-// ignoring current usage (quota.md §4).
+// ignoring current usage.
 func (p *provider) hasProviderQuota(ctx context.Context, pool *driver.PoolConfig, labels []string) (verdict, error) {
 	need := quota.Zero()
 	for _, lb := range labels {
@@ -80,8 +78,7 @@ func (p *provider) hasProviderQuota(ctx context.Context, pool *driver.PoolConfig
 	return check(pool.Limits(), quota.Zero(), need, poolLimitName), nil
 }
 
-// hasRemainingQuota reports whether one more node of label fits now
-// (quota.md §5).
+// hasRemainingQuota reports whether one more node of label fits now.
 func (p *provider) hasRemainingQuota(ctx context.Context, pool *driver.PoolConfig, label string) (verdict, error) {
 	if _, ok := p.registrar(); ok {
 		// Registered hosts are only reused, never launched.
@@ -111,7 +108,7 @@ func (p *provider) remainingVerdict(ctx context.Context, pool *driver.PoolConfig
 	return check(lim, p.usage(ctx, pool.Name), need, poolLimitName), nil
 }
 
-// tenantVerdict applies tenant-resource-limits to a request (quota.md §6):
+// tenantVerdict applies tenant-resource-limits to a request:
 // the stored resources of every node of the tenant, plus what the labels
 // this pool serves would need.
 func (w *poolWorker) tenantVerdict(ctx context.Context, r *zkclient.NodeRequest) verdict {

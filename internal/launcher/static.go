@@ -14,7 +14,7 @@ import (
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
-// Registration of pre-existing hosts (drivers.md B3): for providers whose
+// Registration of pre-existing hosts: for providers whose
 // adapter is a driver.Registrar the launcher keeps one ready node record
 // per slot, de-registers slots that left the configuration, updates ready
 // nodes whose settings changed, and re-registers a slot after its node was
@@ -92,7 +92,7 @@ func (p *provider) syncStatic(ctx context.Context) error {
 			existing[nodeSlotKey(n)] = n
 		}
 	}
-	for _, n := range p.pendingNodes() {
+	for _, n := range p.pending.created(func(id string) bool { _, ok := p.l.nodes.Get(id); return ok }) {
 		if n.Provider == p.cfg.Name {
 			existing[nodeSlotKey(n)] = n
 		}
@@ -169,7 +169,7 @@ func (p *provider) syncHost(ctx context.Context, reg driver.Registrar, slots []d
 		if _, err := p.l.zk.CreateNode(ctx, n); err != nil {
 			return err
 		}
-		p.notePending(n)
+		p.pending.note(n)
 		p.log.Info("registered static node", "node", n.ID, "host", s.Host, "slot", s.Index)
 	}
 	for _, n := range stale {

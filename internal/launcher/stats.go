@@ -10,7 +10,7 @@ import (
 	"github.com/nodepool-go/nodepool/internal/metrics"
 )
 
-// statsd is the launcher's metrics reporter (launcher.md §13): upstream's
+// statsd is the launcher's metrics reporter: upstream's
 // statsd keys, sent when STATSD_HOST or STATSD_PORT is set, mirrored into a
 // Prometheus registry (see package internal/metrics for the name mapping).
 // The environment is read on first use, i.e. when the launcher starts.
@@ -27,7 +27,7 @@ func (s *statsd) reporter() *metrics.Reporter {
 
 func (s *statsd) incr(key string) { s.reporter().Incr(key) }
 
-// launch records a launch result under every key of launcher.md §13.
+// launch records a launch result under every key upstream sends it.
 func (s *statsd) launch(nl *nodeLaunch, result string) {
 	var d time.Duration
 	if !nl.firstTick.IsZero() {

@@ -14,11 +14,11 @@ import (
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
-// statsGaugeSleep is the pause after each node-gauge report (launcher.md
-// §13: the StatsWorker sleeps 1 s before handling the next change).
+// statsGaugeSleep is the pause after each node-gauge report, as upstream's
+// stats worker sleeps 1 s before handling the next change.
 const statsGaugeSleep = time.Second
 
-// statsWorker reports the gauges of launcher.md §13 until ctx ends: the
+// statsWorker reports upstream's launcher gauges until ctx ends: the
 // node gauges, sent to statsd only while this launcher holds the stats
 // election (and mirrored into Prometheus always, from the local cache), and
 // every second the provider max_servers and tenant_limits gauges.
@@ -28,7 +28,7 @@ func (l *Launcher) statsWorker(ctx context.Context) {
 	kick := make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	if r.StatsdEnabled() {
-		// Only launchers with statsd configured take part (zookeeper-protocol.md §2.6).
+		// Only launchers with statsd configured take part.
 		wg.Go(func() { l.statsElection(ctx, &leader, kick) })
 	}
 	wg.Go(func() { l.limitGaugeLoop(ctx, r) })
@@ -95,7 +95,8 @@ func (l *Launcher) nodeGaugeLoop(ctx context.Context, r *metrics.Reporter, leade
 	}
 }
 
-// reportNodeGauges sends the node gauges of launcher.md §13 in one batch.
+// reportNodeGauges sends the node gauges in one batch: nodes per state,
+// and per state by provider, label and az.
 func (l *Launcher) reportNodeGauges(r *metrics.Reporter, toStatsd bool) {
 	states := map[string]int{}
 	provider := map[string]map[string]int{}

@@ -1,5 +1,5 @@
 // Package metrics reports Nodepool's figures twice: as statsd UDP lines
-// with upstream's dotted names (launcher.md §13, builder.md §3.6/§9), sent
+// with upstream's dotted names, sent
 // only when STATSD_HOST and/or STATSD_PORT is set, and as Prometheus
 // series in a registry served by Handler, always.
 //
@@ -312,7 +312,7 @@ func (r *Reporter) Timing(key string, d time.Duration) {
 // Gauge sets a gauge.
 func (r *Reporter) Gauge(key string, v float64) { b := r.Batch(true); b.Gauge(key, v); b.Send() }
 
-// Launch records one launch attempt's result (launcher.md §13): a timer
+// Launch records one launch attempt's result: a timer
 // and a counter for nodepool.launch.<result> and its provider, provider+AZ
 // (when az is set) and requestor (when set) variants, in one batch, and a
 // single Prometheus observation. requestor is normalised as upstream does.

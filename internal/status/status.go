@@ -1,5 +1,5 @@
 // Package status produces the status listings shared by the nodepool CLI
-// and the web status API (cli-and-web.md §2): node list, dib image list,
+// and the web status API: node list, dib image list,
 // image status, image (upload) list, request list and label list. Each
 // producer returns a Table of rows with the spec's JSON field names and
 // column titles, which renders as a PrettyTable text table or as JSON.
@@ -186,7 +186,7 @@ func rawOrNil(r json.RawMessage) any {
 	return json.RawMessage(t)
 }
 
-// NodeColumns are the node list's 21 columns (§2.1).
+// NodeColumns are the node list's 21 columns.
 var NodeColumns = []Column{
 	{"id", "ID"}, {"provider", "Provider"}, {"label", "Label"},
 	{"server_id", "Server ID"}, {"public_ipv4", "Public IPv4"}, {"ipv6", "IPv6"},
@@ -249,7 +249,7 @@ func (s *Source) NodeList(ctx context.Context, nodeID string) (*Table, error) {
 	return t, nil
 }
 
-// DibImageColumns are the dib image list's columns (§2.2).
+// DibImageColumns are the dib image list's columns.
 var DibImageColumns = []Column{
 	{"id", "ID"}, {"image", "Image"}, {"builder", "Builder"},
 	{"formats", "Formats"}, {"state", "State"}, {"age", "Age"},
@@ -299,7 +299,7 @@ func (s *Source) builds(ctx context.Context, image string) ([]*zkclient.ImageBui
 	return builds, nil
 }
 
-// ImageStatusColumns are the image status columns (§2.3).
+// ImageStatusColumns are the image status columns.
 var ImageStatusColumns = []Column{
 	{"image", "Image"}, {"paused", "Paused"}, {"build_request", "Build Request"},
 	{"build_request_age", "Build Request Age"},
@@ -362,7 +362,7 @@ func (s *Source) building(ctx context.Context, img string) (bool, error) {
 	return newest > lst.Ctime, nil
 }
 
-// ImageUploadColumns are the image (upload) list columns (§2.4).
+// ImageUploadColumns are the image (upload) list columns.
 var ImageUploadColumns = []Column{
 	{"id", "Build ID"}, {"upload_id", "Upload ID"}, {"provider", "Provider"},
 	{"image", "Image"}, {"external_name", "Provider Image Name"},
@@ -404,7 +404,7 @@ func (s *Source) ImageList(ctx context.Context) (*Table, error) {
 	return t, nil
 }
 
-// RequestColumns are the request list columns (§2.5).
+// RequestColumns are the request list columns.
 var RequestColumns = []Column{
 	{"id", "Request ID"}, {"relative_priority", "Priority"}, {"state", "State"},
 	{"requestor", "Requestor"}, {"node_types", "Node Types"}, {"nodes", "Nodes"},
@@ -427,7 +427,7 @@ func (s *Source) RequestList(ctx context.Context) (*Table, error) {
 	return t, nil
 }
 
-// LabelColumns are the label list columns (§2.6).
+// LabelColumns are the label list columns.
 var LabelColumns = []Column{{"label", "Label"}}
 
 // LabelList lists the sorted union of the supported labels of every

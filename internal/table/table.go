@@ -1,5 +1,5 @@
 // Package table renders tables byte-for-byte like PrettyTable 0.7 with all
-// columns left-aligned (cli-and-web.md §1.1) and formats ages (§1.2).
+// columns left-aligned and formats ages.
 package table
 
 import (

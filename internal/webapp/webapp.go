@@ -1,6 +1,6 @@
-// Package webapp is the read-only web status API of the launcher
-// (cli-and-web.md §4): the status listings as text tables or JSON, chosen
-// by the Accept header, cached for one second, plus a readiness probe.
+// Package webapp is the read-only web status API of the launcher: the
+// status listings as text tables or JSON, chosen by the Accept header,
+// cached for one second, plus a readiness probe.
 package webapp
 
 import (

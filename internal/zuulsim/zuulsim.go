@@ -1,5 +1,5 @@
 // Package zuulsim speaks to a nodepool launcher through ZooKeeper exactly
-// as Zuul's classic nodepool client does (zookeeper-protocol.md §4.4): it
+// as Zuul's classic nodepool client does: it
 // submits node requests with Zuul's payload and key order, waits for them
 // with watches, locks and accepts the nodes, marks them in-use, and returns
 // or holds them. Tests, the example client and the benchmark use it.

@@ -222,13 +222,7 @@ func (a *Adapter) ListResources(ctx context.Context) ([]driver.Resource, error) 
 
 // DeleteResource removes a leaked instance directory.
 func (a *Adapter) DeleteResource(ctx context.Context, r driver.Resource) error {
-	m := a.DeleteMachine(r.ID)
-	for {
-		done, err := m.Advance(ctx)
-		if err != nil || done {
-			return err
-		}
-	}
+	return driver.RunDelete(ctx, a.DeleteMachine(r.ID), 0)
 }
 
 // CreateMachine returns a machine that makes one instance directory.

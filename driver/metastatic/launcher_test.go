@@ -1,8 +1,9 @@
-package nodepool_test
+package metastatic_test
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,7 +24,7 @@ import (
 // metaYAML is a simcloud provider serving "small" and a metastatic
 // provider carving "meta" nodes, two per backing "small" node.
 func metaYAML(cloud string, graceSeconds int) string {
-	return sprintf(`
+	return fmt.Sprintf(`
 labels:
   - name: small
   - name: meta
@@ -135,7 +136,7 @@ func checkSlots(t *testing.T, ctx context.Context, zk *zkclient.Client, backing 
 		require.NotNil(t, n.Slot)
 		require.Equal(t, dd.Slot, *n.Slot)
 		require.True(t, dd.Slot == 0 || dd.Slot == 1, "slot %d", dd.Slot)
-		key := sprintf("%s/%d", dd.BackingNode, dd.Slot)
+		key := fmt.Sprintf("%s/%d", dd.BackingNode, dd.Slot)
 		require.Empty(t, used[key], "slot %s given to %s and %s", key, used[key], n.ID)
 		used[key] = n.ID
 		per[dd.BackingNode]++
@@ -329,7 +330,7 @@ func TestMetastaticConfigBackingLabelSettingsMustAgree(t *testing.T) {
 		{"{name: b, backing-label: y, max-parallel-jobs: 3}", ""},
 	} {
 		path := filepath.Join(t.TempDir(), "nodepool.yaml")
-		require.NoError(t, os.WriteFile(path, []byte(sprintf(base, tc.other)), 0o600))
+		require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(base, tc.other)), 0o600))
 		_, err := nodepool.LoadConfig(path, "")
 		if tc.err == "" {
 			require.NoError(t, err, tc.other)

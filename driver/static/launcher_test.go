@@ -1,7 +1,8 @@
-package nodepool_test
+package static_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/sshdtest"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
@@ -29,7 +31,7 @@ providers:
 %s`
 
 func staticHost(name string, port, jobs int) string {
-	return sprintf(`          - name: %s
+	return fmt.Sprintf(`          - name: %s
             labels: [static-a]
             connection-port: %d
             max-parallel-jobs: %d
@@ -74,7 +76,7 @@ func staticNodes(ctx context.Context, zk *zkclient.Client) []*zkclient.Node {
 func TestStaticNodesCarryTheServersHostKeys(t *testing.T) {
 	srv := sshdtest.Start(t)
 	zk, chroot := zktest.Connect(t)
-	startStatic(t, chroot, sprintf(staticConfig, staticHost(srv.Host, srv.Port, 2)))
+	startStatic(t, chroot, fmt.Sprintf(staticConfig, staticHost(srv.Host, srv.Port, 2)))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	require.Eventually(t, func() bool { return len(staticNodes(ctx, zk)) == 2 }, 20*time.Second, 50*time.Millisecond)
@@ -100,16 +102,16 @@ func TestStaticNodesCarryTheServersHostKeys(t *testing.T) {
 func TestStaticMaxParallelJobs(t *testing.T) {
 	srv := sshdtest.Start(t)
 	zk, chroot := zktest.Connect(t)
-	startStatic(t, chroot, sprintf(staticConfig, staticHost(srv.Host, srv.Port, 2)))
+	startStatic(t, chroot, fmt.Sprintf(staticConfig, staticHost(srv.Host, srv.Port, 2)))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	require.Eventually(t, func() bool { return len(staticNodes(ctx, zk)) == 2 }, 20*time.Second, 50*time.Millisecond)
-	first := acquire(t, ctx, zk, []string{"static-a"}, zuulsim.Options{})
-	acquire(t, ctx, zk, []string{"static-a"}, zuulsim.Options{})
+	first := launchertest.Acquire(t, ctx, zk, []string{"static-a"}, zuulsim.Options{})
+	launchertest.Acquire(t, ctx, zk, []string{"static-a"}, zuulsim.Options{})
 	third, err := zuulsim.Submit(ctx, zk, []string{"static-a"}, zuulsim.Options{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		e, ok := explanation(ctx, zk, third.ID)
+		e, ok := launchertest.Explanation(ctx, zk, third.ID)
 		return ok && e.Status == zkclient.ExplainDeferred
 	}, 30*time.Second, 20*time.Millisecond)
 	for i := 0; i < 10; i++ {
@@ -136,7 +138,7 @@ func TestStaticHostWhoseScanFailsIsRetried(t *testing.T) {
 	srv := sshdtest.Start(t)
 	srv.Stop()
 	zk, chroot := zktest.Connect(t)
-	startStatic(t, chroot, sprintf(staticConfig, staticHost(srv.Host, srv.Port, 1)))
+	startStatic(t, chroot, fmt.Sprintf(staticConfig, staticHost(srv.Host, srv.Port, 1)))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	time.Sleep(3 * time.Second)
@@ -148,18 +150,18 @@ func TestStaticHostWhoseScanFailsIsRetried(t *testing.T) {
 
 func TestStaticHostRemovedWhileInUse(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
-	write := startStatic(t, chroot, sprintf(staticConfig, staticHost("fake-host-1", 22, 1)+staticHost("fake-host-2", 22, 1)))
+	write := startStatic(t, chroot, fmt.Sprintf(staticConfig, staticHost("fake-host-1", 22, 1)+staticHost("fake-host-2", 22, 1)))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	require.Eventually(t, func() bool { return len(staticNodes(ctx, zk)) == 2 }, 20*time.Second, 50*time.Millisecond)
-	held := acquire(t, ctx, zk, []string{"static-a"}, zuulsim.Options{})
+	held := launchertest.Acquire(t, ctx, zk, []string{"static-a"}, zuulsim.Options{})
 	usedHost := held.Nodes[0].Data.ExternalID
 	other := "fake-host-1"
 	if usedHost == other {
 		other = "fake-host-2"
 	}
 	// Remove both hosts: the idle one goes at once, the used one stays.
-	write(sprintf(staticConfig, staticHost("fake-host-3", 22, 1)))
+	write(fmt.Sprintf(staticConfig, staticHost("fake-host-3", 22, 1)))
 	require.Eventually(t, func() bool {
 		hosts := map[string]zkclient.NodeState{}
 		for _, n := range staticNodes(ctx, zk) {

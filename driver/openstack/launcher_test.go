@@ -1,8 +1,10 @@
-package nodepool_test
+package openstack_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -10,9 +12,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/driver"
 	_ "github.com/nodepool-go/nodepool/driver/openstack"
 	"github.com/nodepool-go/nodepool/internal/fakeopenstack"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -47,12 +51,12 @@ providers:
             instance-properties: {team: infra}
 `
 
-func osYAML(extra string) string { return sprintf(osConfig, extra) }
+func osYAML(extra string) string { return fmt.Sprintf(osConfig, extra) }
 
 func TestOpenStackRequestServedEndToEnd(t *testing.T) {
 	cloud := fakeopenstack.Setup(t, fakeopenstack.Options{BuildTime: 200 * time.Millisecond})
 	zk, chroot := zktest.Connect(t)
-	startLauncher(t, chroot, osYAML(""))
+	launchertest.StartChroot(t, chroot, osYAML(""))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -141,7 +145,7 @@ func TestOpenStackOverQuotaAbortsWithoutUsingARetry(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	// One attempt only: a quota answer that used up a retry would fail
 	// the request.
-	startLauncher(t, chroot, osYAML("    launch-retries: 1"))
+	launchertest.StartChroot(t, chroot, osYAML("    launch-retries: 1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	states := watchStates(ctx, zk)
@@ -167,7 +171,7 @@ func TestOpenStackQuotaLimitsRespected(t *testing.T) {
 	cloud.SetLimits(fakeopenstack.Limits{Instances: 3, Cores: 20, RAM: -1, Volumes: -1, VolumeGB: -1})
 	cloud.AddServer(fakeopenstack.Server{Name: "someone-elses"}) // unmanaged usage: 1 instance
 	zk, chroot := zktest.Connect(t)
-	startLauncher(t, chroot, osYAML(""))
+	launchertest.StartChroot(t, chroot, osYAML(""))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
@@ -204,9 +208,7 @@ func TestOpenStackQuotaLimitsRespected(t *testing.T) {
 func TestOpenStackLeakedResourcesCleanedUp(t *testing.T) {
 	cloud := fakeopenstack.Setup(t, fakeopenstack.Options{})
 	_, chroot := zktest.Connect(t)
-	l := startLauncher(t, chroot, osYAML("    port-cleanup-interval: 1"))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	l := launchertest.StartChroot(t, chroot, osYAML("    port-cleanup-interval: 1"), nodepool.WithCleanupInterval(200*time.Millisecond))
 
 	ours := map[string]string{driver.MetaNodeID: "0000099999", driver.MetaPoolName: "main", driver.MetaProviderName: "os"}
 	other := map[string]string{driver.MetaNodeID: "0000099999", driver.MetaPoolName: "main", driver.MetaProviderName: "another"}
@@ -222,20 +224,41 @@ func TestOpenStackLeakedResourcesCleanedUp(t *testing.T) {
 	downPort := cloud.AddPort(fakeopenstack.Port{DeviceOwner: "compute:nova"})
 	routerPort := cloud.AddPort(fakeopenstack.Port{DeviceOwner: "network:router_interface"})
 
-	l.CleanupPass(ctx)
-	time.Sleep(1100 * time.Millisecond) // port-cleanup-interval
-	l.CleanupPass(ctx)
+	// Leaks are deleted on the second cleanup pass that finds them; the
+	// DOWN port once port-cleanup-interval has passed.
+	gone := func(list func() []string, id string) func() bool {
+		return func() bool { return !slices.Contains(list(), id) }
+	}
+	serverIDs := func() (out []string) {
+		for _, s := range cloud.Servers() {
+			out = append(out, s.ID)
+		}
+		return out
+	}
+	fipIDs := func() (out []string) {
+		for _, f := range cloud.FloatingIPs() {
+			out = append(out, f.ID)
+		}
+		return out
+	}
+	portIDs := func() (out []string) {
+		for _, p := range cloud.Ports() {
+			out = append(out, p.ID)
+		}
+		return out
+	}
+	require.Eventually(t, gone(serverIDs, leakedServer), 30*time.Second, 50*time.Millisecond, "leaked server deleted")
+	require.Eventually(t, func() bool { _, ok := cloud.Image(leakedImage); return !ok }, 30*time.Second, 50*time.Millisecond, "leaked image deleted")
+	require.Eventually(t, gone(fipIDs, leakedFIP), 30*time.Second, 50*time.Millisecond, "leaked floating IP deleted")
+	require.Eventually(t, gone(portIDs, downPort), 30*time.Second, 50*time.Millisecond, "DOWN compute port deleted")
 
 	servers := map[string]bool{}
 	for _, s := range cloud.Servers() {
 		servers[s.ID] = true
 	}
-	require.False(t, servers[leakedServer], "leaked server deleted")
 	require.True(t, servers[foreignServer], "server without metadata untouched")
 	require.True(t, servers[otherProvider], "another provider's server untouched")
-	_, ok := cloud.Image(leakedImage)
-	require.False(t, ok, "leaked image deleted")
-	_, ok = cloud.Image(foreignImage)
+	_, ok := cloud.Image(foreignImage)
 	require.True(t, ok, "image without metadata untouched")
 	_, ok = cloud.Image(cloud.ImageID("cirros"))
 	require.True(t, ok)
@@ -243,13 +266,11 @@ func TestOpenStackLeakedResourcesCleanedUp(t *testing.T) {
 	for _, f := range cloud.FloatingIPs() {
 		fips[f.ID] = true
 	}
-	require.False(t, fips[leakedFIP], "leaked floating IP deleted")
 	require.True(t, fips[foreignFIP], "untagged floating IP untouched (clean-floating-ips is off)")
 	ports := map[string]bool{}
 	for _, p := range cloud.Ports() {
 		ports[p.ID] = true
 	}
-	require.False(t, ports[downPort], "DOWN compute port deleted")
 	require.True(t, ports[routerPort], "router port untouched")
 
 	// The driver counts the port it removed itself through the launcher's
@@ -265,7 +286,7 @@ func TestOpenStackServerStuckInBuildIsReplaced(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	// The stuck attempt times out; the replacement needs about 2 s (BUILD
 	// → ACTIVE and the floating IP, each seen in a listing at most 1 s old).
-	startLauncher(t, chroot, osYAML("    launch-timeout: 4"))
+	launchertest.StartChroot(t, chroot, osYAML("    launch-timeout: 4"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cloud.FailNextCreates(1, fakeopenstack.FailStuck)

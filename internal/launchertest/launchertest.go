@@ -1,0 +1,91 @@
+// Package launchertest starts launchers for tests: a nodepool.Launcher on
+// a configuration given as YAML text, against the test ZooKeeper, stopped
+// (and checked to stop) when the test ends. Driver packages use it for
+// their end-to-end tests through ZooKeeper.
+package launchertest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/config"
+	"github.com/nodepool-go/nodepool/internal/zktest"
+	"github.com/nodepool-go/nodepool/internal/zuulsim"
+	"github.com/nodepool-go/nodepool/zkclient"
+)
+
+// Start writes yaml to a file, loads it, runs a launcher on zk with opts
+// until the test ends, and returns it once it is ready. The launcher's
+// hostname is derived from the test's name.
+func Start(t testing.TB, zk *zkclient.Client, yaml string, opts ...nodepool.Option) *nodepool.Launcher {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "nodepool.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
+	cfg, err := config.Load(path, "")
+	require.NoError(t, err)
+	opts = append([]nodepool.Option{nodepool.WithZooKeeper(zk), nodepool.WithHostname("test-" + strings.ReplaceAll(t.Name(), "/", "-"))}, opts...)
+	l, err := nodepool.NewLauncher(cfg, opts...)
+	require.NoError(t, err)
+	Run(t, l)
+	return l
+}
+
+// StartChroot is Start with a connection of its own to the test
+// ZooKeeper's chroot.
+func StartChroot(t testing.TB, chroot, yaml string, opts ...nodepool.Option) *nodepool.Launcher {
+	t.Helper()
+	return Start(t, zktest.ConnectChroot(t, chroot), yaml, opts...)
+}
+
+// Run runs l until the test ends and waits until it is ready. When the
+// test ends it stops l and fails the test if l returns an error or does
+// not stop within 30 seconds.
+func Run(t testing.TB, l *nodepool.Launcher) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			buf := make([]byte, 1<<22)
+			t.Errorf("launcher did not stop; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
+		}
+	})
+	require.Eventually(t, l.Ready, 20*time.Second, 20*time.Millisecond)
+}
+
+// Acquire submits a request for labels as Zuul does, waits for it to be
+// fulfilled (failing the test otherwise) and locks its nodes.
+func Acquire(t testing.TB, ctx context.Context, zk *zkclient.Client, labels []string, opts zuulsim.Options) *zuulsim.NodeSet {
+	t.Helper()
+	req, err := zuulsim.Submit(ctx, zk, labels, opts)
+	require.NoError(t, err)
+	got, err := req.Wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, zkclient.RequestFulfilled, got.State)
+	ns, err := req.Accept(ctx)
+	require.NoError(t, err)
+	return ns
+}
+
+// Explanation returns the first published explanation of a request, if
+// any.
+func Explanation(ctx context.Context, zk *zkclient.Client, id string) (zkclient.Explanation, bool) {
+	ex, err := zk.Explanations(ctx)
+	if err != nil || len(ex[id]) == 0 {
+		return zkclient.Explanation{}, false
+	}
+	return ex[id][0], true
+}
