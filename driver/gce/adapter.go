@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	compute "google.golang.org/api/compute/v1"
@@ -183,8 +185,9 @@ func submit[T any](ctx context.Context, a *Adapter, fn func(ctx context.Context)
 
 // classify turns a client library error into the driver's error kinds:
 // 404 is not found; quotaExceeded is quota; throttling (403/429
-// rateLimitExceeded), resourceNotReady, 5xx and network failures are
-// transient.
+// rateLimitExceeded), resourceNotReady, 5xx, timeouts and dropped
+// connections are transient. Anything else (refused credentials
+// included) is returned as it is.
 func classify(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
@@ -208,7 +211,8 @@ func classify(err error, format string, args ...any) error {
 		return fmt.Errorf("%s: %w", msg, err)
 	}
 	var ne net.Error
-	if errors.As(err, &ne) && !errors.Is(err, context.Canceled) {
+	if (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return driver.TransientError("%s: %w", msg, err)
 	}
 	return fmt.Errorf("%s: %w", msg, err)
