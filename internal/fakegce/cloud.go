@@ -225,7 +225,7 @@ func (c *Cloud) FailNext(n int, method, contains string, f Fault) {
 
 // Calls returns how often each API method was called, by its Compute
 // Engine name ("compute.instances.insert", ...; "oauth2.token" for
-// token requests).
+// token requests, "injected" for requests answered by FailNext).
 func (c *Cloud) Calls() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -376,6 +376,7 @@ func (c *Cloud) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Unlock()
 	if fault != 0 && writeFault(w, fault) {
+		c.count("injected")
 		return
 	}
 	c.mux().ServeHTTP(w, r)
