@@ -19,6 +19,8 @@ import (
 	"google.golang.org/api/option/internaloption"
 	htransport "google.golang.org/api/transport/http"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/nodepool-go/nodepool/driver"
 )
 
@@ -56,6 +58,7 @@ type Adapter struct {
 	instances *listCache[*compute.Instance]
 	pending   *listCache[*compute.Operation]
 
+	lookups      singleflight.Group // one lookup per key at a time
 	mu           sync.Mutex
 	machineTypes map[string]*compute.MachineType
 	images       map[string]imageLookup
@@ -255,14 +258,20 @@ func (a *Adapter) machineType(ctx context.Context, name string) (*compute.Machin
 	if mt != nil {
 		return mt, nil
 	}
-	mt, err := a.svc.MachineTypes.Get(a.st.Project, a.st.Zone, name).Context(ctx).Do()
+	v, err, _ := a.lookups.Do("machineType/"+name, func() (any, error) {
+		mt, err := a.svc.MachineTypes.Get(a.st.Project, a.st.Zone, name).Context(ctx).Do()
+		if err != nil {
+			return nil, classify(err, "gce: machine type %s", name)
+		}
+		a.mu.Lock()
+		a.machineTypes[name] = mt
+		a.mu.Unlock()
+		return mt, nil
+	})
 	if err != nil {
-		return nil, classify(err, "gce: machine type %s", name)
+		return nil, err
 	}
-	a.mu.Lock()
-	a.machineTypes[name] = mt
-	a.mu.Unlock()
-	return mt, nil
+	return v.(*compute.MachineType), nil
 }
 
 // imageLink returns the source image of a cloud image: its image-id, or
@@ -286,16 +295,19 @@ func (a *Adapter) imageLink(ctx context.Context, ci *CloudImage) (string, error)
 	if ok && time.Since(l.at) < imageTTL {
 		return l.link, nil
 	}
-	img, err := a.svc.Images.GetFromFamily(project, ci.ImageFamily).Context(ctx).Do()
-	if err != nil {
-		err = classify(err, "gce: image family %s of project %s", ci.ImageFamily, project)
-		if driver.IsNotFound(err) {
-			return "", fmt.Errorf("%w", errors.Unwrap(err)) // a missing image fails the launch
+	v, err, _ := a.lookups.Do("image/"+key, func() (any, error) {
+		img, err := a.svc.Images.GetFromFamily(project, ci.ImageFamily).Context(ctx).Do()
+		if err != nil {
+			// A missing image fails the launch like any other error.
+			return nil, plainNotFound(classify(err, "gce: image family %s of project %s", ci.ImageFamily, project))
 		}
+		a.mu.Lock()
+		a.images[key] = imageLookup{link: img.SelfLink, at: time.Now()}
+		a.mu.Unlock()
+		return img.SelfLink, nil
+	})
+	if err != nil {
 		return "", err
 	}
-	a.mu.Lock()
-	a.images[key] = imageLookup{link: img.SelfLink, at: time.Now()}
-	a.mu.Unlock()
-	return img.SelfLink, nil
+	return v.(string), nil
 }
