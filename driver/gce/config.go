@@ -9,7 +9,7 @@
 // to the nodepool ownership keys. Create and delete machines submit the
 // call, then wait on the zone operation and the instance's status through
 // two listings shared by every machine of the provider (pending zone
-// operations and instances), each fetched at most once per listTTL.
+// operations and instances), each fetched at most once every 5 seconds.
 // Quota comes from the region's CPUS and INSTANCES quotas and the machine
 // types' guest CPUs and memory (cached). Instances carrying this
 // provider's metadata without a node are removed by leak cleanup. There
