@@ -100,3 +100,28 @@ func BenchmarkAPICallsThousandsOfNodes(b *testing.B) {
 		b.Logf("%d nodes created and deleted in %v: %d calls (%s)", nodes, elapsed.Round(time.Millisecond), total, strings.Join(parts, " "))
 	}
 }
+
+// BenchmarkRateLimit measures the request rate a provider with rate: 20
+// achieves when many callers list at once: about 20 requests per second.
+func BenchmarkRateLimit(b *testing.B) {
+	cloud, _ := fakegce.Setup(b, fakegce.Options{NoAuth: true})
+	restore := gce.Override(cloud.ClientOptions(), 0)
+	ad, _ := open(b, cloud, "rate: 20\n")
+	restore()
+	lc := ad.(driver.LeakCleaner)
+	b.ResetTimer()
+	start := time.Now()
+	done := make(chan error)
+	for i := 0; i < b.N; i++ {
+		go func() {
+			_, err := lc.ListResources(context.Background())
+			done <- err
+		}()
+	}
+	for i := 0; i < b.N; i++ {
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cloud.Calls()["compute.instances.list"])/time.Since(start).Seconds(), "requests/s")
+}
