@@ -492,7 +492,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad int", "labels:\n  - name: a\n    min-ready: lots\n", ":3: labels[0].min-ready: expected int"},
 		{"label without name", "labels:\n  - min-ready: 1\n", ":2: labels[0].name: required key not provided"},
 		{"zk without host", "zookeeper-servers:\n  - port: 1\n", "zookeeper-servers[0].host: required key not provided"},
-		{"unknown driver", "providers:\n  - name: p\n    driver: gce\n", "providers[0].driver: gce: unknown driver"},
+		{"unknown driver", "providers:\n  - name: p\n    driver: nosuchcloud\n", "providers[0].driver: nosuchcloud: unknown driver"},
 		{"pool label not top-level", "providers:\n  - name: p\n    cloud: c\n    cloud-images: [{name: ci}]\n    pools:\n      - name: m\n        labels:\n          - {name: l, cloud-image: ci, min-ram: 1}\n", ":8: providers[0].pools[0].labels[0]: label l in provider p not in top-level labels"},
 		{"abstract diskimage label", "labels: [{name: l}]\nproviders:\n  - name: p\n    cloud: c\n    pools:\n      - name: m\n        labels:\n          - name: l\n            diskimage: base\n            min-ram: 1\ndiskimages: [{name: base, abstract: true}]\n", "providers[0].pools[0].labels[0].diskimage: label l in provider p uses diskimage base which is not defined in the main diskimages list (it is abstract)"},
 		{"abstract provider diskimage", "providers:\n  - name: p\n    cloud: c\n    diskimages: [{name: base}]\ndiskimages: [{name: base, abstract: true}]\n", "providers[0].diskimages[0]: diskimage base in provider p is not defined"},
