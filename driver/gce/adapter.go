@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/driver/listcache"
 )
 
 // Tunables of the adapter.
@@ -55,8 +56,8 @@ type Adapter struct {
 	svc *compute.Service
 
 	workers   chan struct{}
-	instances *listCache[*compute.Instance]
-	pending   *listCache[*compute.Operation]
+	instances *listcache.Cache[*compute.Instance]
+	pending   *listcache.Cache[*compute.Operation]
 
 	lookups      singleflight.Group // one lookup per key at a time
 	mu           sync.Mutex
@@ -118,8 +119,8 @@ func (Driver) Open(ctx context.Context, cfg *driver.ProviderConfig, env driver.E
 		machineTypes: map[string]*compute.MachineType{},
 		images:       map[string]imageLookup{},
 	}
-	a.instances = newListCache(ttl, log, a.fetchInstances)
-	a.pending = newListCache(ttl, log, a.fetchPendingOps)
+	a.instances = listcache.New(ttl, log, a.fetchInstances)
+	a.pending = listcache.New(ttl, log, a.fetchPendingOps)
 	return a, nil
 }
 

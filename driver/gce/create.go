@@ -107,7 +107,7 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 			}
 			m.state = csWaitOp
 		case csWaitOp:
-			ops, at, ok, err := a.pending.fresh(ctx, m.since)
+			ops, at, ok, err := a.pending.Fresh(ctx, m.since)
 			if err != nil || !ok {
 				return nil, err
 			}
@@ -153,7 +153,7 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 // creating watches the instance in the shared listing until it runs.
 func (m *createMachine) creating(ctx context.Context) (*driver.Instance, error) {
 	a := m.a
-	list, _, ok, err := a.instances.fresh(ctx, m.since)
+	list, _, ok, err := a.instances.Fresh(ctx, m.since)
 	if err != nil || !ok {
 		return nil, err
 	}

@@ -119,7 +119,7 @@ func (m *deleteMachine) Advance(ctx context.Context) (bool, error) {
 		m.opChecked = true
 	}
 	if m.waitOp {
-		ops, at, ok, err := a.pending.fresh(ctx, m.since)
+		ops, at, ok, err := a.pending.Fresh(ctx, m.since)
 		if err != nil || !ok {
 			return false, err
 		}
@@ -130,7 +130,7 @@ func (m *deleteMachine) Advance(ctx context.Context) (bool, error) {
 		}
 		m.waitOp, m.since = false, at
 	}
-	list, _, ok, err := a.instances.fresh(ctx, m.since)
+	list, _, ok, err := a.instances.Fresh(ctx, m.since)
 	if err != nil || !ok {
 		return false, err
 	}

@@ -13,7 +13,7 @@ const TypeInstance = "instance"
 // ListInstances returns every instance of the zone (from the shared
 // listing) with what it consumes.
 func (a *Adapter) ListInstances(ctx context.Context) ([]driver.Instance, error) {
-	list, _, err := a.instances.get(ctx)
+	list, _, err := a.instances.Get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -27,7 +27,7 @@ func (a *Adapter) ListInstances(ctx context.Context) ([]driver.Instance, error) 
 // ListResources returns the zone's instances that are not TERMINATED,
 // with their metadata, from a listing made now.
 func (a *Adapter) ListResources(ctx context.Context) ([]driver.Resource, error) {
-	list, err := a.instances.refresh(ctx)
+	list, err := a.instances.Refresh(ctx)
 	if err != nil {
 		return nil, err
 	}

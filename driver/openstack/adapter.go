@@ -20,6 +20,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/networks"
 
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/driver/listcache"
 )
 
 // Tunables of the adapter.
@@ -59,7 +60,7 @@ type Adapter struct {
 	clientMu sync.Mutex
 	cl       *clients
 
-	servers *listCache[servers.Server]
+	servers *listcache.Cache[servers.Server]
 
 	cacheMu    sync.Mutex
 	flavorList []flavors.Flavor // sorted by (ram, name)
@@ -135,7 +136,7 @@ func (Driver) Open(ctx context.Context, cfg *driver.ProviderConfig, env driver.E
 	if c, ok := env.Services.(Counter); ok {
 		a.counter = c
 	}
-	a.servers = newListCache(listTTL, log, a.fetchServers)
+	a.servers = listcache.New(listTTL, log, a.fetchServers)
 	return a, nil
 }
 

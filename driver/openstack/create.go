@@ -175,7 +175,7 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 // findServer looks a server up in a listing that started after t. found
 // reports whether such a listing exists (then a nil server is gone).
 func (a *Adapter) findServer(ctx context.Context, id string, t time.Time) (*servers.Server, bool, error) {
-	list, ok, err := a.servers.fresh(ctx, t)
+	list, _, ok, err := a.servers.Fresh(ctx, t)
 	if err != nil || !ok {
 		return nil, false, err
 	}

@@ -27,7 +27,7 @@ const (
 // listing) with what it consumes: flavor vCPUs and RAM, one instance and
 // its attached volumes.
 func (a *Adapter) ListInstances(ctx context.Context) ([]driver.Instance, error) {
-	list, _, err := a.servers.get(ctx)
+	list, _, err := a.servers.Get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +88,7 @@ func (a *Adapter) ListResources(ctx context.Context) ([]driver.Resource, error) 
 		return nil, err
 	}
 	var out []driver.Resource
-	list, err := a.servers.refresh(ctx)
+	list, err := a.servers.Refresh(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,12 @@
-package gce
+// Package listcache is the listing a cloud driver shares between all the
+// machines of one provider: a stale-while-revalidate cache of one list
+// call. The first caller lists synchronously; later callers get the cached
+// items at once and, when they are older than the TTL, one background
+// refresh starts. However many machines poll, the cloud sees at most one
+// listing per TTL, so a provider with thousands of nodes costs a few list
+// calls a minute. Machines that must see a state newer than their own
+// last action ask Fresh for a listing that started after it.
+package listcache
 
 import (
 	"context"
@@ -10,12 +18,12 @@ import (
 // refreshTimeout bounds one background listing.
 const refreshTimeout = 2 * time.Minute
 
-// listCache is one listing shared by every machine of a provider: the
+// Cache is one listing shared by every machine of a provider: the
 // first call lists synchronously; later calls get the cached items at
 // once and, when they are older than the TTL, start one background
 // refresh. However many machines poll, the cloud sees at most one listing
 // per TTL.
-type listCache[T any] struct {
+type Cache[T any] struct {
 	ttl   time.Duration
 	fetch func(ctx context.Context) ([]T, error)
 	log   *slog.Logger
@@ -27,12 +35,14 @@ type listCache[T any] struct {
 	inflight chan struct{} // closed when the running listing ends
 }
 
-func newListCache[T any](ttl time.Duration, log *slog.Logger, fetch func(ctx context.Context) ([]T, error)) *listCache[T] {
-	return &listCache[T]{ttl: ttl, fetch: fetch, log: log}
+// New returns a cache of the listing fetch makes, refreshed when older
+// than ttl; failed background refreshes are logged on log.
+func New[T any](ttl time.Duration, log *slog.Logger, fetch func(ctx context.Context) ([]T, error)) *Cache[T] {
+	return &Cache[T]{ttl: ttl, fetch: fetch, log: log}
 }
 
-// get returns the items and the time their listing started.
-func (c *listCache[T]) get(ctx context.Context) ([]T, time.Time, error) {
+// Get returns the items and the time their listing started.
+func (c *Cache[T]) Get(ctx context.Context) ([]T, time.Time, error) {
 	for {
 		c.mu.Lock()
 		if c.valid {
@@ -70,11 +80,11 @@ func (c *listCache[T]) get(ctx context.Context) ([]T, time.Time, error) {
 	}
 }
 
-// fresh returns items listed after t and when that listing started; ok
-// is false while there is none yet (get has then started a refresh if
+// Fresh returns items listed after t and when that listing started; ok
+// is false while there is none yet (Get has then started a refresh if
 // the TTL allows).
-func (c *listCache[T]) fresh(ctx context.Context, t time.Time) (items []T, at time.Time, ok bool, err error) {
-	items, at, err = c.get(ctx)
+func (c *Cache[T]) Fresh(ctx context.Context, t time.Time) (items []T, at time.Time, ok bool, err error) {
+	items, at, err = c.Get(ctx)
 	if err != nil || !at.After(t) {
 		return nil, time.Time{}, false, err
 	}
@@ -82,7 +92,7 @@ func (c *listCache[T]) fresh(ctx context.Context, t time.Time) (items []T, at ti
 }
 
 // startLocked starts a background refresh; c.mu is held.
-func (c *listCache[T]) startLocked(ctx context.Context) {
+func (c *Cache[T]) startLocked(ctx context.Context) {
 	ch := make(chan struct{})
 	c.inflight = ch
 	go func() {
@@ -104,9 +114,9 @@ func (c *listCache[T]) startLocked(ctx context.Context) {
 	}()
 }
 
-// refresh lists synchronously and stores the result (leak cleanup wants
+// Refresh lists synchronously and stores the result (leak cleanup wants
 // the current state).
-func (c *listCache[T]) refresh(ctx context.Context) ([]T, error) {
+func (c *Cache[T]) Refresh(ctx context.Context) ([]T, error) {
 	start := time.Now()
 	items, err := c.fetch(ctx)
 	if err != nil {
