@@ -65,8 +65,11 @@ func connect(st *ProviderSettings) (*conn, error) {
 		return nil, err
 	}
 	rc = rest.CopyConfig(rc)
-	rc.QPS, rc.Burst = ClientQPS, ClientBurst
+	rc.QPS, rc.Burst = st.QPS, st.Burst
 	rc.UserAgent = "nodepool/" + st.Flavor.String()
+	// JSON both ways: every API server and aggregated API (OpenShift's
+	// included) speaks it, and the objects stay readable in logs.
+	rc.ContentType, rc.AcceptContentTypes = "application/json", "application/json"
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, err

@@ -66,6 +66,10 @@ type ProviderSettings struct {
 	PodTimeout   time.Duration
 	PollInterval time.Duration
 	ListTTL      time.Duration
+	// QPS and Burst are client-go's client-side rate limit of the
+	// provider's API calls (ClientQPS, ClientBurst by default).
+	QPS   float32
+	Burst int
 }
 
 // EnvVar is one env entry of a pod label.
@@ -109,6 +113,7 @@ func Parse(f Flavor, s *driver.Section) *driver.ProviderConfig {
 		Flavor: f, MaxServers: driver.Unlimited, MaxPods: driver.Unlimited,
 		TokenTimeout: DefaultTokenTimeout, PodTimeout: DefaultPodTimeout,
 		PollInterval: DefaultPollInterval, ListTTL: DefaultListTTL,
+		QPS: ClientQPS, Burst: ClientBurst,
 	}
 	if f == Kubernetes {
 		st.Context = s.String("context", "")
