@@ -126,7 +126,9 @@ func WriteKubeconfig(path string, contexts map[string]*Server) error {
 }
 
 // TLSConfig returns a client TLS configuration trusting the fake.
-func (s *Server) TLSConfig() *tls.Config { return s.srv.Client().Transport.(*http.Transport).TLSClientConfig }
+func (s *Server) TLSConfig() *tls.Config {
+	return s.srv.Client().Transport.(*http.Transport).TLSClientConfig
+}
 
 // Inject adds a fault.
 func (s *Server) Inject(f *Fault) {

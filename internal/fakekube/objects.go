@@ -75,7 +75,9 @@ func (s *Server) sorted() []*obj {
 	for _, o := range s.objs {
 		out = append(out, o)
 	}
-	sort.Slice(out, func(i, j int) bool { return key(out[i].res, out[i].ns, out[i].name) < key(out[j].res, out[j].ns, out[j].name) })
+	sort.Slice(out, func(i, j int) bool {
+		return key(out[i].res, out[i].ns, out[i].name) < key(out[j].res, out[j].ns, out[j].name)
+	})
 	return out
 }
 
