@@ -81,7 +81,7 @@ type EnvVar struct {
 // LabelSettings are a pool label's own keys with the pool's default-label-*
 // values already applied (LabelConfig.Settings).
 type LabelSettings struct {
-	Type             string // "namespace"/"project" or "pod"
+	Type             string // "namespace" (kubernetes), "project" (openshift) or "pod"
 	Image            string
 	ImagePull        string // image-pull (IfNotPresent)
 	ImagePullSecrets []any  // image-pull-secrets (openshift flavors)
@@ -202,8 +202,16 @@ func parseLabel(f Flavor, ls *driver.Section, pool *driver.PoolConfig, def label
 		lst.Type = "pod"
 		lst.Image = ls.RequiredString("image")
 	default:
+		// kubernetes makes a pod for any type but namespace, openshift a
+		// project for any type but pod.
 		lst.Type = ls.RequiredString("type")
 		lst.Image = ls.String("image", "")
+		switch {
+		case f == Kubernetes && lst.Type != "namespace":
+			lst.Type = "pod"
+		case f == OpenShift && lst.Type != "pod":
+			lst.Type = "project"
+		}
 	}
 	if f != Kubernetes {
 		if ls.Has("image-pull-secrets") {
