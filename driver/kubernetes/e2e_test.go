@@ -23,6 +23,7 @@ const e2eConfig = `
 labels:
   - name: ns
   - name: pod
+  - name: pod-bad
 providers:
   - name: k8s
     driver: kubernetes
@@ -40,6 +41,9 @@ providers:
             image: docker.io/fedora:28
             cpu: 2
             memory: 512
+          - name: pod-bad
+            type: pod
+            image: docker.io/fedora:missing
 `
 
 // startLauncher runs a launcher on the configuration until the test ends
@@ -149,10 +153,22 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, ns.Return(ctx))
 
+	// A pod whose image cannot be pulled fails its node (after the
+	// launch retries) and the request; every namespace is cleaned up and
+	// the provider goes on serving.
+	bad, err := zuulsim.Submit(ctx, zk, []string{"pod-bad"}, zuulsim.Options{})
+	require.NoError(t, err)
+	_, err = bad.Wait(ctx)
+	require.ErrorContains(t, err, "node request failed")
+	req, _ = serve(t, ctx, zk, "ns")
+	ns, err = req.Accept(ctx)
+	require.NoError(t, err)
+	require.NoError(t, ns.Return(ctx))
+
 	require.Eventually(t, func() bool {
 		ids, _ := zk.NodeIDs(ctx)
 		return len(ids) == 0 && len(fake.Names("namespaces", "")) == 0
-	}, 60*time.Second, 50*time.Millisecond, "used nodes and their namespaces are deleted")
+	}, 60*time.Second, 50*time.Millisecond, "used and failed nodes and their namespaces are deleted")
 }
 
 func TestEndToEndQuotaPauseAndFaults(t *testing.T) {
