@@ -126,6 +126,12 @@ func Parse(f Flavor, s *driver.Section) *driver.ProviderConfig {
 		st.MaxServers = s.Limit("max-projects")
 	case OpenShiftPods:
 		st.MaxPods = s.Limit("max-pods")
+		if s.Has("max-pods") {
+			s.Warnf("max-pods", "max-pods limits nothing (as upstream); set max-servers on the pools")
+		}
+	}
+	if f == Kubernetes && s.Has("max-servers") {
+		s.Warnf("max-servers", "a kubernetes provider's max-servers limits nothing (as upstream); set it on the pools")
 	}
 	maxCores := s.Limit("max-cores")
 	maxRAM := s.Limit("max-ram")
