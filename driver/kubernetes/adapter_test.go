@@ -293,3 +293,22 @@ func TestListingsAreSharedAcrossMachines(t *testing.T) {
 }
 
 func twoDigits(i int) string { return string(rune('0'+i/10)) + string(rune('0'+i%10)) }
+
+// A pod node costs one write per object (namespace, account, token
+// secret, role, binding, pod) and one delete call; reads are the token
+// polls and shared listings.
+func TestCallsPerNode(t *testing.T) {
+	fake := fakekube.Setup(t, "fake")
+	ad, cfg := open(t)
+	_, in, err := create(ad, spec(cfg, "pod-fedora", "0000000031"))
+	require.NoError(t, err)
+	require.NoError(t, remove(ad, in.ExternalID))
+	writes := 0
+	for k, v := range fake.CallsBy() {
+		if !strings.HasPrefix(k, "GET ") {
+			writes += v
+		}
+	}
+	require.Equal(t, 7, writes, "%v", fake.CallsBy())
+	require.Equal(t, 1, fake.CallsBy()["DELETE namespaces"])
+}
