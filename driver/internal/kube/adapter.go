@@ -83,7 +83,7 @@ func (a *Adapter) listSpaces(ctx context.Context) ([]item, error) {
 		}
 		out := make([]item, 0, len(l.Items))
 		for _, u := range l.Items {
-			phase, _, _ := unstructuredString(u.Object, "status", "phase")
+			phase := nestedString(u.Object, "status", "phase")
 			out = append(out, item{Name: u.GetName(), Labels: u.GetLabels(), Phase: phase})
 		}
 		return out, nil
@@ -221,15 +221,17 @@ func (a *Adapter) splitPodID(id string) (ns, pod string, ok bool) {
 	return "", "", false
 }
 
-func unstructuredString(obj map[string]any, fields ...string) (string, bool, error) {
+// nestedString returns a string field of an unstructured object ("" when
+// absent).
+func nestedString(obj map[string]any, fields ...string) string {
 	var cur any = obj
 	for _, f := range fields {
 		m, ok := cur.(map[string]any)
 		if !ok {
-			return "", false, nil
+			return ""
 		}
 		cur = m[f]
 	}
-	s, ok := cur.(string)
-	return s, ok, nil
+	s, _ := cur.(string)
+	return s
 }
