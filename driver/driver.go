@@ -17,6 +17,7 @@ package driver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -141,6 +142,11 @@ type Instance struct {
 	ShellType      string // overrides the shell-type of the label
 	ConnectionType string // overrides the connection-type ("ssh", "winrm", ...)
 	ConnectionPort int    // overrides the connection port (0 = no override)
+	// ConnectionPortObject, when non-nil, is a JSON object stored as the
+	// node's connection_port instead of a number: kubectl-style
+	// connections carry their namespace, API host and credentials there.
+	// It wins over ConnectionPort.
+	ConnectionPortObject json.RawMessage
 	// HostKeys, when non-empty, are used as the node's host keys and no
 	// key scan is made.
 	HostKeys []string

@@ -275,6 +275,9 @@ func (nl *nodeLaunch) copyInstance(in *driver.Instance) {
 	if in.ConnectionPort != 0 {
 		n.SetPort(in.ConnectionPort)
 	}
+	if in.ConnectionPortObject != nil {
+		n.ConnectionPort = append(json.RawMessage(nil), in.ConnectionPortObject...)
+	}
 }
 
 func (nl *nodeLaunch) store(ctx context.Context) error {
