@@ -25,9 +25,6 @@ const (
 	apiWorkers = 10
 	// apiTimeout bounds one asynchronous API call.
 	apiTimeout = 5 * time.Minute
-	// listTTL is the age after which the cached instance, floating IP and
-	// image listings are refreshed (one listing of each per provider).
-	listTTL = 5 * time.Second
 	// pageLimit is the page size of listings.
 	pageLimit = 100
 	// sdkRetries and sdkRetryMax configure the SDK's own retries of
@@ -36,9 +33,14 @@ const (
 	sdkRetryMax = 30 * time.Second
 )
 
-// ImagePollInterval is the pause between two checks of an image being
+// listTTL is the age after which the cached instance, floating IP and
+// image listings are refreshed (one listing of each per provider); tests
+// shorten it.
+var listTTL = 5 * time.Second
+
+// imagePollInterval is the pause between two checks of an image being
 // imported; tests shorten it.
-var ImagePollInterval = 30 * time.Second
+var imagePollInterval = 30 * time.Second
 
 // credentialsFileMu serialises the reading of credentials files: the SDK
 // core finds its credentials file through the IBM_CREDENTIALS_FILE

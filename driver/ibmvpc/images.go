@@ -13,6 +13,7 @@ import (
 	"github.com/IBM/ibm-cos-sdk-go/aws"
 	"github.com/IBM/ibm-cos-sdk-go/aws/awserr"
 	"github.com/IBM/ibm-cos-sdk-go/aws/credentials/ibmiam"
+	"github.com/IBM/ibm-cos-sdk-go/aws/request"
 	"github.com/IBM/ibm-cos-sdk-go/aws/session"
 	"github.com/IBM/ibm-cos-sdk-go/service/s3"
 	"github.com/IBM/ibm-cos-sdk-go/service/s3/s3manager"
@@ -75,13 +76,21 @@ func (a *Adapter) objectStorage(ctx context.Context) (*cosClient, error) {
 	conf := aws.NewConfig().
 		WithEndpoint(os.Endpoint).
 		WithS3ForcePathStyle(true).
-		WithHTTPClient(&http.Client{Transport: a.rate, Timeout: apiTimeout}).
+		WithHTTPClient(&http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone(), Timeout: apiTimeout}).
 		WithMaxRetries(sdkRetries)
 	conf = conf.WithCredentials(ibmiam.NewStaticCredentials(aws.NewConfig(), strings.TrimRight(iamURL, "/")+"/identity/token", iam.ApiKey, crn))
 	sess, err := session.NewSession(conf)
 	if err != nil {
 		return nil, fmt.Errorf("ibmvpc: object storage session: %w", err)
 	}
+	// Object storage calls count against the provider's rate like every
+	// other call (a send handler, so that the SDK keeps its own transport
+	// for custom CA bundles).
+	sess.Handlers.Send.PushFront(func(r *request.Request) {
+		if err := a.rate.wait(r.Context()); err != nil {
+			r.Error = err
+		}
+	})
 	a.cos = &cosClient{s3: s3.New(sess), uploader: s3manager.NewUploader(sess), bucket: os.BucketName}
 	return a.cos, nil
 }
@@ -136,7 +145,8 @@ func classifyCOS(err error, format string, args ...any) error {
 // UploadImage stages the image file in the bucket, imports it as a VPC
 // image in the provider's image resource group, waits until it is
 // available and removes the staged object. The image is named after the
-// upload ("npimage<upload id>") followed by "-<build id>".
+// upload, "npimage<upload id>-<build id>" (from the upload's metadata;
+// spec.ImageName when it has none): leak cleanup reads both ids back.
 func (a *Adapter) UploadImage(ctx context.Context, spec driver.UploadSpec) (string, error) {
 	if err := a.setupNow(ctx); err != nil {
 		return "", err
@@ -154,8 +164,11 @@ func (a *Adapter) UploadImage(ctx context.Context, spec driver.UploadSpec) (stri
 		return "", err
 	}
 	name := spec.ImageName
-	if b := spec.Metadata[driver.MetaBuildID]; b != "" {
-		name += "-" + b
+	if up := spec.Metadata[driver.MetaUploadID]; up != "" {
+		name = "npimage" + up
+		if b := spec.Metadata[driver.MetaBuildID]; b != "" {
+			name += "-" + b
+		}
 	}
 	loc, err := c.s3.GetBucketLocationWithContext(ctx, &s3.GetBucketLocationInput{Bucket: aws.String(c.bucket)})
 	if err != nil {
@@ -195,7 +208,7 @@ func (a *Adapter) UploadImage(ctx context.Context, spec driver.UploadSpec) (stri
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
-		case <-time.After(ImagePollInterval):
+		case <-time.After(imagePollInterval):
 		}
 		im, _, err = a.vpc.GetImageWithContext(ctx, &vpcv1.GetImageOptions{ID: &id})
 		if err != nil {
