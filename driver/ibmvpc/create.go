@@ -13,13 +13,13 @@ import (
 
 // Steps of a create machine.
 const (
-	cPrepare   = iota // resolve the image
-	cFIP              // create the floating IP (public-ipv4 pools)
-	cFIPWait          // until the floating IP is available
-	cVM               // create the instance
-	cVMWait           // until it is running
-	cAttach           // attach the floating IP
-	cAttachWait       // until the floating IP shows its target
+	cPrepare    = iota // resolve the image
+	cFIP               // create the floating IP (public-ipv4 pools)
+	cFIPWait           // until the floating IP is available
+	cVM                // create the instance
+	cVMWait            // until it is running
+	cAttach            // attach the floating IP
+	cAttachWait        // until the floating IP shows its target
 	cDone
 )
 

@@ -135,7 +135,7 @@ func TestConformance(t *testing.T) {
 		InjectLeak: func(t *testing.T, md map[string]string) string {
 			return c.AddInstance("np"+md[driver.MetaNodeID], "np_ibmvpc_private", "cx2-2x4")
 		},
-		Tick:         2 * time.Millisecond,
+		Tick: 2 * time.Millisecond,
 	})
 }
 

@@ -123,7 +123,7 @@ func (c *Cloud) imageJSON(im *image) map[string]any {
 		"id": im.id, "name": im.name, "status": status, "visibility": vis, "href": c.URL + "/v1/images/" + im.id,
 		"crn": "crn:v1:bluemix:public:is:us-south:a/fakeaccount::image:" + im.id, "resource_group": map[string]any{"id": im.group},
 		"operating_system": map[string]any{"name": im.os, "family": family, "version": version, "architecture": "amd64", "dedicated_host_only": false, "display_name": im.os, "vendor": "Debian"},
-		"file": map[string]any{}, "created_at": im.created.UTC().Format(time.RFC3339), "encryption": "none",
+		"file":             map[string]any{}, "created_at": im.created.UTC().Format(time.RFC3339), "encryption": "none",
 	}
 }
 
