@@ -36,7 +36,10 @@ const (
 // listTTL is the age after which the cached instance, floating IP and
 // image listings are refreshed (one listing of each per provider); tests
 // shorten it.
-var listTTL = 5 * time.Second
+var listTTL = defaultListTTL
+
+// defaultListTTL is listTTL outside tests.
+const defaultListTTL = 5 * time.Second
 
 // imagePollInterval is the pause between two checks of an image being
 // imported; tests shorten it.

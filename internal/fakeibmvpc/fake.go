@@ -128,7 +128,8 @@ func (c *Cloud) Fail(method, prefix string, status int, code string, times int) 
 }
 
 // Calls returns the number of API requests per "METHOD /path-pattern"
-// (ids replaced by {id}).
+// (ids replaced by {id}); "LIST /v1/<collection>" counts whole listings
+// (their first pages) on top.
 func (c *Cloud) Calls() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -142,8 +143,10 @@ func (c *Cloud) Calls() map[string]int {
 // TotalCalls returns the number of API and object storage requests.
 func (c *Cloud) TotalCalls() int {
 	n := 0
-	for _, v := range c.Calls() {
-		n += v
+	for k, v := range c.Calls() {
+		if !strings.HasPrefix(k, "LIST ") {
+			n += v
+		}
 	}
 	return n
 }
@@ -202,6 +205,9 @@ func pattern(method, path string) string {
 func (c *Cloud) intercept(w http.ResponseWriter, r *http.Request) bool {
 	c.mu.Lock()
 	c.calls[pattern(r.Method, r.URL.Path)]++
+	if r.Method == http.MethodGet && !r.URL.Query().Has("start") && strings.Count(r.URL.Path, "/") == 2 {
+		c.calls["LIST "+r.URL.Path]++ // first pages: one per listing
+	}
 	lat := c.Latency
 	var f *fault
 	for _, x := range c.faults {

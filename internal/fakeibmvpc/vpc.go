@@ -130,21 +130,29 @@ func (c *Cloud) imageJSON(im *image) map[string]any {
 // page answers a paginated listing (limit and start query parameters).
 func (c *Cloud) page(w http.ResponseWriter, r *http.Request, key string, items []map[string]any) {
 	sort.Slice(items, func(i, j int) bool { return fmt.Sprint(items[i]["id"]) < fmt.Sprint(items[j]["id"]) })
+	c.pageOf(w, r, key, len(items), func(i int) map[string]any { return items[i] })
+}
+
+// pageOf answers a paginated listing of n items in order, rendering only
+// the items of the requested page.
+func (c *Cloud) pageOf(w http.ResponseWriter, r *http.Request, key string, n int, item func(i int) map[string]any) {
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 	if limit <= 0 || limit > 100 {
 		limit = 50
 	}
 	start, _ := strconv.Atoi(r.URL.Query().Get("start"))
-	end := min(start+limit, len(items))
-	if start > len(items) {
-		start = len(items)
+	start = min(max(start, 0), n)
+	end := min(start+limit, n)
+	out := make([]map[string]any, 0, end-start)
+	for i := start; i < end; i++ {
+		out = append(out, item(i))
 	}
 	base := c.URL + r.URL.Path + "?limit=" + strconv.Itoa(limit)
-	out := map[string]any{key: items[start:end], "limit": limit, "first": map[string]any{"href": base}, "total_count": len(items)}
-	if end < len(items) {
-		out["next"] = map[string]any{"href": base + "&start=" + strconv.Itoa(end)}
+	res := map[string]any{key: out, "limit": limit, "first": map[string]any{"href": base}, "total_count": n}
+	if end < n {
+		res["next"] = map[string]any{"href": base + "&start=" + strconv.Itoa(end)}
 	}
-	writeJSON(w, 200, out)
+	writeJSON(w, 200, res)
 }
 
 func (c *Cloud) serveVPC(w http.ResponseWriter, r *http.Request) {
@@ -206,13 +214,14 @@ type idRef struct {
 func (c *Cloud) serveInstances(w http.ResponseWriter, r *http.Request, parts []string) {
 	switch {
 	case len(parts) == 1 && r.Method == "GET":
-		var out []map[string]any
+		var list []*instance
 		for _, v := range c.instances {
 			if c.listed(v.created) {
-				out = append(out, c.instanceJSON(v))
+				list = append(list, v)
 			}
 		}
-		c.page(w, r, "instances", out)
+		sort.Slice(list, func(i, j int) bool { return list[i].id < list[j].id })
+		c.pageOf(w, r, "instances", len(list), func(i int) map[string]any { return c.instanceJSON(list[i]) })
 	case len(parts) == 1 && r.Method == "POST":
 		var body struct {
 			Name          string  `json:"name"`
