@@ -31,6 +31,9 @@ const (
 	// throttled (429) and failed (5xx) calls.
 	sdkRetries  = 3
 	sdkRetryMax = 30 * time.Second
+	// setupRetry is how long a failed setup's error is returned before
+	// the setup is tried again.
+	setupRetry = 10 * time.Second
 )
 
 // listTTL is the age after which the cached instance, floating IP and
@@ -64,14 +67,16 @@ type Adapter struct {
 	rate    *rateTransport
 	workers chan struct{}
 
-	setupMu sync.Mutex
-	ready   bool
-	vpcID   string
-	subnets map[string]vpcv1.Subnet  // by name
-	keys    map[string]string        // key name → id
-	prof    map[string]profileQuota  // by profile name
-	rgMu    sync.Mutex               // guards rgs
-	rgs     map[string]resourceGroup // by name
+	setupMu  sync.Mutex
+	ready    bool
+	setupErr error     // the last failed setup's error
+	setupAt  time.Time // when it failed
+	vpcID    string
+	subnets  map[string]vpcv1.Subnet  // by name
+	keys     map[string]string        // key name → id
+	prof     map[string]profileQuota  // by profile name
+	rgMu     sync.Mutex               // guards rgs
+	rgs      map[string]resourceGroup // by name
 
 	instances *listCache[vpcv1.Instance]
 	fips      *listCache[vpcv1.FloatingIP]
@@ -268,6 +273,20 @@ func (a *Adapter) setup(ctx context.Context) error {
 	if a.ready {
 		return nil
 	}
+	// A failed setup is not repeated for setupRetry: every machine would
+	// otherwise repeat its listings.
+	if a.setupErr != nil && time.Since(a.setupAt) < setupRetry {
+		return a.setupErr
+	}
+	if err := a.setupLocked(ctx); err != nil {
+		a.setupErr, a.setupAt = err, time.Now()
+		return err
+	}
+	a.ready, a.setupErr = true, nil
+	return nil
+}
+
+func (a *Adapter) setupLocked(ctx context.Context) error {
 	vpcs, err := a.vpc.NewVpcsPager(&vpcv1.ListVpcsOptions{Limit: core.Int64Ptr(pageLimit)})
 	if err != nil {
 		return err
@@ -336,7 +355,6 @@ func (a *Adapter) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	a.ready = true
 	return nil
 }
 

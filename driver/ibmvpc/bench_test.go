@@ -63,7 +63,7 @@ func BenchmarkAPICallsThousandsOfNodes(b *testing.B) {
 		pages := float64(diff["GET /v1/instances"]) / float64(max(diff["LIST /v1/instances"], 1))
 		// Projected: creates plus the instance listings at the production
 		// TTL, each of `pages` pages.
-		perMin := listings*pages*float64(time.Minute)/float64(prodTTL)
+		perMin := listings * pages * float64(time.Minute) / float64(prodTTL)
 		b.ReportMetric(float64(creates)/n, "creates/node")
 		b.ReportMetric(listings, "listings/ttl")
 		b.ReportMetric(perMin, "poll-calls/min")
