@@ -3,6 +3,10 @@ module github.com/nodepool-go/nodepool
 go 1.26.0
 
 require (
+	github.com/IBM/go-sdk-core/v5 v5.25.4
+	github.com/IBM/ibm-cos-sdk-go v1.14.1
+	github.com/IBM/platform-services-go-sdk v0.100.0
+	github.com/IBM/vpc-go-sdk v0.88.0
 	github.com/go-zookeeper/zk v1.0.4
 	github.com/google/uuid v1.6.0
 	github.com/gophercloud/gophercloud/v2 v2.16.0
@@ -14,10 +18,6 @@ require (
 )
 
 require (
-	github.com/IBM/go-sdk-core/v5 v5.25.4 // indirect
-	github.com/IBM/ibm-cos-sdk-go v1.14.1 // indirect
-	github.com/IBM/platform-services-go-sdk v0.100.0 // indirect
-	github.com/IBM/vpc-go-sdk v0.88.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/gabriel-vasile/mimetype v1.4.16 // indirect
