@@ -106,8 +106,11 @@ var (
 	_ driver.QuotaReporter = (*Adapter)(nil)
 	_ driver.LeakCleaner   = (*Adapter)(nil)
 	_ driver.ImageManager  = (*Adapter)(nil)
-	_ driver.LabelChecker  = (*Adapter)(nil)
 )
+
+// The adapter is no driver.LabelChecker: as upstream, a cloud image that
+// cannot be found fails the launch rather than taking the label out of
+// service.
 
 // Open returns the adapter of an IBM VPC provider. Credentials are read as
 // IBM's SDKs read them for the service "vpc": from the provider's

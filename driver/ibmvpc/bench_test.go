@@ -24,7 +24,7 @@ func BenchmarkAPICallsThousandsOfNodes(b *testing.B) {
 	defer func() { listTTL = old }()
 	for it := 0; it < b.N; it++ {
 		c, ad, cfg := setup(b)
-		c.StepDelay = 300 * time.Millisecond
+		c.SetStepDelay(300 * time.Millisecond)
 		before := c.Calls()
 		start := time.Now()
 		machines := make([]driver.CreateMachine, n)

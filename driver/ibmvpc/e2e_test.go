@@ -272,7 +272,7 @@ func TestEndToEndQuotaPauseAndFaults(t *testing.T) {
 
 	// The cloud's instance quota: the next node is refused with over_quota,
 	// aborted, and the pool pauses until the first node is gone.
-	c.InstanceQuota = 1
+	c.SetInstanceQuota(1)
 	req2, err := zuulsim.Submit(ctx, zk, []string{"debian-private"}, zuulsim.Options{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return c.Calls()["POST /v1/instances"] >= 8 }, 30*time.Second, 10*time.Millisecond,

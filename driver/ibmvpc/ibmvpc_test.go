@@ -131,7 +131,7 @@ func TestConformance(t *testing.T) {
 			c, ad, cfg = setup(t)
 			return ad, cfg
 		},
-		ProvokeQuota: func(t *testing.T) { c.InstanceQuota = 1; c.AddInstance("other", "Default", "cx2-2x4") },
+		ProvokeQuota: func(t *testing.T) { c.SetInstanceQuota(1); c.AddInstance("other", "Default", "cx2-2x4") },
 		InjectLeak: func(t *testing.T, md map[string]string) string {
 			return c.AddInstance("np"+md[driver.MetaNodeID], "np_ibmvpc_private", "cx2-2x4")
 		},
@@ -146,7 +146,7 @@ func TestConformancePublicPool(t *testing.T) {
 			var ad *Adapter
 			var cfg *driver.ProviderConfig
 			c, ad, cfg = setup(t)
-			c.Latency = 2 * time.Millisecond
+			c.SetLatency(2 * time.Millisecond)
 			return ad, cfg
 		},
 		Pool: "public",
@@ -344,4 +344,58 @@ func TestOpenErrors(t *testing.T) {
 	require.NoError(t, err)
 	_, err = create(t, ad.(*Adapter), spec(cfg, "public", "debian-public", "0000000001"))
 	require.ErrorContains(t, err, "does not match pool zone us-south-2")
+}
+
+func TestRateSpacesCalls(t *testing.T) {
+	rt := newRateTransport(nil, time.Hour)
+	require.NoError(t, rt.wait(context.Background()), "the first call is immediate")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, rt.wait(ctx), context.Canceled, "the second call must wait for its turn")
+	require.Equal(t, int64(2), rt.Calls())
+	none := newRateTransport(nil, 0)
+	for i := 0; i < 3; i++ {
+		require.NoError(t, none.wait(ctx), "rate 0 is unlimited")
+	}
+}
+
+func TestListingsArePaginatedAndShared(t *testing.T) {
+	c, ad, _ := setup(t)
+	for i := 0; i < 250; i++ {
+		c.AddInstance(fmt.Sprintf("foreign-%03d", i), "Default", "cx2-2x4")
+	}
+	list, err := ad.ListInstances(context.Background())
+	require.NoError(t, err)
+	require.Len(t, list, 250)
+	calls := c.Calls()
+	require.Equal(t, 3, calls["GET /v1/instances"], "three pages of 100")
+	require.Equal(t, 1, calls["LIST /v1/instances"])
+	// Within the TTL the listing is served from the cache.
+	SetTimings(time.Hour, 10*time.Millisecond)
+	defer SetTimings(20*time.Millisecond, 10*time.Millisecond)
+	c2, ad2, _ := setup(t)
+	for i := 0; i < 5; i++ {
+		_, err := ad2.ListInstances(context.Background())
+		require.NoError(t, err)
+	}
+	require.Equal(t, 1, c2.Calls()["LIST /v1/instances"])
+}
+
+func TestDeleteBeforeListed(t *testing.T) {
+	c, ad, cfg := setup(t)
+	c.SetListDelay(time.Hour) // nothing new is listed
+	s := spec(cfg, "private", "debian-private", "0000000020")
+	m := ad.CreateMachine(s)
+	for m.(*createMachine).state != cVMWait {
+		_, err := m.Advance(context.Background())
+		require.NoError(t, err)
+		time.Sleep(time.Millisecond)
+	}
+	require.Len(t, c.Instances(), 1)
+	// The instance is not listed yet; the adapter remembers its id.
+	require.NoError(t, remove(t, ad, s.Hostname))
+	require.Equal(t, 1, c.Calls()["DELETE /v1/instances/{id}"])
+	for _, v := range c.Instances() {
+		require.True(t, v.Deleting)
+	}
 }

@@ -224,16 +224,3 @@ func (a *Adapter) QuotaForLabel(ctx context.Context, label *driver.LabelConfig) 
 	}
 	return a.profileQuota(labelSettings(label).Profile), nil
 }
-
-// LabelReady reports whether a cloud-image label's image can be found.
-func (a *Adapter) LabelReady(ctx context.Context, label *driver.LabelConfig) bool {
-	if label == nil || label.CloudImage == "" {
-		return true
-	}
-	m := &createMachine{a: a, spec: driver.CreateSpec{Label: label}}
-	_, err := m.findImage(ctx)
-	if err != nil {
-		a.log.Debug("cloud image not ready", "label", label.Name, "error", err)
-	}
-	return err == nil
-}

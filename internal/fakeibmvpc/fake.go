@@ -49,15 +49,11 @@ type Cloud struct {
 	// COSURL serves the object storage (path-style buckets).
 	COSURL string
 
-	mu sync.Mutex
-	// StepDelay is how long each asynchronous state lasts.
-	StepDelay time.Duration
-	// ListDelay is how long a new object stays out of listings.
-	ListDelay time.Duration
-	// Latency delays every API answer.
-	Latency time.Duration
-	// InstanceQuota refuses instance creation beyond this many (0 = none).
-	InstanceQuota int
+	mu            sync.Mutex
+	stepDelay     time.Duration // how long each asynchronous state lasts
+	listDelay     time.Duration // how long a new object stays out of listings
+	latency       time.Duration // delays every API answer
+	instanceQuota int           // instances allowed (0 = no limit)
 
 	seq       int
 	tokens    map[string]bool
@@ -82,8 +78,8 @@ type fault struct {
 // New starts a fake cloud that stops with the test.
 func New(t testing.TB) *Cloud {
 	c := &Cloud{
-		StepDelay: 20 * time.Millisecond,
-		ListDelay: 10 * time.Millisecond,
+		stepDelay: 20 * time.Millisecond,
+		listDelay: 10 * time.Millisecond,
 		tokens:    map[string]bool{},
 		instances: map[string]*instance{},
 		fips:      map[string]*floatingIP{},
@@ -117,6 +113,21 @@ func (c *Cloud) WriteCredentials(t testing.TB, dir string) string {
 	}
 	return p
 }
+
+// SetStepDelay sets how long each asynchronous state (pending, starting,
+// deleting, ...) lasts; default 20 ms.
+func (c *Cloud) SetStepDelay(d time.Duration) { c.mu.Lock(); c.stepDelay = d; c.mu.Unlock() }
+
+// SetListDelay sets how long a new object stays out of listings (eventual
+// consistency); default 10 ms.
+func (c *Cloud) SetListDelay(d time.Duration) { c.mu.Lock(); c.listDelay = d; c.mu.Unlock() }
+
+// SetLatency delays every answer by d (slow calls).
+func (c *Cloud) SetLatency(d time.Duration) { c.mu.Lock(); c.latency = d; c.mu.Unlock() }
+
+// SetInstanceQuota refuses creating instances beyond n (counting those
+// being deleted) with the cloud's over_quota error; 0 removes the limit.
+func (c *Cloud) SetInstanceQuota(n int) { c.mu.Lock(); c.instanceQuota = n; c.mu.Unlock() }
 
 // Fail makes the next times requests whose method matches (or any, for
 // "") and whose path starts with prefix fail with status and an error of
@@ -208,7 +219,7 @@ func (c *Cloud) intercept(w http.ResponseWriter, r *http.Request) bool {
 	if r.Method == http.MethodGet && !r.URL.Query().Has("start") && strings.Count(r.URL.Path, "/") == 2 {
 		c.calls["LIST "+r.URL.Path]++ // first pages: one per listing
 	}
-	lat := c.Latency
+	lat := c.latency
 	var f *fault
 	for _, x := range c.faults {
 		if x.times > 0 && (x.method == "" || x.method == r.Method) && strings.HasPrefix(r.URL.Path, x.prefix) {

@@ -39,17 +39,17 @@ func (c *Cloud) newImage(name, group, os string) *image {
 
 // phase returns how many StepDelays have passed since t.
 func (c *Cloud) phase(t time.Time) int {
-	if c.StepDelay <= 0 {
+	if c.stepDelay <= 0 {
 		return 1 << 20
 	}
-	return int(time.Since(t) / c.StepDelay)
+	return int(time.Since(t) / c.stepDelay)
 }
 
 func (c *Cloud) gone(deleted time.Time) bool {
 	return !deleted.IsZero() && c.phase(deleted) >= 1
 }
 
-func (c *Cloud) listed(created time.Time) bool { return time.Since(created) >= c.ListDelay }
+func (c *Cloud) listed(created time.Time) bool { return time.Since(created) >= c.listDelay }
 
 func (c *Cloud) ref(id string) map[string]any { return map[string]any{"id": id, "name": c.groups[id]} }
 
@@ -257,8 +257,8 @@ func (c *Cloud) serveInstances(w http.ResponseWriter, r *http.Request, parts []s
 			apiError(w, 400, "resource_group_not_found", "resource group not found")
 			return
 		}
-		if c.InstanceQuota > 0 && len(c.instances) >= c.InstanceQuota {
-			apiError(w, 400, "over_quota", fmt.Sprintf("Exceeded quota for instances: limit %d", c.InstanceQuota))
+		if c.instanceQuota > 0 && len(c.instances) >= c.instanceQuota {
+			apiError(w, 400, "over_quota", fmt.Sprintf("Exceeded quota for instances: limit %d", c.instanceQuota))
 			return
 		}
 		v := &instance{id: c.nextID("0717"), name: body.Name, profile: body.Profile.Name, group: body.ResourceGroup.ID,
