@@ -3,6 +3,7 @@ package ibmvpc
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -353,11 +354,25 @@ func TestRateSpacesCalls(t *testing.T) {
 	cancel()
 	require.ErrorIs(t, rt.wait(ctx), context.Canceled, "the second call must wait for its turn")
 	require.Equal(t, int64(2), rt.Calls())
+	// Further pages of a listing are not spaced.
+	rt.base = roundTripFunc(func(*http.Request) (*http.Response, error) { return &http.Response{StatusCode: 200}, nil })
+	r, err := http.NewRequestWithContext(ctx, "GET", "http://vpc/v1/instances?limit=100&start=abc", nil)
+	require.NoError(t, err)
+	_, err = rt.RoundTrip(r)
+	require.NoError(t, err)
+	r, err = http.NewRequestWithContext(ctx, "GET", "http://vpc/v1/instances?limit=100", nil)
+	require.NoError(t, err)
+	_, err = rt.RoundTrip(r)
+	require.ErrorIs(t, err, context.Canceled)
 	none := newRateTransport(nil, 0)
 	for i := 0; i < 3; i++ {
 		require.NoError(t, none.wait(ctx), "rate 0 is unlimited")
 	}
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestListingsArePaginatedAndShared(t *testing.T) {
 	c, ad, _ := setup(t)

@@ -9,7 +9,9 @@ import (
 
 // rateTransport spaces the provider's API calls at least interval apart
 // (the provider's rate is in calls per second); the first call is
-// immediate. Every service of the provider shares one limit.
+// immediate. Every service of the provider shares one limit. A listing
+// counts as one call: its further pages (requests with a start parameter)
+// follow at once, as upstream limits a paginated listing as a whole.
 type rateTransport struct {
 	base     http.RoundTripper
 	interval time.Duration
@@ -25,6 +27,10 @@ func newRateTransport(base http.RoundTripper, interval time.Duration) *rateTrans
 
 // RoundTrip waits for the provider's turn, then sends the request.
 func (t *rateTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodGet && r.URL.Query().Has("start") {
+		t.count()
+		return t.base.RoundTrip(r)
+	}
 	if err := t.wait(r.Context()); err != nil {
 		return nil, err
 	}
@@ -36,6 +42,12 @@ func (t *rateTransport) Calls() int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.calls
+}
+
+func (t *rateTransport) count() {
+	t.mu.Lock()
+	t.calls++
+	t.mu.Unlock()
 }
 
 func (t *rateTransport) wait(ctx context.Context) error {
