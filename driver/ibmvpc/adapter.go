@@ -99,6 +99,8 @@ type createdIDs struct {
 
 type resourceGroup struct{ id, name string }
 
+// profileQuota is what an instance of a profile costs: vCPUs, and memory
+// in MiB (profiles report GiB).
 type profileQuota struct{ cores, ram float64 }
 
 var (
@@ -348,7 +350,7 @@ func (a *Adapter) setupLocked(ctx context.Context) error {
 	}
 	a.prof = map[string]profileQuota{}
 	for _, p := range profs.Profiles {
-		a.prof[deref(p.Name)] = profileQuota{cores: profileValue(p.VcpuCount), ram: profileValue(p.Memory)}
+		a.prof[deref(p.Name)] = profileQuota{cores: profileValue(p.VcpuCount), ram: profileValue(p.Memory) * 1024}
 	}
 	if err := a.refreshResourceGroups(ctx); err != nil {
 		return err

@@ -12,8 +12,8 @@
 // ("np<node id>"; the instance name is also the node's external id). Images
 // are named "npimage<upload id>-<build id>" (the build id lets leak cleanup
 // tell two builds' uploads apart). Quota comes from instance profiles
-// (vCPUs and memory as the profile reports them) and the provider's quota
-// key, as the cloud reports no limits through its API.
+// (vCPUs, and memory in MiB) and the provider's quota key, as the cloud
+// reports no limits through its API.
 //
 // Tests run it against internal/fakeibmvpc, an in-process fake of the VPC,
 // IAM, resource manager, resource controller and object storage APIs.
@@ -80,7 +80,7 @@ func (s *ProviderSettings) CloudImage(name string) *CloudImage {
 type Quota struct {
 	Instances *int // instances
 	Cores     *int // cores (vCPUs)
-	RAM       *int // ram, in the unit instance profiles report memory (GiB)
+	RAM       *int // ram, in MiB
 }
 
 // ObjectStorage is the object-storage key: where diskimages are staged

@@ -257,7 +257,7 @@ func TestQuota(t *testing.T) {
 	need, err := ad.QuotaForLabel(context.Background(), cfg.Pool("private").Label("fake-image"))
 	require.NoError(t, err)
 	require.Equal(t, 8.0, need.Get(quota.Cores))
-	require.Equal(t, 32.0, need.Get(quota.RAM))
+	require.Equal(t, 32.0*1024, need.Get(quota.RAM), "MiB")
 	require.Equal(t, 1.0, need.Get(quota.Instances))
 }
 
