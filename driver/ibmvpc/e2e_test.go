@@ -315,3 +315,27 @@ func TestEndToEndLeakCleanupAfterRestart(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond, "leaked instances and floating IPs are deleted")
 	require.Equal(t, "someone-elses", c.Instances()[0].Name, "what nodepool does not own stays")
 }
+
+func TestEndToEndProviderQuotaKey(t *testing.T) {
+	c := fakeibmvpc.New(t)
+	zk, chroot := zktest.Connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	// cx2-2x4 has 2 vCPUs: one node at a time, as a foreign instance's
+	// vCPUs count too.
+	c.AddInstance("someone-elses", "Default", "cx2-2x4")
+	startLauncher(t, chroot, e2eYAML(t, c, "    quota:\n      cores: 4"))
+	req1, _ := serve(t, ctx, zk, "debian-private")
+	req2, err := zuulsim.Submit(ctx, zk, []string{"debian-private"}, zuulsim.Options{})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		got, err := zk.GetRequest(ctx, req2.ID)
+		return err == nil && got.State == zkclient.RequestPending
+	}, 30*time.Second, 5*time.Millisecond, "a pool takes the second request")
+	useAndReturn(t, ctx, req1)
+	got, err := req2.Wait(ctx)
+	require.NoError(t, err)
+	require.Equal(t, zkclient.RequestFulfilled, got.State)
+	require.Equal(t, 2, c.Calls()["POST /v1/instances"], "the launcher never asked beyond the quota")
+	require.Equal(t, 2, c.PeakInstances(), "the second node waited for the first to go (one is foreign)")
+}

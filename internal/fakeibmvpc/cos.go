@@ -190,6 +190,14 @@ func (c *Cloud) AddInstance(name, group, profile string) string {
 	return v.id
 }
 
+// PeakInstances returns the most instances (not being deleted) there were
+// at once, as of the creations through the API.
+func (c *Cloud) PeakInstances() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peak
+}
+
 // FailInstances makes the next n created instances end in the failed
 // state instead of running.
 func (c *Cloud) FailInstances(n int) {

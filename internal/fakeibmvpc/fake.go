@@ -65,6 +65,7 @@ type Cloud struct {
 	profiles  map[string][2]int // name → vCPUs, memory GiB
 	faults    []*fault
 	failNext  int
+	peak      int // most instances alive at once
 	calls     map[string]int
 }
 

@@ -272,6 +272,13 @@ func (c *Cloud) serveInstances(w http.ResponseWriter, r *http.Request, parts []s
 			v.keys = append(v.keys, k.ID)
 		}
 		c.instances[v.id] = v
+		alive := 0
+		for _, x := range c.instances {
+			if x.deleted.IsZero() {
+				alive++
+			}
+		}
+		c.peak = max(c.peak, alive)
 		writeJSON(w, 201, c.instanceJSON(v))
 	case len(parts) == 2:
 		v, ok := c.instances[parts[1]]
