@@ -414,3 +414,20 @@ func TestDeleteBeforeListed(t *testing.T) {
 		require.True(t, v.Deleting)
 	}
 }
+
+func TestFailedCreateLeavesNothingAfterDelete(t *testing.T) {
+	c, ad, cfg := setup(t)
+	c.Fail("POST", "/v1/instances", 400, "validation_invalid_argument", 1)
+	s := spec(cfg, "public", "debian-public", "0000000030")
+	m := ad.CreateMachine(s)
+	_, err := drivertest.AdvanceCreate(context.Background(), m, 2*time.Millisecond, 20*time.Second)
+	require.Error(t, err)
+	require.Len(t, c.FloatingIPs(), 1, "the floating IP was made first")
+	require.Empty(t, c.Instances())
+	// The launcher deletes the failed attempt by its external id.
+	require.NoError(t, remove(t, ad, m.ExternalID()))
+	for _, f := range c.FloatingIPs() {
+		require.True(t, f.Deleting)
+	}
+	require.Equal(t, 1, c.Calls()["DELETE /v1/floating_ips/{id}"])
+}
