@@ -3,6 +3,7 @@ package ibmvpc
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -82,6 +83,9 @@ pools:
 %s`, creds, fakeibmvpc.COSInstance, c.COSURL, fakeibmvpc.Bucket, extra)
 }
 
+// quiet is the environment of the tests' adapters (no log output).
+var quiet = driver.Env{Logger: slog.New(slog.DiscardHandler)}
+
 func parse(t testing.TB, src string) *driver.ProviderConfig {
 	t.Helper()
 	var doc yaml.Node
@@ -97,7 +101,7 @@ func setup(t testing.TB) (*fakeibmvpc.Cloud, *Adapter, *driver.ProviderConfig) {
 	t.Helper()
 	c := fakeibmvpc.New(t)
 	cfg := parse(t, providerYAML(c, c.WriteCredentials(t, t.TempDir()), ""))
-	ad, err := Driver{}.Open(context.Background(), cfg, driver.Env{})
+	ad, err := Driver{}.Open(context.Background(), cfg, quiet)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = ad.Close() })
 	return c, ad.(*Adapter), cfg
@@ -312,7 +316,7 @@ func TestUploadImageThroughObjectStorage(t *testing.T) {
 
 	// An import that fails.
 	cfgFail := parse(t, strings.Replace(providerYAML(c, c.WriteCredentials(t, t.TempDir()), ""), "operating-system: debian-9-amd64\n  - name: drivertest", "operating-system: "+fakeibmvpc.FailingOS+"\n  - name: drivertest", 1))
-	adf, err := Driver{}.Open(context.Background(), cfgFail, driver.Env{})
+	adf, err := Driver{}.Open(context.Background(), cfgFail, quiet)
 	require.NoError(t, err)
 	up.Metadata[driver.MetaUploadID] = "0000000009"
 	_, err = adf.(*Adapter).UploadImage(context.Background(), up)
@@ -325,7 +329,7 @@ func TestNoSecretInErrors(t *testing.T) {
 	creds := filepath.Join(dir, "creds.env")
 	require.NoError(t, os.WriteFile(creds, []byte("VPC_AUTH_TYPE=iam\nVPC_APIKEY=wrong-secret-key\nVPC_AUTH_URL="+c.URL+"\nVPC_URL="+c.URL+"/v1\nRESOURCE_MANAGER_URL="+c.URL+"\n"), 0o600))
 	cfg := parse(t, providerYAML(c, creds, ""))
-	ad, err := Driver{}.Open(context.Background(), cfg, driver.Env{})
+	ad, err := Driver{}.Open(context.Background(), cfg, quiet)
 	require.NoError(t, err)
 	_, err = create(t, ad.(*Adapter), spec(cfg, "private", "debian-private", "0000000001"))
 	require.Error(t, err)
@@ -334,14 +338,14 @@ func TestNoSecretInErrors(t *testing.T) {
 
 func TestOpenErrors(t *testing.T) {
 	c := fakeibmvpc.New(t)
-	_, err := Driver{}.Open(context.Background(), parse(t, providerYAML(c, filepath.Join(t.TempDir(), "missing.env"), "")), driver.Env{})
+	_, err := Driver{}.Open(context.Background(), parse(t, providerYAML(c, filepath.Join(t.TempDir(), "missing.env"), "")), quiet)
 	require.ErrorContains(t, err, "credentials-file")
 	cfg := parse(t, strings.Replace(providerYAML(c, c.WriteCredentials(t, t.TempDir()), ""), "name: ibmvpc\n", "name: ibm_vpc\n", 1))
-	_, err = Driver{}.Open(context.Background(), cfg, driver.Env{})
+	_, err = Driver{}.Open(context.Background(), cfg, quiet)
 	require.ErrorContains(t, err, "underscores")
 	// A pool whose subnet is in another zone fails every machine.
 	cfg = parse(t, strings.Replace(providerYAML(c, c.WriteCredentials(t, t.TempDir()), ""), "zone: us-south-1\n    max-servers: 10\n    host-key", "zone: us-south-2\n    max-servers: 10\n    host-key", 1))
-	ad, err := Driver{}.Open(context.Background(), cfg, driver.Env{})
+	ad, err := Driver{}.Open(context.Background(), cfg, quiet)
 	require.NoError(t, err)
 	_, err = create(t, ad.(*Adapter), spec(cfg, "public", "debian-public", "0000000001"))
 	require.ErrorContains(t, err, "does not match pool zone us-south-2")
