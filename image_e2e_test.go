@@ -14,8 +14,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-go/nodepool"
-	"github.com/nodepool-go/nodepool/builder"
-	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/driver/simcloud"
 	"github.com/nodepool-go/nodepool/internal/fakeopenstack"
@@ -31,33 +29,6 @@ func fakeDIB(t *testing.T) string {
 	p, err := filepath.Abs("builder/testdata/disk-image-create")
 	require.NoError(t, err)
 	return p
-}
-
-// startBuilder runs a builder in-process on the config file at path, in
-// the ZooKeeper chroot, with short worker intervals; it is stopped when the
-// test ends.
-func startBuilder(t *testing.T, chroot, path string) *builder.Builder {
-	t.Helper()
-	b, err := builder.New(func(context.Context) (*config.Config, error) { return nodepool.LoadConfig(path, "") },
-		zktest.ConnectChroot(t, chroot),
-		builder.WithIntervals(100*time.Millisecond, 100*time.Millisecond, -1),
-		builder.WithHostname("nb01", "nb01.example.org"),
-		builder.WithMinFreeSpace(-1), // not what this test is about
-	)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("builder did not stop")
-		}
-	})
-	return b
 }
 
 // writeConfig writes a config file for the test and returns its path.
@@ -160,7 +131,7 @@ providers:
 	launchertest.Start(t, zktest.ConnectChroot(t, chroot), yaml)
 	req, err := zuulsim.Submit(ctx, zk, []string{"built"}, zuulsim.Options{})
 	require.NoError(t, err)
-	startBuilder(t, chroot, path)
+	launchertest.StartBuilder(t, chroot, path)
 
 	build, upload := waitReadyUpload(t, ctx, zk, "ubuntu-jammy", "sim")
 	require.Regexp(t, `^[0-9a-f]{32}$`, build.ID, "UUID build id")
@@ -255,7 +226,7 @@ providers:
 			defer cancel()
 			// Subtest names hold a "/", which a component name cannot.
 			launchertest.Start(t, zktest.ConnectChroot(t, chroot), yaml, nodepool.WithHostname("test-image-e2e-"+tc.want))
-			startBuilder(t, chroot, path)
+			launchertest.StartBuilder(t, chroot, path)
 
 			build, upload := waitReadyUpload(t, ctx, zk, "ubuntu-jammy", "os")
 			require.Equal(t, []string{tc.want}, build.Formats, "the cloud's format is the one built")

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/builder"
 	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
@@ -88,4 +89,32 @@ func Explanation(ctx context.Context, zk *zkclient.Client, id string) (zkclient.
 		return zkclient.Explanation{}, false
 	}
 	return ex[id][0], true
+}
+
+// StartBuilder runs a builder in-process on the configuration file at
+// path, in the ZooKeeper chroot, with short build and upload intervals, no
+// cleanup worker and no free-space check; it is stopped (and checked to
+// stop) when the test ends.
+func StartBuilder(t testing.TB, chroot, path string) *builder.Builder {
+	t.Helper()
+	b, err := builder.New(func(context.Context) (*config.Config, error) { return config.Load(path, "") },
+		zktest.ConnectChroot(t, chroot),
+		builder.WithIntervals(100*time.Millisecond, 100*time.Millisecond, -1),
+		builder.WithHostname("nb01", "nb01.example.org"),
+		builder.WithMinFreeSpace(-1),
+	)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(30 * time.Second):
+			t.Error("builder did not stop")
+		}
+	})
+	return b
 }
