@@ -158,15 +158,10 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 	defCores := s.Limit("max-cores")
 	defRAM := s.Limit("max-ram")
 	defResources := s.NumberMap("max-resources")
-	defInternal, defHKC, defV4, defV6 := false, true, true, false
-	if !strict {
-		// Provider-level defaults the driver reads although the
-		// validator's schema has no such keys.
-		defInternal = s.Bool("use-internal-ip", false)
-		defHKC = s.Bool("host-key-checking", true)
-		defV4 = s.Bool("public-ipv4", true)
-		defV6 = s.Bool("public-ipv6", false)
-	}
+	defInternal := s.Bool("use-internal-ip", false)
+	defHKC := s.Bool("host-key-checking", true)
+	defV4 := s.Bool("public-ipv4", true)
+	defV6 := s.Bool("public-ipv6", false)
 
 	for _, cs := range s.List("cloud-images") {
 		if !cs.Exists() {
@@ -251,11 +246,7 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 				pool.MaxResources[k] = v
 			}
 		}
-		pool.UseInternalIP = defInternal
-		if !strict {
-			// Honoured by the driver, absent from the validator's schema.
-			pool.UseInternalIP = ps.Bool("use-internal-ip", defInternal)
-		}
+		pool.UseInternalIP = ps.Bool("use-internal-ip", defInternal)
 		pool.HostKeyChecking = ps.Bool("host-key-checking", defHKC)
 		pst := &PoolSettings{
 			SubnetID:        ps.String("subnet-id", ""),
