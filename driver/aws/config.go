@@ -1,10 +1,19 @@
-// Package aws is the AWS EC2 driver (drivers.md B6). This build only
-// parses its configuration; the adapter comes later.
+// Package aws is the AWS driver: nodes are EC2 instances (on demand or
+// spot) launched from AMIs found by id or by image filters, or from
+// diskimages the builder uploads to an S3 bucket and imports as a
+// snapshot (then registered as an AMI) or as an image. Quota comes from
+// Service Quotas by instance family, costs from DescribeInstanceTypes.
+// Leaked instances, volumes, AMIs, snapshots and S3 objects are found by
+// their nodepool tags.
+//
+// It talks to AWS only through aws-sdk-go-v2 (ec2, s3, servicequotas,
+// with the s3 upload manager for image files): credentials, region
+// resolution, endpoints, signing, retries with backoff and pagination are
+// the SDK's. What the SDK offers no waiter for (an import task that can
+// end deleted) is polled.
 package aws
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -15,7 +24,7 @@ import (
 // Name is the driver's registered name.
 const Name = "aws"
 
-// Defaults of drivers.md B6.
+// Defaults of the provider keys.
 const (
 	DefaultLaunchTimeout = 3600
 	DefaultBootTimeout   = 180
@@ -28,9 +37,6 @@ const (
 // ImageFormats are the accepted image-format values.
 var ImageFormats = []string{"ova", "vhd", "vhdx", "vmdk", "raw"}
 
-// ErrNotAvailable is returned by Open until the real driver lands.
-var ErrNotAvailable = errors.New(Name + " driver: not available in this build yet")
-
 // Driver parses AWS providers.
 type Driver struct{}
 
@@ -41,7 +47,7 @@ type ProviderSettings struct {
 	RegionName     string        // region-name (required)
 	ProfileName    string        // profile-name of the AWS credentials
 	Rate           float64       // mutating calls per second
-	PostUploadHook string        // post-upload-hook executable
+	PostUploadHookPath string    // post-upload-hook executable
 	HostnameFormat string        // hostname-format (parsed, unused: instances are named np<id>)
 	BucketName     string        // object-storage.bucket-name
 	CloudImages    []*CloudImage // cloud-images entries
@@ -120,11 +126,6 @@ type LabelSettings struct {
 	UseSpot            bool                // use-spot: request spot instances
 }
 
-// Open is not available yet.
-func (Driver) Open(context.Context, *driver.ProviderConfig, driver.Env) (driver.Adapter, error) {
-	return nil, ErrNotAvailable
-}
-
 // ParseProvider parses an AWS provider (drivers.md B6).
 func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 	strict := s.Problems().Strict
@@ -142,7 +143,7 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 		// Read by the driver but absent from the validator's schema, so
 		// config-validate refuses them (extra keys not allowed) while
 		// loading honours them.
-		st.PostUploadHook = s.String("post-upload-hook", "")
+		st.PostUploadHookPath = s.String("post-upload-hook", "")
 	}
 	os := s.Map("object-storage")
 	st.BucketName = os.String("bucket-name", "")
@@ -405,3 +406,6 @@ func pyStr(v any) string {
 	}
 	return fmt.Sprint(v)
 }
+
+// PostUploadHook returns the post-upload-hook executable ("" for none).
+func (s *ProviderSettings) PostUploadHook() string { return s.PostUploadHookPath }

@@ -159,8 +159,9 @@ type fault struct {
 
 // Setup starts a fake on an httptest server closed when the test ends. It
 // knows the instance types t3.medium, t3.large, m6i.32xlarge and
-// u-6tb1.112xlarge with their quota codes, has an empty bucket
-// "nodepool" and a public image "ami-1e749f67".
+// u-6tb1.112xlarge with their quota codes (limits: 640 vCPUs standard on
+// demand and spot, 448 high memory), has an empty bucket "nodepool" and a
+// public image "ami-1e749f67".
 func Setup(t testing.TB, opts Options) *Cloud {
 	t.Helper()
 	if opts.Region == "" {
@@ -178,6 +179,8 @@ func Setup(t testing.TB, opts Options) *Cloud {
 		quotas:    map[string]float64{},
 		calls:     map[string]int{},
 	}
+	// Default quotas as AWS gives a new account (vCPUs).
+	c.quotas["L-1216C47A"], c.quotas["L-34B43A08"], c.quotas["L-43DA4232"] = 640, 640, 448
 	for _, it := range []InstanceType{
 		{Name: "t3.medium", VCPUs: 2, Cores: 1, MemoryMiB: 4096, OnDemandCode: "L-1216C47A", SpotCode: "L-34B43A08"},
 		{Name: "t3.large", VCPUs: 2, Cores: 1, MemoryMiB: 8192, OnDemandCode: "L-1216C47A", SpotCode: "L-34B43A08"},
@@ -445,4 +448,20 @@ func (c *Cloud) vcpusInUseLocked(code string) float64 {
 		}
 	}
 	return n
+}
+
+// ClearTags removes every tag of an AMI or snapshot (as EC2 leaves them
+// after an import).
+func (c *Cloud) ClearTags(id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.images[id] != nil:
+		c.images[id].Tags = nil
+	case c.snapshots[id] != nil:
+		c.snapshots[id].Tags = nil
+	default:
+		return fmt.Errorf("fakeaws: no AMI or snapshot %s", id)
+	}
+	return nil
 }
