@@ -44,13 +44,13 @@ func init() { driver.Register(Name, Driver{}) }
 
 // ProviderSettings are the AWS provider keys (ProviderConfig.Settings).
 type ProviderSettings struct {
-	RegionName     string        // region-name (required)
-	ProfileName    string        // profile-name of the AWS credentials
-	Rate           float64       // mutating calls per second
-	PostUploadHookPath string    // post-upload-hook executable
-	HostnameFormat string        // hostname-format (parsed, unused: instances are named np<id>)
-	BucketName     string        // object-storage.bucket-name
-	CloudImages    []*CloudImage // cloud-images entries
+	RegionName         string        // region-name (required)
+	ProfileName        string        // profile-name of the AWS credentials
+	Rate               float64       // mutating calls per second
+	PostUploadHookPath string        // post-upload-hook executable
+	HostnameFormat     string        // hostname-format (parsed, unused: instances are named np<id>)
+	BucketName         string        // object-storage.bucket-name
+	CloudImages        []*CloudImage // cloud-images entries
 }
 
 // CloudImage returns the cloud image with the given name.
