@@ -136,4 +136,3 @@ func TestE2EDiskimageUploadedThroughS3(t *testing.T) {
 	require.Equal(t, 2000, in.BlockDevices[0].IOPS, "with the label's volume settings")
 	require.Equal(t, 200, in.BlockDevices[0].Throughput)
 }
-
