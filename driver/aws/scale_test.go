@@ -14,9 +14,10 @@ import (
 	"github.com/nodepool-go/nodepool/internal/fakeaws"
 )
 
-// pollMany runs n create machines of instances that stay pending, each
-// advanced every 20 ms as the launcher does, for d; it returns the
-// DescribeInstances calls made meanwhile and the time it took.
+// pollMany starts n create machines of instances that stay pending and,
+// once every instance exists, advances each every 20 ms as the launcher
+// does for d; it returns the DescribeInstances calls made while polling
+// and the time that took.
 func pollMany(t testing.TB, cloud *fakeaws.Cloud, n int, d time.Duration) (int, time.Duration) {
 	ad, cfg := open(t, baseProvider)
 	cloud.SetQuota("L-1216C47A", float64(4*n))
@@ -24,18 +25,31 @@ func pollMany(t testing.TB, cloud *fakeaws.Cloud, n int, d time.Duration) (int, 
 	for i := range machines {
 		machines[i] = ad.CreateMachine(spec(cfg, "small", fmt.Sprintf("%010d", i)))
 	}
-	before := cloud.Calls()["DescribeInstances"]
-	start := time.Now()
+	advance := func(m driver.CreateMachine) {
+		inst, err := m.Advance(context.Background())
+		require.NoError(t, err)
+		require.Nil(t, inst, "instances stay pending")
+		time.Sleep(20 * time.Millisecond)
+	}
 	var wg sync.WaitGroup
 	for _, m := range machines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			for m.ExternalID() == "" {
+				advance(m)
+			}
+		}()
+	}
+	wg.Wait()
+	before := cloud.Calls()["DescribeInstances"]
+	start := time.Now()
+	for _, m := range machines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for time.Since(start) < d {
-				inst, err := m.Advance(context.Background())
-				require.NoError(t, err)
-				require.Nil(t, inst, "instances stay pending")
-				time.Sleep(20 * time.Millisecond)
+				advance(m)
 			}
 		}()
 	}
