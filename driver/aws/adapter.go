@@ -49,6 +49,11 @@ type Adapter struct {
 
 	instances *cloudutil.ListCache[ec2types.Instance]
 
+	deleteQ   chan terminateReq // terminations for the batcher
+	stop      chan struct{}     // closed by Close
+	loopDone  chan struct{}     // closed when the batcher ended
+	closeOnce sync.Once
+
 	mu          sync.Mutex
 	types       map[string]ec2types.InstanceTypeInfo
 	images      map[string]ec2types.Image // by id, for block-device mappings
@@ -108,6 +113,10 @@ func (Driver) Open(ctx context.Context, cfg *driver.ProviderConfig, env driver.E
 	a.s3 = s3.NewFromConfig(ac)
 	a.quotas = servicequotas.NewFromConfig(ac)
 	a.instances = cloudutil.NewListCache(listTTL, log, a.fetchInstances)
+	a.deleteQ = make(chan terminateReq, 4096)
+	a.stop = make(chan struct{})
+	a.loopDone = make(chan struct{})
+	go a.terminateLoop()
 	return a, nil
 }
 
@@ -129,8 +138,15 @@ func (a *Adapter) rateLimit(stack *middleware.Stack) error {
 		}), middleware.After)
 }
 
-// Close releases nothing: the SDK clients hold no resources of their own.
-func (a *Adapter) Close() error { return nil }
+// Close stops the termination batcher; queued terminations not yet sent
+// fail (their nodes' deletions are retried by the launcher).
+func (a *Adapter) Close() error {
+	a.closeOnce.Do(func() {
+		close(a.stop)
+		<-a.loopDone
+	})
+	return nil
+}
 
 // fetchInstances lists every instance of the region, all pages.
 func (a *Adapter) fetchInstances(ctx context.Context) ([]ec2types.Instance, error) {

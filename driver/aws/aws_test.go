@@ -391,3 +391,35 @@ func TestListResourcesTagsImportsAndFindsLeaks(t *testing.T) {
 	require.Equal(t, []string{"other.raw"}, cloud.Objects("nodepool"))
 	require.NotContains(t, cloud.Images(), id)
 }
+
+func TestDeletesAreBatched(t *testing.T) {
+	cloud := useFake(t, fakeaws.Options{})
+	ad, _ := open(t, baseProvider)
+	deleteAll := func(ids []string) {
+		machines := make([]driver.DeleteMachine, len(ids))
+		for i, id := range ids {
+			machines[i] = ad.DeleteMachine(id)
+			done, err := machines[i].Advance(context.Background())
+			require.NoError(t, err)
+			require.False(t, done)
+		}
+		for _, m := range machines {
+			require.NoError(t, drivertest.AdvanceDelete(context.Background(), m, 2*time.Millisecond, 10*time.Second))
+		}
+	}
+	var ids []string
+	for i := 0; i < 40; i++ {
+		ids = append(ids, cloud.AddInstance(fakeaws.Instance{}))
+	}
+	deleteAll(ids)
+	require.Empty(t, cloud.Alive())
+	calls := cloud.Calls()["TerminateInstances"]
+	require.LessOrEqual(t, calls, 3, "40 queued deletes share calls of up to 50 ids")
+	t.Logf("40 deletes took %d TerminateInstances calls", calls)
+
+	// An unknown id makes EC2 refuse its batch: the others are
+	// terminated one by one and the unknown one counts as deleted.
+	ids = []string{cloud.AddInstance(fakeaws.Instance{}), "i-0000000000000dead", cloud.AddInstance(fakeaws.Instance{})}
+	deleteAll(ids)
+	require.Empty(t, cloud.Alive())
+}
