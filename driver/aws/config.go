@@ -18,6 +18,8 @@ import (
 	"math"
 	"strconv"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/nodepool-go/nodepool/driver"
 )
 
@@ -158,7 +160,7 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 	defServers := s.Limit("max-servers")
 	defCores := s.Limit("max-cores")
 	defRAM := s.Limit("max-ram")
-	defResources := s.NumberMap("max-resources")
+	defResources := intMap(s, "max-resources")
 	defInternal := s.Bool("use-internal-ip", false)
 	defHKC := s.Bool("host-key-checking", true)
 	defV4 := s.Bool("public-ipv4", true)
@@ -243,7 +245,7 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 			for k, v := range defResources {
 				pool.MaxResources[k] = v
 			}
-			for k, v := range ps.NumberMap("max-resources") {
+			for k, v := range intMap(ps, "max-resources") {
 				pool.MaxResources[k] = v
 			}
 		}
@@ -409,3 +411,17 @@ func pyStr(v any) string {
 
 // PostUploadHook returns the post-upload-hook executable ("" for none).
 func (s *ProviderSettings) PostUploadHook() string { return s.PostUploadHookPath }
+
+// intMap reads max-resources: names to whole numbers (config-validate
+// refuses a fractional value, as the schema wants integers).
+func intMap(s *driver.Section, key string) map[string]float64 {
+	m := s.NumberMap(key)
+	if n := s.Node(key); n != nil && s.Problems().Strict && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i+1].Tag == "!!float" {
+				s.Errorf(key+"."+n.Content[i].Value, "expected int")
+			}
+		}
+	}
+	return m
+}

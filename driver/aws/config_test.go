@@ -79,6 +79,8 @@ func TestValidateVerdicts(t *testing.T) {
 		{"tags of any scalar", "    cloud-images:\n      - {name: ubuntu, username: u, image-id: ami-1}\n" + pools + "            tags: {a: true, b: 1, c: x}\n", ""},
 		{"tags a list", "    cloud-images:\n      - {name: ubuntu, username: u, image-id: ami-1}\n" + pools + "            tags: [a]\n",
 			"providers[0].pools[0].labels[0].tags: expected a dictionary"},
+		{"fractional max-resources", "    max-resources: {L-1216C47A: 1.5}\n    cloud-images:\n      - {name: ubuntu, username: u, image-id: ami-1}\n" + pools,
+			"providers[0].max-resources.L-1216C47A: expected int"},
 		{"hostname-format", "    hostname-format: x\n    cloud-images:\n      - {name: ubuntu, username: u, image-id: ami-1}\n" + pools, ""},
 		{"import-method", "    diskimages:\n      - {name: d, import-method: ebs-direct}\n    cloud-images:\n      - {name: ubuntu, username: u, image-id: ami-1}\n" + pools,
 			"import-method: not a valid value: ebs-direct"},
