@@ -631,15 +631,6 @@ func TestLoadDrivers(t *testing.T) {
 	require.Equal(t, []string{"qcow2", "raw"}, cfg.ImageFormats("windows"))
 }
 
-func TestOpenNotAvailable(t *testing.T) {
-	for _, name := range []string{"aws"} {
-		d, ok := driver.Lookup(name)
-		require.True(t, ok, name)
-		_, err := d.Open(t.Context(), &driver.ProviderConfig{Name: "x"}, driver.Env{})
-		require.EqualError(t, err, name+" driver: not available in this build yet")
-	}
-}
-
 func TestMetastaticOpenWithoutZooKeeper(t *testing.T) {
 	d, ok := driver.Lookup("metastatic")
 	require.True(t, ok)

@@ -1,10 +1,24 @@
-// Package aws is the AWS EC2 driver (drivers.md B6). This build only
-// parses its configuration; the adapter comes later.
+// Package aws is the AWS driver: nodes are EC2 instances (on demand or
+// spot) launched from AMIs found by id or by image filters, or from
+// diskimages the builder uploads to an S3 bucket and imports as a
+// snapshot (then registered as an AMI) or as an image. Quota comes from
+// Service Quotas by instance family, costs from DescribeInstanceTypes.
+// Leaked instances, volumes, AMIs, snapshots and S3 objects are found by
+// their nodepool tags.
+//
+// It talks to AWS only through aws-sdk-go-v2 (ec2, s3, servicequotas,
+// with the s3 upload manager for image files): credentials, region
+// resolution, endpoints, signing, retries with backoff and pagination are
+// the SDK's. What the SDK offers no waiter for (an import task that can
+// end deleted) is polled.
 package aws
 
 import (
-	"context"
-	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/nodepool-go/nodepool/driver"
 )
@@ -12,7 +26,7 @@ import (
 // Name is the driver's registered name.
 const Name = "aws"
 
-// Defaults of drivers.md B6.
+// Defaults of the provider keys.
 const (
 	DefaultLaunchTimeout = 3600
 	DefaultBootTimeout   = 180
@@ -25,9 +39,6 @@ const (
 // ImageFormats are the accepted image-format values.
 var ImageFormats = []string{"ova", "vhd", "vhdx", "vmdk", "raw"}
 
-// ErrNotAvailable is returned by Open until the real driver lands.
-var ErrNotAvailable = errors.New(Name + " driver: not available in this build yet")
-
 // Driver parses AWS providers.
 type Driver struct{}
 
@@ -35,12 +46,13 @@ func init() { driver.Register(Name, Driver{}) }
 
 // ProviderSettings are the AWS provider keys (ProviderConfig.Settings).
 type ProviderSettings struct {
-	RegionName     string        // region-name (required)
-	ProfileName    string        // profile-name of the AWS credentials
-	Rate           float64       // mutating calls per second
-	PostUploadHook string        // post-upload-hook executable
-	BucketName     string        // object-storage.bucket-name
-	CloudImages    []*CloudImage // cloud-images entries
+	RegionName         string        // region-name (required)
+	ProfileName        string        // profile-name of the AWS credentials
+	Rate               float64       // mutating calls per second
+	PostUploadHookPath string        // post-upload-hook executable
+	HostnameFormat     string        // hostname-format (parsed, unused: instances are named np<id>)
+	BucketName         string        // object-storage.bucket-name
+	CloudImages        []*CloudImage // cloud-images entries
 }
 
 // CloudImage returns the cloud image with the given name.
@@ -116,11 +128,6 @@ type LabelSettings struct {
 	UseSpot            bool                // use-spot: request spot instances
 }
 
-// Open is not available yet.
-func (Driver) Open(context.Context, *driver.ProviderConfig, driver.Env) (driver.Adapter, error) {
-	return nil, ErrNotAvailable
-}
-
 // ParseProvider parses an AWS provider (drivers.md B6).
 func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 	strict := s.Problems().Strict
@@ -133,9 +140,12 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 		ProfileName: s.String("profile-name", ""),
 		Rate:        s.Float("rate", DefaultRate),
 	}
+	st.HostnameFormat = s.String("hostname-format", "")
 	if !strict {
-		// Read by upstream's AWS driver but missing from its schema.
-		st.PostUploadHook = s.String("post-upload-hook", "")
+		// Read by the driver but absent from the validator's schema, so
+		// config-validate refuses them (extra keys not allowed) while
+		// loading honours them.
+		st.PostUploadHookPath = s.String("post-upload-hook", "")
 	}
 	os := s.Map("object-storage")
 	st.BucketName = os.String("bucket-name", "")
@@ -150,7 +160,7 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 	defServers := s.Limit("max-servers")
 	defCores := s.Limit("max-cores")
 	defRAM := s.Limit("max-ram")
-	defResources := s.NumberMap("max-resources")
+	defResources := intMap(s, "max-resources")
 	defInternal := s.Bool("use-internal-ip", false)
 	defHKC := s.Bool("host-key-checking", true)
 	defV4 := s.Bool("public-ipv4", true)
@@ -170,14 +180,13 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 		}
 		ci.ConnectionPort = cs.Int("connection-port", driver.DefaultPort(ci.ConnectionType))
 		for _, fs := range cs.List("image-filters") {
-			ci.ImageFilters = append(ci.ImageFilters, ImageFilter{Name: fs.RequiredString("name"), Values: fs.StringList("values")})
-			if !fs.Has("values") {
-				fs.Errorf("values", "required key not provided")
-			}
-			fs.Finish()
+			ci.ImageFilters = append(ci.ImageFilters, parseImageFilter(fs))
 		}
 		if cs.Has("image-id") && cs.Has("image-filters") {
-			cs.Errorf("image-filters", "two or more values in the same group of exclusion 'image-id-or-filters': image-id and image-filters")
+			cs.Errorf("image-filters", "two or more values in the same group of exclusion 'spec'")
+		}
+		if !cs.Has("image-id") && !cs.Has("image-filters") {
+			cs.Errorf("", `Provide either "image-filters", or "image-id" keys`)
 		}
 		cs.Finish()
 		st.CloudImages = append(st.CloudImages, ci)
@@ -191,7 +200,7 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 			Name:           ds.RequiredString("name"),
 			Pause:          ds.Bool("pause", false),
 			ConnectionType: ds.String("connection-type", "ssh"),
-			Meta:           ds.StringMap("tags"),
+			Meta:           tagMap(ds, "tags"),
 		}
 		d.ConnectionPort = ds.Int("connection-port", driver.DefaultPort(d.ConnectionType))
 		d.Settings = &DiskimageSettings{
@@ -229,9 +238,16 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 		if ps.Has("max-ram") || ps.IsNull("max-ram") {
 			pool.MaxRAM = ps.Limit("max-ram")
 		}
-		pool.MaxResources = defResources
-		if ps.Has("max-resources") || ps.IsNull("max-resources") {
-			pool.MaxResources = ps.NumberMap("max-resources")
+		// The pool's max-resources entries override the provider's one
+		// by one; the others are inherited.
+		if len(defResources) > 0 || ps.Has("max-resources") || ps.IsNull("max-resources") {
+			pool.MaxResources = map[string]float64{}
+			for k, v := range defResources {
+				pool.MaxResources[k] = v
+			}
+			for k, v := range intMap(ps, "max-resources") {
+				pool.MaxResources[k] = v
+			}
 		}
 		pool.UseInternalIP = ps.Bool("use-internal-ip", defInternal)
 		pool.HostKeyChecking = ps.Bool("host-key-checking", defHKC)
@@ -273,15 +289,15 @@ func parseLabel(ls *driver.Section, p *driver.ProviderConfig, st *ProviderSettin
 		IOPS:         ls.Int("iops", 0),
 		Throughput:   ls.Int("throughput", 0),
 		Userdata:     ls.String("userdata", ""),
-		Tags:         ls.StringMap("tags"),
-		DynamicTags:  ls.StringMap("dynamic-tags"),
+		Tags:         tagMap(ls, "tags"),
+		DynamicTags:  tagMap(ls, "dynamic-tags"),
 		UseSpot:      ls.Bool("use-spot", false),
 	}
 	if ls.Has("iam-instance-profile") || ls.IsNull("iam-instance-profile") {
 		is := ls.Map("iam-instance-profile")
 		prof := &IAMInstanceProfile{Name: is.String("name", ""), ARN: is.String("arn", "")}
-		if is.Exists() && (prof.Name == "") == (prof.ARN == "") {
-			is.Errorf("", "exactly one of name or arn is required")
+		if is.Has("name") && is.Has("arn") {
+			is.Errorf("arn", "two or more values in the same group of exclusion 'iam_instance_profile_id'")
 		}
 		is.Finish()
 		lst.IAMInstanceProfile = prof
@@ -325,4 +341,87 @@ func oneOf(v string, set []string) bool {
 		}
 	}
 	return false
+}
+
+// parseImageFilter reads one image-filters entry; the keys may be spelled
+// name/values or Name/Values (the EC2 API's spelling).
+func parseImageFilter(fs *driver.Section) ImageFilter {
+	var f ImageFilter
+	nameKey, valuesKey := "name", "values"
+	if fs.Has("Name") || !fs.Has("name") && fs.IsNull("Name") {
+		nameKey = "Name"
+	}
+	if fs.Has("Values") || !fs.Has("values") && fs.IsNull("Values") {
+		valuesKey = "Values"
+	}
+	f.Name = fs.String(nameKey, "")
+	f.Values = fs.StringList(valuesKey)
+	fs.Finish()
+	return f
+}
+
+// tagMap reads a mapping whose values may be any scalar (tags are strings
+// in EC2: a YAML boolean true becomes "True", a number its decimal form,
+// as the values are rendered when the tags are sent).
+func tagMap(s *driver.Section, key string) map[string]string {
+	if s.IsNull(key) {
+		if s.Problems().Strict {
+			s.Errorf(key, "expected a dictionary")
+		}
+		s.Any(key)
+		return nil
+	}
+	n := s.Node(key)
+	if n == nil {
+		s.Any(key)
+		return nil
+	}
+	v, ok := s.Any(key).(map[string]any)
+	if !ok {
+		s.Errorf(key, "expected a dictionary")
+		return nil
+	}
+	out := make(map[string]string, len(v))
+	for k, val := range v {
+		out[k] = pyStr(val)
+	}
+	return out
+}
+
+// pyStr renders a decoded YAML value as its text form in tags.
+func pyStr(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return "None"
+	case bool:
+		if t {
+			return "True"
+		}
+		return "False"
+	case string:
+		return t
+	case float64:
+		if t == math.Trunc(t) && math.Abs(t) < 1e16 {
+			return strconv.FormatFloat(t, 'f', 1, 64)
+		}
+		return strconv.FormatFloat(t, 'g', -1, 64)
+	}
+	return fmt.Sprint(v)
+}
+
+// PostUploadHook returns the post-upload-hook executable ("" for none).
+func (s *ProviderSettings) PostUploadHook() string { return s.PostUploadHookPath }
+
+// intMap reads max-resources: names to whole numbers (config-validate
+// refuses a fractional value, as the schema wants integers).
+func intMap(s *driver.Section, key string) map[string]float64 {
+	m := s.NumberMap(key)
+	if n := s.Node(key); n != nil && s.Problems().Strict && n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i+1].Tag == "!!float" {
+				s.Errorf(key+"."+n.Content[i].Value, "expected int")
+			}
+		}
+	}
+	return m
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/networking/v2/ports"
 
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/driver/internal/cloudutil"
 	"github.com/nodepool-go/nodepool/quota"
 )
 
@@ -228,7 +229,7 @@ func (a *Adapter) serverMetadata(spec driver.CreateSpec, imageName string) map[s
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		v, err := formatRequest(ls.DynamicInstanceProperties[k], spec.Request)
+		v, err := cloudutil.FormatRequest(ls.DynamicInstanceProperties[k], spec.Request)
 		if err != nil {
 			a.log.Warn("skipping dynamic instance property", "key", k, "error", err, "request", spec.Request.ID)
 			continue

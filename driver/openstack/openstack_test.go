@@ -588,26 +588,3 @@ func TestOpenUnknownCloud(t *testing.T) {
 	_, err := Driver{}.Open(context.Background(), cfg, driver.Env{})
 	require.ErrorContains(t, err, `cloud "nope"`)
 }
-
-func TestFormatRequest(t *testing.T) {
-	req := driver.RequestInfo{ID: "200-1", Labels: []string{"a", "b"}, Requestor: "zuul", RelativePriority: 2,
-		TenantName: "t", EventID: "ev", RequestorData: []byte(`{"job": {"name": "j"}, "n": 3}`)}
-	for tmpl, want := range map[string]string{
-		"{request.id}":                           "200-1",
-		"x-{request.tenant_name}-{{literal}}":    "x-t-{literal}",
-		"{request.labels}":                       "['a', 'b']",
-		"{request.labels[1]}":                    "b",
-		"{request.relative_priority}":            "2",
-		"{request.requestor_data[job][name]}":    "j",
-		"{request.requestor_data[n]}":            "3",
-		"{request.event_id}/{request.requestor}": "ev/zuul",
-	} {
-		got, err := formatRequest(tmpl, req)
-		require.NoError(t, err, tmpl)
-		require.Equal(t, want, got, tmpl)
-	}
-	for _, bad := range []string{"{request.nope}", "{node.id}", "{request.id", "}", "{request.requestor_data[missing]}"} {
-		_, err := formatRequest(bad, req)
-		require.Error(t, err, bad)
-	}
-}

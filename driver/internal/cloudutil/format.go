@@ -1,4 +1,7 @@
-package openstack
+// Package cloudutil holds helpers the cloud drivers share: expanding
+// request templates (dynamic tags and properties), a shared
+// stale-while-revalidate listing cache, and a call-spacing rate limiter.
+package cloudutil
 
 import (
 	"encoding/json"
@@ -9,10 +12,10 @@ import (
 	"github.com/nodepool-go/nodepool/driver"
 )
 
-// formatRequest expands a dynamic-instance-properties template, a Python
+// FormatRequest expands a dynamic-instance-properties template, a Python
 // str.format string whose fields are {request.<attr>} (optionally indexed,
 // {request.requestor_data[key]}); {{ and }} are literal braces.
-func formatRequest(tmpl string, req driver.RequestInfo) (string, error) {
+func FormatRequest(tmpl string, req driver.RequestInfo) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(tmpl); i++ {
 		c := tmpl[i]
