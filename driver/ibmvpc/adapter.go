@@ -17,6 +17,7 @@ import (
 	"github.com/IBM/vpc-go-sdk/vpcv1"
 
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/driver/listcache"
 )
 
 // Tunables of the adapter.
@@ -78,9 +79,9 @@ type Adapter struct {
 	rgMu     sync.Mutex               // guards rgs
 	rgs      map[string]resourceGroup // by name
 
-	instances *listCache[vpcv1.Instance]
-	fips      *listCache[vpcv1.FloatingIP]
-	images    *listCache[vpcv1.Image]
+	instances *listcache.Cache[vpcv1.Instance]
+	fips      *listcache.Cache[vpcv1.FloatingIP]
+	images    *listcache.Cache[vpcv1.Image]
 
 	// created remembers the ids of instances and floating IPs this adapter
 	// created, by name, until they are deleted: a delete that comes before
@@ -182,9 +183,9 @@ func (Driver) Open(ctx context.Context, cfg *driver.ProviderConfig, env driver.E
 		auth: auth, vpc: vpc, rm: rm, rc: rc, rate: rate,
 		workers: make(chan struct{}, apiWorkers),
 	}
-	a.instances = newListCache(listTTL, log, a.fetchInstances)
-	a.fips = newListCache(listTTL, log, a.fetchFloatingIPs)
-	a.images = newListCache(listTTL, log, a.fetchImages)
+	a.instances = listcache.New(listTTL, log, a.fetchInstances)
+	a.fips = listcache.New(listTTL, log, a.fetchFloatingIPs)
+	a.images = listcache.New(listTTL, log, a.fetchImages)
 	return a, nil
 }
 

@@ -198,7 +198,7 @@ func (m *createMachine) findImage(ctx context.Context) (vpcv1.ImageIdentityIntf,
 	case ci.ImageHref != "":
 		return &vpcv1.ImageIdentityByHref{Href: core.StringPtr(ci.ImageHref)}, nil
 	}
-	images, _, err := m.a.images.get(ctx)
+	images, _, err := m.a.images.Get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +358,7 @@ func (a *Adapter) remember(name, instance, fip string) {
 // findInstance returns the instance with the given id from a listing that
 // started after since; nil while there is none yet or it is not listed.
 func (a *Adapter) findInstance(ctx context.Context, id string, since time.Time) (*vpcv1.Instance, error) {
-	list, ok, err := a.instances.fresh(ctx, since)
+	list, _, ok, err := a.instances.Fresh(ctx, since)
 	if err != nil || !ok {
 		return nil, transientList(err)
 	}
@@ -373,7 +373,7 @@ func (a *Adapter) findInstance(ctx context.Context, id string, since time.Time) 
 // findFIP returns the floating IP with the given id from a listing that
 // started after since.
 func (a *Adapter) findFIP(ctx context.Context, id string, since time.Time) (*vpcv1.FloatingIP, error) {
-	list, ok, err := a.fips.fresh(ctx, since)
+	list, _, ok, err := a.fips.Fresh(ctx, since)
 	if err != nil || !ok {
 		return nil, transientList(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/IBM/vpc-go-sdk/vpcv1"
 
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/driver/listcache"
 )
 
 // Steps of a delete machine.
@@ -106,8 +107,8 @@ func (m *deleteMachine) Advance(ctx context.Context) (bool, error) {
 // lookup finds the id of the object named m.name in a listing that
 // started after the machine did, or that this adapter created; ok is
 // false while no such listing exists yet.
-func lookup[T any](ctx context.Context, m *deleteMachine, c *listCache[T], nameID func(*T) (string, string), known func(*createdIDs) string) (string, bool, error) {
-	list, ok, err := c.fresh(ctx, m.start)
+func lookup[T any](ctx context.Context, m *deleteMachine, c *listcache.Cache[T], nameID func(*T) (string, string), known func(*createdIDs) string) (string, bool, error) {
+	list, _, ok, err := c.Fresh(ctx, m.start)
 	if err != nil || !ok {
 		return "", false, err
 	}
@@ -127,8 +128,8 @@ func lookup[T any](ctx context.Context, m *deleteMachine, c *listCache[T], nameI
 
 // listedGone reports whether id is absent from a listing that started
 // after since.
-func listedGone[T any](ctx context.Context, c *listCache[T], since time.Time, id string, idOf func(*T) string) (bool, error) {
-	list, ok, err := c.fresh(ctx, since)
+func listedGone[T any](ctx context.Context, c *listcache.Cache[T], since time.Time, id string, idOf func(*T) string) (bool, error) {
+	list, _, ok, err := c.Fresh(ctx, since)
 	if err != nil || !ok {
 		return false, err
 	}

@@ -93,11 +93,11 @@ func (a *Adapter) ListInstances(ctx context.Context) ([]driver.Instance, error) 
 	if err := a.setupNow(ctx); err != nil {
 		return nil, err
 	}
-	vms, _, err := a.instances.get(ctx)
+	vms, _, err := a.instances.Get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	fips, _, err := a.fips.get(ctx)
+	fips, _, err := a.fips.Get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -144,21 +144,21 @@ func (a *Adapter) ListResources(ctx context.Context) ([]driver.Resource, error) 
 		}
 		out = append(out, driver.Resource{Type: typ, ID: id, Metadata: md})
 	}
-	vms, err := a.instances.refresh(ctx)
+	vms, err := a.instances.Refresh(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, vm := range vms {
 		add(TypeInstance, deref(vm.ID), a.groupName(vm.ResourceGroup), deref(vm.Name))
 	}
-	fips, err := a.fips.refresh(ctx)
+	fips, err := a.fips.Refresh(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, f := range fips {
 		add(TypeFloatingIP, deref(f.ID), a.groupName(f.ResourceGroup), deref(f.Name))
 	}
-	images, err := a.images.refresh(ctx)
+	images, err := a.images.Refresh(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/driver/listcache"
 )
 
 // Kubernetes label keys our objects carry besides the ownership keys.
@@ -34,8 +35,8 @@ type Adapter struct {
 	log *slog.Logger
 	c   *conn
 
-	spaces *listCache[item] // namespaces (kubernetes) or projects (openshift)
-	pods   *listCache[item] // our pods
+	spaces *listcache.Cache[item] // namespaces (kubernetes) or projects (openshift)
+	pods   *listcache.Cache[item] // our pods
 }
 
 var (
@@ -60,8 +61,8 @@ func Open(_ context.Context, cfg *driver.ProviderConfig, env driver.Env) (driver
 		log = slog.Default()
 	}
 	a := &Adapter{cfg: cfg, st: st, log: log, c: c}
-	a.spaces = newListCache(st.ListTTL, log, a.listSpaces)
-	a.pods = newListCache(st.ListTTL, log, a.listPods)
+	a.spaces = listcache.New(st.ListTTL, log, a.listSpaces)
+	a.pods = listcache.New(st.ListTTL, log, a.listPods)
 	return a, nil
 }
 
@@ -144,7 +145,7 @@ func ownership(labels map[string]string) map[string]string {
 func (a *Adapter) ListInstances(ctx context.Context) ([]driver.Instance, error) {
 	var out []driver.Instance
 	if a.st.Flavor == OpenShiftPods {
-		pods, _, err := a.pods.get(ctx)
+		pods, _, err := a.pods.Get(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -153,7 +154,7 @@ func (a *Adapter) ListInstances(ctx context.Context) ([]driver.Instance, error) 
 		}
 		return out, nil
 	}
-	spaces, _, err := a.spaces.get(ctx)
+	spaces, _, err := a.spaces.Get(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -180,9 +181,9 @@ func (a *Adapter) ListResources(ctx context.Context) ([]driver.Resource, error) 
 	var items []item
 	var err error
 	if a.st.Flavor == OpenShiftPods {
-		items, err = a.pods.refresh(ctx)
+		items, err = a.pods.Refresh(ctx)
 	} else {
-		items, err = a.spaces.refresh(ctx)
+		items, err = a.spaces.Refresh(ctx)
 	}
 	if err != nil {
 		return nil, err

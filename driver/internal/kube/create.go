@@ -321,7 +321,7 @@ var pullFailures = map[string]bool{
 // is still pending when the pod timeout passes fails it with the
 // scheduler's reason (a capacity error when it could not be scheduled).
 func (m *createMachine) waitPod(ctx context.Context) error {
-	pods, ok, err := m.a.pods.fresh(ctx, m.podMade)
+	pods, _, ok, err := m.a.pods.Fresh(ctx, m.podMade)
 	if err != nil {
 		return driver.TransientError("%w", err)
 	}

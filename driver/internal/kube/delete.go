@@ -64,7 +64,7 @@ func (m *deleteMachine) Advance(ctx context.Context) (bool, error) {
 	if m.a.st.Flavor == OpenShiftPods {
 		cache = m.a.pods
 	}
-	items, ok, err := cache.fresh(ctx, m.issued)
+	items, _, ok, err := cache.Fresh(ctx, m.issued)
 	if err != nil || !ok {
 		return false, err
 	}
