@@ -1,3 +1,5 @@
+//go:build !nodepool_omit_ibmvpc
+
 package stock
 
 import _ "github.com/nodepool-go/nodepool/driver/ibmvpc" // registers "ibmvpc"

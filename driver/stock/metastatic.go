@@ -1,3 +1,5 @@
+//go:build !nodepool_omit_metastatic
+
 package stock
 
 import _ "github.com/nodepool-go/nodepool/driver/metastatic" // registers "metastatic"
