@@ -61,15 +61,15 @@ type Adapter struct {
 	st  *ProviderSettings
 	log *slog.Logger
 
-	vms    *armcompute.VirtualMachinesClient
-	disks  *armcompute.DisksClient
-	images *armcompute.ImagesClient
-	skus   *armcompute.ResourceSKUsClient
-	usage  *armcompute.UsageClient
-	nics   *armnetwork.InterfacesClient
-	pips   *armnetwork.PublicIPAddressesClient
-	subnet *armnetwork.SubnetsClient
-	groups *armresources.ResourceGroupsClient
+	vms      *armcompute.VirtualMachinesClient
+	disks    *armcompute.DisksClient
+	images   *armcompute.ImagesClient
+	skus     *armcompute.ResourceSKUsClient
+	usage    *armcompute.UsageClient
+	nics     *armnetwork.InterfacesClient
+	pips     *armnetwork.PublicIPAddressesClient
+	subnet   *armnetwork.SubnetsClient
+	groups   *armresources.ResourceGroupsClient
 	blobHTTP policy.Transporter // page-blob uploads
 
 	workers chan struct{}

@@ -28,10 +28,10 @@ func (e *apiError) Unwrap() error { return e.re }
 
 // capacityCodes are the error codes of a cloud without room for the VM.
 var capacityCodes = map[string]bool{
-	"SkuNotAvailable":                      true,
-	"AllocationFailed":                     true,
-	"ZonalAllocationFailed":                true,
-	"OverconstrainedAllocationRequest":     true,
+	"SkuNotAvailable":                       true,
+	"AllocationFailed":                      true,
+	"ZonalAllocationFailed":                 true,
+	"OverconstrainedAllocationRequest":      true,
 	"OverconstrainedZonalAllocationRequest": true,
 }
 

@@ -160,8 +160,8 @@ func byName[T any](items []T, name string, nameOf func(T) *string) (T, bool) {
 	return zero, false
 }
 
-func vmName(v *armcompute.VirtualMachine) *string      { return v.Name }
-func nicName(v *armnetwork.Interface) *string          { return v.Name }
-func pipName(v *armnetwork.PublicIPAddress) *string    { return v.Name }
-func imageName(v *armcompute.Image) *string            { return v.Name }
-func diskName(v *armcompute.Disk) *string              { return v.Name }
+func vmName(v *armcompute.VirtualMachine) *string   { return v.Name }
+func nicName(v *armnetwork.Interface) *string       { return v.Name }
+func pipName(v *armnetwork.PublicIPAddress) *string { return v.Name }
+func imageName(v *armcompute.Image) *string         { return v.Name }
+func diskName(v *armcompute.Disk) *string           { return v.Name }

@@ -357,7 +357,7 @@ func (c *Cloud) subnet(w http.ResponseWriter, r *http.Request) {
 	}
 	parts := strings.Split(r.URL.Path, "/")
 	writeJSON(w, http.StatusOK, map[string]any{"id": r.URL.Path, "name": parts[len(parts)-1],
-		"type": "Microsoft.Network/virtualNetworks/subnets",
+		"type":       "Microsoft.Network/virtualNetworks/subnets",
 		"properties": map[string]any{"addressPrefix": "10.0.0.0/16", "provisioningState": "Succeeded"}})
 }
 
