@@ -30,6 +30,9 @@ func (a *Adapter) pollOpts() *runtime.PollUntilDoneOptions {
 // spec.ImageName; the disk is deleted afterwards. Both carry the
 // metadata as tags, so an upload that dies half-way is found as a leak.
 func (a *Adapter) UploadImage(ctx context.Context, spec driver.UploadSpec) (string, error) {
+	if _, err := a.ensureSetup().wait(ctx); err != nil {
+		return "", err
+	}
 	f, err := os.Open(spec.Filename)
 	if err != nil {
 		return "", fmt.Errorf("azure: %w", err)

@@ -83,7 +83,11 @@ func (c *Cloud) crud(w http.ResponseWriter, r *http.Request, group, typ, name st
 		}
 		body["id"], body["name"], body["type"] = id, parts[8], tn
 		props(body)["provisioningState"] = "Creating"
+		// Managed disks answer 202 Accepted to a create, the others 201.
 		status := http.StatusCreated
+		if typ == typeDisk {
+			status = http.StatusAccepted
+		}
 		if cur != nil {
 			status = http.StatusOK
 			props(body)["provisioningState"] = "Updating"

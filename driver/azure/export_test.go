@@ -1,0 +1,17 @@
+package azure
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+)
+
+// UseTestTransport sends every request of adapters opened from now on
+// through c, with quick retries, listings and polls.
+func UseTestTransport(c *http.Client) {
+	testClient = c
+	testRetry = &policy.RetryOptions{MaxRetries: 3, RetryDelay: 20 * time.Millisecond, MaxRetryDelay: 200 * time.Millisecond}
+	listTTL = 50 * time.Millisecond
+	pollFrequency = 20 * time.Millisecond
+}
