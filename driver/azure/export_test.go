@@ -11,7 +11,7 @@ import (
 // through c, with quick retries, listings and polls.
 func UseTestTransport(c *http.Client) {
 	testClient = c
-	testRetry = &policy.RetryOptions{MaxRetries: 3, RetryDelay: 20 * time.Millisecond, MaxRetryDelay: 200 * time.Millisecond}
+	testRetry = &policy.RetryOptions{MaxRetries: 3, RetryDelay: 20 * time.Millisecond, MaxRetryDelay: 2 * time.Second}
 	listTTL = 50 * time.Millisecond
 	pollFrequency = 20 * time.Millisecond
 }
