@@ -15,3 +15,11 @@ func UseTestTransport(c *http.Client) {
 	listTTL = 50 * time.Millisecond
 	pollFrequency = 20 * time.Millisecond
 }
+
+// SetListTTL sets the age after which shared listings are refreshed and
+// returns a function restoring the previous value.
+func SetListTTL(d time.Duration) (restore func()) {
+	old := listTTL
+	listTTL = d
+	return func() { listTTL = old }
+}
