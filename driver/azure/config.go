@@ -66,7 +66,7 @@ type ProviderSettings struct {
 	SubnetID              string        // subnet-id (wins over network)
 	Network               *Network      // network (nil when not given)
 	Rate                  float64       // API calls per second
-	PostUploadHook        string        // post-upload-hook executable
+	PostUploadHookPath    string        // post-upload-hook executable
 	ZuulPublicKey         string        // zuul-public-key: default key of cloud images
 	CloudImages           []*CloudImage // cloud-images entries
 }
@@ -80,6 +80,10 @@ func (s *ProviderSettings) CloudImage(name string) *CloudImage {
 	}
 	return nil
 }
+
+// PostUploadHook returns the post-upload-hook executable ("" for none);
+// the builder runs it after each upload.
+func (s *ProviderSettings) PostUploadHook() string { return s.PostUploadHookPath }
 
 // ImageReference is a marketplace image.
 type ImageReference struct {
@@ -156,7 +160,7 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 		ResourceGroupLocation: s.RequiredString("resource-group-location"),
 		SubnetID:              s.String("subnet-id", ""),
 		Rate:                  s.Float("rate", DefaultRate),
-		PostUploadHook:        s.String("post-upload-hook", ""),
+		PostUploadHookPath:    s.String("post-upload-hook", ""),
 		ZuulPublicKey:         s.String("zuul-public-key", ""),
 	}
 	if strict {

@@ -115,3 +115,12 @@ diskimages:
 	require.Equal(t, n.ExternalID, vm.Name)
 	require.Equal(t, imgID, dig(vm.Body, "properties", "storageProfile", "imageReference", "id"))
 }
+
+// The builder finds the post-upload-hook on the provider settings.
+func TestPostUploadHook(t *testing.T) {
+	cfg, err := nodepool.LoadConfig(writeConfig(t, provider+"    post-upload-hook: /usr/local/bin/hook\n"+cloudImages+pools), "")
+	require.NoError(t, err)
+	h, ok := cfg.Providers[0].Settings.(builder.PostUploadHooker)
+	require.True(t, ok)
+	require.Equal(t, "/usr/local/bin/hook", h.PostUploadHook())
+}
