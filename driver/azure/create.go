@@ -101,11 +101,13 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 	defer m.mu.Unlock()
 	switch m.state {
 	case csStart:
-		v, ok, err := m.step(func(ctx context.Context) (any, error) { return m.a.ensureSetup().wait(ctx) })
-		if !ok {
+		// The setup runs once per adapter on its own worker; machines do
+		// not hold a worker while waiting for it.
+		v, err, done := m.a.ensureSetup().ready()
+		if !done || err != nil {
 			return nil, err
 		}
-		m.subnetID = v.(string)
+		m.subnetID = v
 		m.tags = m.makeTags()
 		m.id = m.spec.Hostname
 		m.state = csPIPSubmit
