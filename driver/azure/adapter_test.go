@@ -278,3 +278,17 @@ func TestOpenErrors(t *testing.T) {
 	require.ErrorContains(t, err, "not valid JSON")
 	require.NotContains(t, err.Error(), "s3cr3t")
 }
+
+// A leaked VM is deleted with everything a node deletion removes,
+// including its untagged OS disk.
+func TestLeakedInstanceTakesItsDisk(t *testing.T) {
+	cloud, ad, cfg := openFake(t, "")
+	_, err := create(t, ad, spec(cfg, "bionic", "0000000040"))
+	require.NoError(t, err)
+	require.Len(t, cloud.Resources("Microsoft.Compute/disks"), 1)
+	lc := ad.(driver.LeakCleaner)
+	require.NoError(t, lc.DeleteResource(context.Background(), driver.Resource{Type: azure.TypeInstance, ID: "np0000000040"}))
+	for _, typ := range []string{"Microsoft.Compute/virtualMachines", "Microsoft.Network/networkInterfaces", "Microsoft.Network/publicIPAddresses", "Microsoft.Compute/disks"} {
+		require.Eventually(t, func() bool { return len(cloud.Resources(typ)) == 0 }, timeout, tick, typ)
+	}
+}

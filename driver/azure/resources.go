@@ -105,7 +105,10 @@ func (a *Adapter) DeleteResource(ctx context.Context, r driver.Resource) error {
 	var err error
 	switch r.Type {
 	case TypeInstance:
-		_, err = a.vms.BeginDelete(ctx, rg, r.ID, nil)
+		// The whole node goes, as a node deletion would take it: the OS
+		// disk carries no tags and would otherwise never be found.
+		go a.deleteInBackground(r.ID)
+		return nil
 	case TypeNIC:
 		_, err = a.nics.BeginDelete(ctx, rg, r.ID, nil)
 	case TypePIP:
@@ -118,6 +121,26 @@ func (a *Adapter) DeleteResource(ctx context.Context, r driver.Resource) error {
 		return fmt.Errorf("azure: unknown resource type %q", r.Type)
 	}
 	return classify(err, "deleting %s %s", r.Type, r.ID)
+}
+
+// deleteInBackground runs a delete machine to its end (or until the
+// adapter closes).
+func (a *Adapter) deleteInBackground(name string) {
+	m := a.DeleteMachine(name)
+	for a.ctx.Err() == nil {
+		done, err := m.Advance(a.ctx)
+		if err != nil && !driver.IsTransient(err) {
+			a.log.Warn("deleting leaked instance failed", "name", name, "error", err)
+			return
+		}
+		if done {
+			return
+		}
+		select {
+		case <-time.After(listTTL / 4):
+		case <-a.ctx.Done():
+		}
+	}
 }
 
 // QuotaLimits returns the location's compute usage limits: total
