@@ -99,8 +99,8 @@ func fulfilled(t *testing.T, ctx context.Context, req *zuulsim.Request) *zkclien
 }
 
 // A cloud-image request served through ZooKeeper as Zuul sees it, with
-// 5xx answers ridden out on the way; the returned node's VM, NIC and
-// public IP are deleted.
+// 5xx answers ridden out, an allocation failure retried and slow calls on
+// the way; the returned node's VM, NIC and public IP are deleted.
 func TestE2ECloudImage(t *testing.T) {
 	cloud, auth := newFake(t)
 	zk, chroot := zktest.Connect(t)
@@ -110,6 +110,9 @@ func TestE2ECloudImage(t *testing.T) {
 
 	// More failures than the SDK retries: the launcher retries the step.
 	cloud.Inject(fakeazure.Fault{Method: "PUT", Path: "/virtualmachines/", Status: 500, Code: "InternalServerError", Msg: "oops", Times: 5})
+	// No capacity for the first VM: the attempt fails, the next succeeds.
+	cloud.FailAllocations(1)
+	cloud.SetLatency(5 * time.Millisecond)
 	req, err := zuulsim.Submit(ctx, zk, []string{"bionic"}, zuulsim.Options{Tenant: "tenant-1"})
 	require.NoError(t, err)
 	got, err := req.Wait(ctx)

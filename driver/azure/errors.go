@@ -55,7 +55,12 @@ func classify(err error, format string, args ...any) error {
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {
 		msg := errorMessage(re)
-		ae := &apiError{re: re, msg: fmt.Sprintf("%s: %s (HTTP %d): %s", what, re.ErrorCode, re.StatusCode, msg)}
+		where := fmt.Sprintf("HTTP %d", re.StatusCode)
+		if re.StatusCode < 400 {
+			// A failed asynchronous operation, reported by its poll.
+			where = "operation failed"
+		}
+		ae := &apiError{re: re, msg: fmt.Sprintf("%s: %s (%s): %s", what, re.ErrorCode, where, msg)}
 		switch {
 		case quotaCodes[re.ErrorCode] || (re.ErrorCode == "OperationNotAllowed" && strings.Contains(strings.ToLower(msg), "quota")):
 			return driver.QuotaError("azure: %w", ae)
