@@ -149,7 +149,8 @@ func TestE2ECloudImage(t *testing.T) {
 	}
 }
 
-// The cloud's VM quota pauses the pool: the second request waits until
+// Quota: a refusal by the cloud aborts the node without failing it, and
+// the cloud's VM limit pauses the pool: the second request waits until
 // the first node is returned.
 func TestE2EQuotaPause(t *testing.T) {
 	cloud, auth := newFake(t)
@@ -159,9 +160,17 @@ func TestE2EQuotaPause(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
+	// A refusal for quota the launcher could not foresee (someone else
+	// used the cores) aborts the node and pauses; the request is served
+	// once the cloud accepts.
+	cloud.Inject(fakeazure.Fault{Method: "PUT", Path: "/virtualmachines/", Status: 409, Code: "OperationNotAllowed",
+		Msg: "Operation could not be completed as it results in exceeding approved Total Regional Cores quota."})
 	first, err := zuulsim.Submit(ctx, zk, []string{"bionic"}, zuulsim.Options{})
 	require.NoError(t, err)
 	fulfilled(t, ctx, first)
+	got, err := zk.GetRequest(ctx, first.ID)
+	require.NoError(t, err)
+	require.Empty(t, got.DeclinedBy, "a quota refusal does not fail the request's node")
 	second, err := zuulsim.Submit(ctx, zk, []string{"bionic"}, zuulsim.Options{})
 	require.NoError(t, err)
 	require.Never(t, func() bool {
