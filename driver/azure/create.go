@@ -26,6 +26,7 @@ const (
 	csVMSubmit   = "creating vm"
 	csVMWait     = "waiting for vm"
 	csVMFailed   = "vm failed"
+	csAddrWait   = "querying addresses"
 	csComplete   = "complete"
 	csFailedDone = "failed"
 )
@@ -137,9 +138,6 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 			case armnetwork.ProvisioningStateFailed:
 				return nil, fmt.Errorf("azure: public IP address %s failed to provision", name)
 			case armnetwork.ProvisioningStateSucceeded:
-				if deref(p.Properties.IPAddress) == "" {
-					return nil, nil
-				}
 			default:
 				return nil, nil
 			}
@@ -168,11 +166,6 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 		default:
 			return nil, nil
 		}
-		for _, c := range n.Properties.IPConfigurations {
-			if c.Properties == nil || deref(c.Properties.PrivateIPAddress) == "" {
-				return nil, nil
-			}
-		}
 		m.nic, m.state = n, csVMSubmit
 	case csVMSubmit:
 		_, ok, err := m.step(m.createVM)
@@ -191,8 +184,8 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 		}
 		switch deref(vm.Properties.ProvisioningState) {
 		case "Succeeded":
-			m.vm, m.state = vm, csComplete
-			return m.instance(), nil
+			m.vm, m.since, m.state = vm, time.Now(), csAddrWait
+			return nil, nil
 		case "Failed":
 			m.state = csVMFailed
 		default:
@@ -225,12 +218,50 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 			err = driver.WithMetric(err, "error.status")
 		}
 		return nil, err
+	case csAddrWait:
+		// Dynamic public addresses are only allocated once the VM runs:
+		// read the NIC and the public IPs again from listings made after.
+		return m.addresses()
 	case csComplete:
 		return m.instance(), nil
 	default:
 		return nil, fmt.Errorf("azure: create machine for %s already failed", m.spec.Hostname)
 	}
 	return nil, nil
+}
+
+// addresses completes the machine once the NIC has its private addresses
+// and every public IP its address.
+func (m *createMachine) addresses() (*driver.Instance, error) {
+	nics, ok, err := m.a.nicList.fresh(m.since)
+	if !ok {
+		return nil, transientList(err)
+	}
+	pips := []*armnetwork.PublicIPAddress{}
+	if len(m.pips) > 0 {
+		if pips, ok, err = m.a.pipList.fresh(m.since); !ok {
+			return nil, transientList(err)
+		}
+	}
+	n, found := byName(nics, m.spec.Hostname+"-nic", nicName)
+	if !found || n.Properties == nil {
+		return nil, nil
+	}
+	for _, c := range n.Properties.IPConfigurations {
+		if c.Properties == nil || deref(c.Properties.PrivateIPAddress) == "" {
+			return nil, nil
+		}
+	}
+	got := map[string]*armnetwork.PublicIPAddress{}
+	for version, p := range m.pips {
+		q, found := byName(pips, deref(p.Name), pipName)
+		if !found || q.Properties == nil || deref(q.Properties.IPAddress) == "" {
+			return nil, nil
+		}
+		got[version] = q
+	}
+	m.nic, m.pips, m.state = n, got, csComplete
+	return m.instance(), nil
 }
 
 // transientList reports a failed shared listing as transient.

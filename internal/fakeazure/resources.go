@@ -195,18 +195,15 @@ func (c *Cloud) createCheck(r *resource) (apply func(), fail, code, msg string) 
 	name := str(r.body["name"])
 	switch r.typ {
 	case typePIP:
-		version := str(p["publicIPAddressVersion"])
-		if version == "" {
-			version = "IPv4"
+		if str(p["publicIPAddressVersion"]) == "" {
+			p["publicIPAddressVersion"] = "IPv4"
 		}
-		return func() {
-			c.nextIP++
-			if version == "IPv6" {
-				p["ipAddress"] = fmt.Sprintf("2001:db8::%x", c.nextIP)
-			} else {
-				p["ipAddress"] = fmt.Sprintf("203.0.%d.%d", 113+c.nextIP/250, 1+c.nextIP%250)
-			}
-		}, "", "", ""
+		// Static addresses are allocated with the resource, dynamic ones
+		// once a VM using them runs.
+		if !strings.EqualFold(str(p["publicIPAllocationMethod"]), "Static") {
+			return nil, "", "", ""
+		}
+		return func() { c.allocatePublicLocked(r) }, "", "", ""
 	case typeNIC:
 		cfgs := ipConfigs(p)
 		if len(cfgs) == 0 {
@@ -291,6 +288,15 @@ func (c *Cloud) createCheck(r *resource) (apply func(), fail, code, msg string) 
 		sp["osDisk"] = map[string]any{"name": disk, "createOption": "FromImage", "managedDisk": map[string]any{"id": diskID}}
 		p["vmId"] = fmt.Sprintf("%08x-0000-4000-8000-%012x", c.seq, c.seq)
 		return func() {
+			for _, nic := range nics {
+				for _, ipc := range ipConfigs(props(nic.body)) {
+					if pr, ok := props(ipc)["publicIPAddress"].(map[string]any); ok {
+						if pip := c.res[strings.ToLower(str(pr["id"]))]; pip != nil && str(props(pip.body)["ipAddress"]) == "" {
+							c.allocatePublicLocked(pip)
+						}
+					}
+				}
+			}
 			c.res[strings.ToLower(diskID)] = &resource{id: diskID, typ: typeDisk, created: time.Now(),
 				body: map[string]any{"id": diskID, "name": disk, "type": typeNames[typeDisk], "location": r.body["location"],
 					"properties": map[string]any{"provisioningState": "Succeeded", "diskState": "Attached", "diskSizeGB": 30}}}
@@ -319,6 +325,17 @@ func (c *Cloud) createCheck(r *resource) (apply func(), fail, code, msg string) 
 		p["sourceBlob"] = len(c.blobs[strings.ToLower(str(d.body["name"]))])
 	}
 	return nil, "", "", ""
+}
+
+// allocatePublicLocked gives a public IP resource its address.
+func (c *Cloud) allocatePublicLocked(r *resource) {
+	p := props(r.body)
+	c.nextIP++
+	if str(p["publicIPAddressVersion"]) == "IPv6" {
+		p["ipAddress"] = fmt.Sprintf("2001:db8::%x", c.nextIP)
+	} else {
+		p["ipAddress"] = fmt.Sprintf("203.0.%d.%d", 113+c.nextIP/250, 1+c.nextIP%250)
+	}
 }
 
 // action serves POST .../disks/{name}/beginGetAccess and endGetAccess.
