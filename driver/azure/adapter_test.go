@@ -292,3 +292,24 @@ func TestLeakedInstanceTakesItsDisk(t *testing.T) {
 		require.Eventually(t, func() bool { return len(cloud.Resources(typ)) == 0 }, timeout, tick, typ)
 	}
 }
+
+// generate-password gives each VM a fresh strong password that is never
+// logged.
+func TestGeneratedPassword(t *testing.T) {
+	cloud, ad, cfg := openFake(t, "")
+	inst, err := create(t, ad, spec(cfg, "windows", "0000000050"))
+	require.NoError(t, err)
+	vm := one(t, cloud, "Microsoft.Compute/virtualMachines")
+	pw, _ := dig(vm.Body, "properties", "osProfile", "adminPassword").(string)
+	require.Len(t, pw, 64)
+	require.Regexp(t, `[a-z]`, pw)
+	require.Regexp(t, `[A-Z]`, pw)
+	require.Regexp(t, `[0-9]`, pw)
+	require.Equal(t, "foobar", dig(vm.Body, "properties", "osProfile", "adminUsername"))
+	require.Nil(t, dig(vm.Body, "properties", "osProfile", "linuxConfiguration"), "no key")
+	require.Equal(t, base64.StdEncoding.EncodeToString([]byte("custom")), dig(vm.Body, "properties", "osProfile", "customData"))
+	require.Equal(t, "winrm", cfg.Pools[0].Label("windows").ConnectionType)
+	require.Equal(t, 5986, cfg.Pools[0].Label("windows").ConnectionPort)
+	remove(t, ad, inst.ExternalID)
+	require.NotContains(t, logsOf(t), pw)
+}

@@ -62,6 +62,11 @@ cloud-images:
   - name: by-tag
     username: zuul
     image-filter: {tags: {foo: bar}}
+  - name: windows
+    username: foobar
+    generate-password: true
+    connection-type: winrm
+    image-reference: {sku: 2022-datacenter-azure-edition, publisher: MicrosoftWindowsServer, version: latest, offer: WindowsServer}
 diskimages:
   - name: img
     username: zuul
@@ -79,6 +84,10 @@ pools:
       - name: tagged
         cloud-image: by-tag
         hardware-profile: {vm-size: Standard_B2s}
+      - name: windows
+        cloud-image: windows
+        hardware-profile: {vm-size: Standard_B2s}
+        custom-data: "custom"
       - name: disk
         diskimage: img
         hardware-profile: {vm-size: Standard_B1ls}
