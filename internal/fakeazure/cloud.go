@@ -154,6 +154,16 @@ func (c *Cloud) SetDelays(op, list time.Duration) {
 	c.mu.Unlock()
 }
 
+// Settle completes every asynchronous operation under way now.
+func (c *Cloud) Settle() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, op := range c.ops {
+		op.due = time.Time{}
+	}
+	c.tickLocked()
+}
+
 // SetLatency delays every answer (slow calls).
 func (c *Cloud) SetLatency(d time.Duration) {
 	c.mu.Lock()
