@@ -3,7 +3,6 @@ package statuspage
 import (
 	"context"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -62,12 +61,7 @@ func (h *Handler) serveRequest(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return err
 		}
-		es := expl[req.ID]
-		sort.Slice(es, func(i, j int) bool { return es[i].PoolID < es[j].PoolID })
-		for _, e := range es {
-			d.Explain = append(d.Explain, Explanation{Pool: e.Provider + "/" + e.Pool, Status: e.Status,
-				Reason: e.Reason, Limit: e.Limit, Behind: nonNil(e.Behind), Since: Age(now, e.Since)})
-		}
+		d.Explain = explanations(expl[req.ID], now)
 		return nil
 	})
 }

@@ -359,7 +359,7 @@ func gauge(name string, used, limit float64) Gauge {
 		return g
 	}
 	g.Limited, g.Max = true, limit
-	g.Low, g.High = 0.8*limit, limit-0.5
+	g.Low, g.High = pct(0.8*limit), limit-0.5
 	g.Text = quota.FormatNumber(used) + " of " + quota.FormatNumber(limit)
 	switch {
 	case used >= limit:
@@ -441,16 +441,37 @@ func queue(reqs []*zkclient.NodeRequest, statuses []*zkclient.PoolStatus, now ti
 	out := make([]QueuedRequest, 0, min(len(waiting), maxRequestRows))
 	for _, r := range waiting[:min(len(waiting), maxRequestRows)] {
 		q := QueuedRequest{ID: r.ID, State: string(r.State), Priority: r.Priority(), Relative: r.RelativePriority,
-			Requestor: r.Requestor, Labels: nonNil(r.NodeTypes), Age: Age(now, r.StateTime), Explain: []Explanation{}}
-		es := expl[r.ID]
-		sort.Slice(es, func(i, j int) bool { return es[i].PoolID < es[j].PoolID })
-		for _, e := range es {
-			q.Explain = append(q.Explain, Explanation{Pool: e.Provider + "/" + e.Pool, Status: e.Status,
-				Reason: e.Reason, Limit: e.Limit, Behind: nonNil(e.Behind), Since: Age(now, e.Since)})
-		}
+			Requestor: r.Requestor, Labels: nonNil(r.NodeTypes), Age: Age(now, r.StateTime)}
+		q.Explain = explanations(expl[r.ID], now)
 		out = append(out, q)
 	}
 	return out, len(waiting)
+}
+
+// statusRank orders a request's explanations: pools working on it first,
+// pools that declined it last.
+var statusRank = map[string]int{zkclient.ExplainHandling: 0, zkclient.ExplainPaused: 1, zkclient.ExplainDeferred: 2, zkclient.ExplainDeclined: 4}
+
+func explanations(es []zkclient.Explanation, now time.Time) []Explanation {
+	es = slices.Clone(es)
+	rank := func(s string) int {
+		if r, ok := statusRank[s]; ok {
+			return r
+		}
+		return 3
+	}
+	sort.Slice(es, func(i, j int) bool {
+		if ri, rj := rank(es[i].Status), rank(es[j].Status); ri != rj {
+			return ri < rj
+		}
+		return es[i].PoolID < es[j].PoolID
+	})
+	out := []Explanation{}
+	for _, e := range es {
+		out = append(out, Explanation{Pool: e.Provider + "/" + e.Pool, Status: e.Status,
+			Reason: e.Reason, Limit: e.Limit, Behind: nonNil(e.Behind), Since: Age(now, e.Since)})
+	}
+	return out
 }
 
 func images(ctx context.Context, zk *zkclient.Client, s *Snapshot, now time.Time) error {

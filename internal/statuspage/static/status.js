@@ -48,7 +48,7 @@
     }) : ["none"];
     return el("dl", { "class": "health" }, [
       el("dt", {}, ["ZooKeeper"]),
-      el("dd", { "class": h.connected ? "ok" : "bad" }, [(h.connected ? "connected" : "not connected") + " · session " + h.session + " " + h.session_id]),
+      el("dd", { "class": h.connected ? "ok" : "bad" }, [(h.connected ? "connected" : "not connected (" + h.session + ")") + " · session " + h.session_id]),
       el("dt", {}, ["Launcher"]),
       el("dd", { "class": h.ready ? "ok" : "bad" }, [h.ready ? "ready" : "starting"]),
       el("dt", {}, ["Last cleanup pass"]), el("dd", {}, [h.last_cleanup]),
