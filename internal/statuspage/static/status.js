@@ -39,7 +39,10 @@
     var box = document.getElementById(id);
     if (!box) return;
     while (box.firstChild) box.removeChild(box.firstChild);
-    [].concat(nodes).forEach(function (n) { if (n) box.appendChild(n); });
+    [].concat(nodes).forEach(function (n) {
+      if (n === null || n === undefined) return;
+      box.appendChild(typeof n === "string" ? document.createTextNode(n) : n);
+    });
   }
 
   function health(h) {
