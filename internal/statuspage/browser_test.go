@@ -105,6 +105,14 @@ func TestBrowser(t *testing.T) {
 	zctx, cancel := context.WithTimeout(context.Background(), 2*waitFor)
 	defer cancel()
 
+	// First in a tab of its own with scripts disabled: the server's
+	// snapshot is all there is.
+	t.Run("without JavaScript", func(t *testing.T) {
+		tab, cancel := chromedp.NewContext(ctx)
+		defer cancel()
+		withoutJavaScript(t, tab, f)
+	})
+
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+"/")))
 	// The script has replaced the server's rendering with its own.
 	poll(t, ctx, `document.body.getAttribute("data-refreshes") >= 1`, "the page refreshes from status.json")
@@ -157,11 +165,9 @@ func TestBrowser(t *testing.T) {
 	require.True(t, eval[bool](t, ctx, `window.notReloaded === true`), "the page updated in place")
 }
 
-// TestBrowserWithoutJavaScript loads the page with scripts disabled: the
-// server's snapshot is all there is, and it shows the same.
-func TestBrowserWithoutJavaScript(t *testing.T) {
-	ctx := browser(t)
-	f := newFixture(t)
+// withoutJavaScript loads the page with scripts disabled: the server's
+// snapshot shows the same as the script would.
+func withoutJavaScript(t *testing.T, ctx context.Context, f *fixture) {
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 			_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true})

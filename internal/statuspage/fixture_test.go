@@ -116,7 +116,7 @@ providers:
 			ExternalID: "img-" + p, ExternalName: "debian-bookworm-" + build.ID[:8]}))
 	}
 
-	f.srv = httptest.NewServer(webapp.New(l.ZooKeeper(), l.Ready, webapp.WithPage(statuspage.New(l))))
+	f.srv = httptest.NewServer(webapp.New(l.ZooKeeper(), l.Ready, webapp.WithMetrics(l.MetricsHandler()), webapp.WithPage(statuspage.New(l))))
 	t.Cleanup(f.srv.Close)
 	return f
 }

@@ -34,8 +34,17 @@ func snapshot(t *testing.T, base string) *statuspage.Snapshot {
 	return &s
 }
 
-func TestPageAndSnapshot(t *testing.T) {
+// TestStatusPage checks the page's data and its server rendering on one
+// launcher: the JSON snapshot, the HTML page, the detail pages, and the
+// Grafana dashboard's queries against the launcher's /metrics.
+func TestStatusPage(t *testing.T) {
 	f := newFixture(t)
+	t.Run("page", func(t *testing.T) { testPage(t, f) })
+	t.Run("details", func(t *testing.T) { testDetails(t, f) })
+	t.Run("dashboard", func(t *testing.T) { testDashboard(t, f) })
+}
+
+func testPage(t *testing.T, f *fixture) {
 	base := f.srv.URL
 	var s *statuspage.Snapshot
 	require.Eventually(t, func() bool {
@@ -126,8 +135,7 @@ func TestPageAndSnapshot(t *testing.T) {
 	}
 }
 
-func TestDetailPages(t *testing.T) {
-	f := newFixture(t)
+func testDetails(t *testing.T, f *fixture) {
 	base := f.srv.URL
 
 	code, _, page := get(t, base+"/node?id="+f.inUseNode())
