@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nodepool-go/nodepool"
 	_ "github.com/nodepool-go/nodepool/driver/simcloud"
 	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/statuspage"
@@ -30,7 +31,8 @@ const (
 // status page the way nodepool-launcher serves it: a pool at its
 // max-servers with one node in use, a request waiting on that limit, two
 // ready nodes elsewhere, a held node of another launcher whose label,
-// comment and a waiting request's requestor are hostile markup, and an image build with uploads.
+// comment and a waiting request's requestor are hostile markup, cleanup
+// passes every second, and an image build with uploads.
 type fixture struct {
 	zk      *zkclient.Client
 	srv     *httptest.Server
@@ -70,7 +72,7 @@ providers:
         max-cores: 16
         labels:
           - name: large
-`, cloud))
+`, cloud), nodepool.WithCleanupInterval(time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	f := &fixture{zk: zk}

@@ -49,14 +49,15 @@ func testPage(t *testing.T, f *fixture) {
 	var s *statuspage.Snapshot
 	require.Eventually(t, func() bool {
 		s = snapshot(t, base)
-		return len(s.Queue) == 2 && len(s.Builds) == 1
-	}, 10*time.Second, 100*time.Millisecond, "the snapshot shows both waiting requests and the build")
+		return len(s.Queue) == 2 && len(s.Builds) == 1 && s.Health.LastCleanup != "never"
+	}, 20*time.Second, 100*time.Millisecond, "the snapshot shows both waiting requests, the build and a cleanup pass")
 
 	require.Empty(t, s.Errors)
 	require.True(t, s.Health.Connected)
 	require.True(t, s.Health.Ready)
 	require.Equal(t, "connected", s.Health.Session)
 	require.NotEmpty(t, s.Health.Launchers)
+	require.Regexp(t, `^\d+s ago$`, s.Health.LastCleanup)
 
 	// Bars: one per provider, stacked by state, widths relative to the
 	// longest bar.
