@@ -50,6 +50,9 @@ type Source interface {
 // many open pages cost ZooKeeper one walk per second at most.
 const CacheExpiry = time.Second
 
+// collectTimeout bounds the ZooKeeper reads of one snapshot.
+const collectTimeout = 10 * time.Second
+
 // RefreshInterval is how often the page's script fetches a new snapshot.
 const RefreshInterval = 5 * time.Second
 
@@ -142,7 +145,11 @@ func (h *Handler) snapshot(ctx context.Context) *Snapshot {
 	if h.snap != nil && now.Sub(h.at) < CacheExpiry && !now.Before(h.at) {
 		return h.snap
 	}
-	h.snap, h.at = collect(ctx, h.src, now), now
+	// The snapshot serves every client for a second: one client going
+	// away must not cut it short for the others.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), collectTimeout)
+	defer cancel()
+	h.snap, h.at = collect(cctx, h.src, now), now
 	return h.snap
 }
 
