@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nodepool-go/nodepool/internal/status"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -55,7 +56,7 @@ func (h *Handler) serveRequest(w http.ResponseWriter, r *http.Request) {
 			{Name: "Nodes", Values: req.Nodes, Link: "node"},
 			one("Declined By", joinOrEmpty(req.DeclinedBy)),
 			one("Event ID", req.EventID),
-			one("Created", Age(now, req.CreatedTime)+" ago"),
+			one("Created", ago(now, req.CreatedTime)),
 		}
 		expl, err := zk.Explanations(ctx)
 		if err != nil {
@@ -64,6 +65,14 @@ func (h *Handler) serveRequest(w http.ResponseWriter, r *http.Request) {
 		d.Explain = explanations(expl[req.ID], now)
 		return nil
 	})
+}
+
+// ago is Age with " ago", or "-" for no timestamp.
+func ago(now time.Time, unix float64) string {
+	if unix <= 0 {
+		return "-"
+	}
+	return Age(now, unix) + " ago"
 }
 
 func joinOrEmpty(v []string) string { return strings.Join(v, ", ") }

@@ -208,7 +208,7 @@ func collect(ctx context.Context, src Source, now time.Time) *Snapshot {
 func health(ctx context.Context, src Source, zk *zkclient.Client, now time.Time) Health {
 	h := Health{Ready: src.Ready(), LastCleanup: "never", Session: "not started"}
 	if t := src.LastCleanup(); !t.IsZero() {
-		h.LastCleanup = Age(now, float64(t.UnixNano())/1e9) + " ago"
+		h.LastCleanup = ago(now, float64(t.UnixNano())/1e9)
 	}
 	if zk == nil {
 		return h
