@@ -62,6 +62,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.ExecPath(chromium(t)),
 		chromedp.NoSandbox, // the CI runs tests as root
 		chromedp.WindowSize(1280, 1000),
+		chromedp.WSURLReadTimeout(waitFor), // Chromium starts slowly on a busy machine
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
