@@ -117,5 +117,9 @@ func (l *Launcher) Ready() bool { return l.impl.Ready() }
 // has created it). Callers must not modify the cached nodes.
 func (l *Launcher) Nodes() *zkclient.TreeCache[*zkclient.Node] { return l.impl.Nodes() }
 
+// LastCleanup returns when the launcher's last complete pass of the
+// periodic cleanup tasks ended (zero before the first one).
+func (l *Launcher) LastCleanup() time.Time { return l.impl.LastCleanup() }
+
 // MetricsHandler serves the launcher's Prometheus metrics.
 func (l *Launcher) MetricsHandler() http.Handler { return l.impl.MetricsHandler() }

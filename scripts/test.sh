@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs and starts what the tests need (ZooKeeper,
-# kazoo, an SSH server, qemu-img), then go vet and go test -race.
+# kazoo, an SSH server, qemu-img, headless Chromium for the status page's
+# browser test), then go vet and go test -race.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
@@ -9,6 +10,7 @@ need=()
 /usr/bin/python3 -c 'import kazoo' 2>/dev/null || need+=(python3-kazoo)
 command -v qemu-img >/dev/null || need+=(qemu-utils)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -26,6 +26,15 @@ const initOrphanAge = 60 * time.Second
 type cleanupState struct {
 	mu         sync.Mutex
 	orphanInit map[string]bool // init nodes of ours whose launch failed
+	lastPass   time.Time       // when the last complete cleanup pass ended
+}
+
+// LastCleanup returns when the last complete cleanup pass ended (zero
+// before the first one).
+func (l *Launcher) LastCleanup() time.Time {
+	l.cleanup.mu.Lock()
+	defer l.cleanup.mu.Unlock()
+	return l.cleanup.lastPass
 }
 
 // orphanInit remembers an init node this launcher created but could not
@@ -258,6 +267,9 @@ func (l *Launcher) CleanupPass(ctx context.Context) {
 			l.log.Warn("cleanup task failed", "task", t.name, "error", err)
 		}
 	}
+	l.cleanup.mu.Lock()
+	l.cleanup.lastPass = l.now()
+	l.cleanup.mu.Unlock()
 }
 
 func (l *Launcher) cleanupRequestLocks(ctx context.Context) error {

@@ -64,11 +64,13 @@ func (c zkOpsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// registerZKOps adds the ZooKeeper request counters to the registry once.
+// registerZKOps adds the ZooKeeper request counters and the request queue
+// gauges to the registry once.
 func (l *Launcher) registerZKOps() {
 	l.zkOpsOnce.Do(func() {
 		_ = l.stats.reporter().Registry().Register(zkOpsCollector{l: l, desc: prometheus.NewDesc(
 			"nodepool_zookeeper_requests_total", "ZooKeeper requests sent by this launcher, by operation.",
 			[]string{"op"}, nil)})
+		_ = l.stats.reporter().Registry().Register(newRequestCollector(l))
 	})
 }

@@ -32,6 +32,7 @@ type Handler struct {
 	ready   func() bool
 	now     func() time.Time
 	metrics http.Handler
+	page    http.Handler
 
 	mu    sync.Mutex
 	cache map[string]*entry
@@ -53,6 +54,10 @@ func WithClock(now func() time.Time) Option {
 
 // WithMetrics serves m (the Prometheus exposition) at /metrics.
 func WithMetrics(m http.Handler) Option { return func(h *Handler) { h.metrics = m } }
+
+// WithPage serves page (the HTML status page) for the paths the API does
+// not answer, / among them.
+func WithPage(page http.Handler) Option { return func(h *Handler) { h.page = page } }
 
 // New returns the status API handler reading from zk. ready reports
 // whether the launcher finished its first main-loop iteration; nil means
@@ -114,6 +119,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	prod, ok := endpoints[r.URL.Path]
+	if !ok && h.page != nil {
+		h.page.ServeHTTP(w, r)
+		return
+	}
 	if !ok {
 		http.NotFound(w, r)
 		return

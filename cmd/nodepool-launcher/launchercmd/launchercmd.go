@@ -22,6 +22,7 @@ import (
 	"github.com/nodepool-go/nodepool/config"
 	_ "github.com/nodepool-go/nodepool/driver/stock"
 	"github.com/nodepool-go/nodepool/internal/daemon"
+	"github.com/nodepool-go/nodepool/internal/statuspage"
 	"github.com/nodepool-go/nodepool/internal/webapp"
 )
 
@@ -79,7 +80,7 @@ func Main(args []string) int {
 			for l.ZooKeeper() == nil {
 				time.Sleep(50 * time.Millisecond)
 			}
-			srv := &http.Server{Addr: addr, Handler: webapp.New(l.ZooKeeper(), l.Ready, webapp.WithMetrics(l.MetricsHandler())), ReadHeaderTimeout: 10 * time.Second}
+			srv := &http.Server{Addr: addr, Handler: webapp.New(l.ZooKeeper(), l.Ready, webapp.WithMetrics(l.MetricsHandler()), webapp.WithPage(statuspage.New(l))), ReadHeaderTimeout: 10 * time.Second}
 			log.Info("serving web status API", "address", addr)
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("web status API stopped", "error", err)
