@@ -211,7 +211,7 @@ func contains(list []string, s string) bool {
 
 // upload uploads a build to the provider and returns the record to store.
 func (b *Builder) upload(ctx context.Context, cfg *config.Config, p *driver.ProviderConfig, pd *driver.ProviderDiskimage, build *zkclient.ImageBuild, uploadID string) (*zkclient.ImageUpload, error) {
-	log := b.log.With("image", pd.Name, "build", build.ID, "provider", p.Name, "upload", uploadID)
+	log := b.logFor(ctx).With("image", pd.Name, "build", build.ID, "provider", p.Name, "upload", uploadID)
 	start := b.now()
 	started := time.Now()
 	timestamp := strconv.FormatInt(start.Unix(), 10)

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nodepool-go/nodepool/internal/logconfig"
+
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nodepool-go/nodepool/config"
@@ -152,7 +154,7 @@ func (l *Launcher) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		zc.Logger = l.log
+		zc.Logger = l.log.With(logconfig.LoggerKey, "nodepool.zk.ZooKeeper")
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		l.zk, err = zkclient.Connect(cctx, zc)
 		cancel()
@@ -372,7 +374,7 @@ func (l *Launcher) reconcile(ctx context.Context) {
 }
 
 func (l *Launcher) startProvider(ctx context.Context, pc *driver.ProviderConfig) (*provider, error) {
-	log := l.log.With("provider", pc.Name)
+	log := l.log.With(logconfig.LoggerKey, "nodepool.StateMachineProvider."+pc.Name)
 	octx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	ad, err := l.drivers.Open(octx, pc, driver.Env{Logger: log, Services: services{zk: l.zk, stats: &l.stats}})
