@@ -24,17 +24,20 @@ import (
 // cloud image name template (OpenStack image-name-format). The default is
 // "{image_name}-{timestamp}".
 type ImageNameFormatter interface {
-	// ImageNameFormat returns the template, with {image_name},
-	// {timestamp} and {upload_id} fields.
-	ImageNameFormat() string
+	// UploadNameFormat returns the template, with {image_name},
+	// {timestamp} (Unix seconds at the upload's start) and {upload_id}
+	// fields; "" means the default.
+	UploadNameFormat() string
 }
 
 // PostUploadHooker is implemented by provider Settings that configure a
-// post-upload-hook executable.
+// post-upload-hook executable (OpenStack post-upload-hook). It runs after
+// each successful upload with the provider name, the image's external id
+// and the uploaded file as arguments; a non-zero exit deletes the image
+// and fails the upload.
 type PostUploadHooker interface {
-	// PostUploadHook returns the path of the executable run after each
-	// successful upload ("" for none).
-	PostUploadHook() string
+	// UploadHook returns the executable's path ("" for none).
+	UploadHook() string
 }
 
 // DefaultImageNameFormat is the cloud name template of most drivers.
@@ -230,8 +233,8 @@ func (b *Builder) upload(ctx context.Context, cfg *config.Config, p *driver.Prov
 		return failed, nil
 	}
 	tmpl := DefaultImageNameFormat
-	if f, ok := p.Settings.(ImageNameFormatter); ok && f.ImageNameFormat() != "" {
-		tmpl = f.ImageNameFormat()
+	if f, ok := p.Settings.(ImageNameFormatter); ok && f.UploadNameFormat() != "" {
+		tmpl = f.UploadNameFormat()
 	}
 	name := formatImageName(tmpl, pd.Name, timestamp, uploadID)
 	meta := map[string]string{}
@@ -258,8 +261,8 @@ func (b *Builder) upload(ctx context.Context, cfg *config.Config, p *driver.Prov
 		failed.StateTime = b.stateTime()
 		return failed, nil
 	}
-	if h, ok := p.Settings.(PostUploadHooker); ok && h.PostUploadHook() != "" {
-		if err := runPostUploadHook(ctx, h.PostUploadHook(), p.Name, extID, file, log); err != nil {
+	if h, ok := p.Settings.(PostUploadHooker); ok && h.UploadHook() != "" {
+		if err := runPostUploadHook(ctx, h.UploadHook(), p.Name, extID, file, log); err != nil {
 			if derr := im.DeleteImage(context.WithoutCancel(ctx), extID); derr != nil {
 				log.Error(fmt.Sprintf("Unable to delete image %q", name), "error", derr)
 			}
@@ -299,6 +302,7 @@ func readChecksum(path string, n int) string {
 
 func runPostUploadHook(ctx context.Context, hook, provider, extID, file string, log *slog.Logger) error {
 	cmd := exec.CommandContext(ctx, hook, provider, extID, file)
+	log.Info(fmt.Sprintf("Running post upload hook %s", pyList(hook, provider, extID, file)))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -310,9 +314,19 @@ func runPostUploadHook(ctx context.Context, hook, provider, extID, file string, 
 			return err
 		}
 		rc = ee.ExitCode()
-		log.Error(fmt.Sprintf("Post upload hook failed with exit code %d", rc), "stdout", stdout.String(), "stderr", stderr.String())
+		log.Error(fmt.Sprintf("Post upload hook failed with exit code %d\nstdout:\n%s\nstderr:\n%s", rc, stdout.String(), stderr.String()))
 		return err
 	}
-	log.Info(fmt.Sprintf("Post upload hook exited with exit code %d", rc), "stdout", stdout.String(), "stderr", stderr.String())
+	log.Info(fmt.Sprintf("Post upload hook success with exit code %d\nstdout:\n%s\nstderr:\n%s", rc, stdout.String(), stderr.String()))
 	return nil
+}
+
+// pyList renders strings as a Python list literal, as upstream logs the
+// hook's command.
+func pyList(items ...string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = "'" + strings.ReplaceAll(s, "'", "\\'") + "'"
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }

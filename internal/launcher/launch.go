@@ -443,7 +443,7 @@ func (d *nodeDelete) step(ctx context.Context) bool {
 	d.p.log.Info("deleted node", "node", d.node.ID, "external_id", d.node.ExternalID)
 	d.p.pending.forget(d.node.ID)
 	d.p.kickStatic()
-	l.stats.incr("nodepool.provider." + d.p.cfg.Name + ".nodes.deleted")
+	l.stats.reporter().DeletedNode(d.p.cfg.Name)
 	return true
 }
 
