@@ -198,6 +198,7 @@ func newBuilder(opts settings) (*Builder, error) {
 		stats:    metrics.FromEnv(),
 	}
 	b.providers = newProviderManagers(b.log, opts.Drivers)
+	b.providers.services = services{stats: b.stats}
 	return b, nil
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/internal/metrics"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
@@ -51,6 +52,15 @@ func formatImageName(tmpl, image, timestamp, uploadID string) string {
 	return r.Replace(tmpl)
 }
 
+// services is what the builder offers drivers as driver.Env.Services:
+// the timing of their API calls (driver.TaskRecorder).
+type services struct{ stats *metrics.Reporter }
+
+// TaskDone records one cloud API call as nodepool.task.<provider>.<call>.
+func (s services) TaskDone(provider, call string, status int, d time.Duration) {
+	s.stats.Task(provider, call, status, d)
+}
+
 type providerManager struct {
 	cfg     *driver.ProviderConfig
 	adapter driver.Adapter
@@ -58,10 +68,11 @@ type providerManager struct {
 
 // providerManagers holds one open adapter per image-managing provider.
 type providerManagers struct {
-	log     *slog.Logger
-	drivers *driver.Registry
-	mu      sync.Mutex
-	m       map[string]*providerManager
+	log      *slog.Logger
+	services any // driver.Env.Services
+	drivers  *driver.Registry
+	mu       sync.Mutex
+	m        map[string]*providerManager
 }
 
 func newProviderManagers(log *slog.Logger, drivers *driver.Registry) *providerManagers {
@@ -88,7 +99,7 @@ func (pm *providerManagers) configure(ctx context.Context, cfg *config.Config) {
 		if _, ok := pm.m[name]; ok {
 			continue
 		}
-		a, err := pm.drivers.Open(ctx, p, driver.Env{Logger: pm.log.With("provider", name)})
+		a, err := pm.drivers.Open(ctx, p, driver.Env{Logger: pm.log.With("provider", name), Services: pm.services})
 		if err != nil {
 			pm.log.Error("unable to start provider manager", "provider", name, "error", err)
 			continue

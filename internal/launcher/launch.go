@@ -133,7 +133,8 @@ func (nl *nodeLaunch) step(ctx context.Context) bool {
 		if len(inst.HostKeys) > 0 {
 			// Keys known: the node goes ready with a single write below.
 			nl.node.HostKeys = append([]string(nil), inst.HostKeys...)
-		} else if nl.label.HostKeyChecking && nl.pool().HostKeyChecking {
+		} else if nl.label.HostKeyChecking {
+			// The label's setting decides (it defaults to the pool's).
 			if err := nl.store(ctx); err != nil {
 				return nl.storeFailed(ctx, err)
 			}
