@@ -24,14 +24,27 @@ import (
 
 func main() { os.Exit(run(os.Args[1:])) }
 
-func run(args []string) int {
+// builderFlags are the builder's own flags, beside daemon.Flags.
+type builderFlags struct {
+	buildWorkers, uploadWorkers *int
+	minFree, metricsAddr        *string
+}
+
+// flags defines the builder's command line.
+func flags() (*flag.FlagSet, *daemon.Flags, builderFlags) {
 	fs := flag.NewFlagSet("nodepool-builder", flag.ContinueOnError)
-	var df daemon.Flags
+	df := &daemon.Flags{}
 	df.Register(fs)
-	buildWorkers := fs.Int("build-workers", builder.DefaultBuildWorkers, "number of build workers")
-	uploadWorkers := fs.Int("upload-workers", builder.DefaultUploadWorkers, "number of upload workers")
-	minFree := fs.String("min-free-space", "1GiB", "free space the filesystem holding images-dir must have for a build to start (bytes, or with a K/M/G/T suffix); 0 disables the check")
-	metricsAddr := fs.String("metrics-address", "", "serve Prometheus metrics on this host:port at /metrics (default: off)")
+	var o builderFlags
+	o.buildWorkers = fs.Int("build-workers", builder.DefaultBuildWorkers, "number of build workers")
+	o.uploadWorkers = fs.Int("upload-workers", builder.DefaultUploadWorkers, "number of upload workers")
+	o.minFree = fs.String("min-free-space", "1GiB", "free space the filesystem holding images-dir must have for a build to start (bytes, or with a K/M/G/T suffix); 0 disables the check")
+	o.metricsAddr = fs.String("metrics-address", "", "serve Prometheus metrics on this host:port at /metrics (default: off)")
+	return fs, df, o
+}
+
+func run(args []string) int {
+	fs, df, o := flags()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -42,7 +55,7 @@ func run(args []string) int {
 		daemon.PrintVersion(os.Stdout)
 		return 0
 	}
-	minFreeBytes, err := builder.ParseSize(*minFree)
+	minFreeBytes, err := builder.ParseSize(*o.minFree)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error: -min-free-space: %v\n", err)
 		return 2
@@ -50,7 +63,7 @@ func run(args []string) int {
 	if minFreeBytes == 0 {
 		minFreeBytes = -1 // disabled
 	}
-	proc, err := daemon.Start(&df)
+	proc, err := daemon.Start(df)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
 		return 1
@@ -95,7 +108,7 @@ func run(args []string) int {
 	defer zc.Close()
 
 	b, err := builder.New(load, zc,
-		builder.WithWorkers(*buildWorkers, *uploadWorkers),
+		builder.WithWorkers(*o.buildWorkers, *o.uploadWorkers),
 		builder.WithLogger(log),
 		builder.WithMinFreeSpace(minFreeBytes))
 	if err != nil {
@@ -105,10 +118,10 @@ func run(args []string) int {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if *metricsAddr != "" {
+	if *o.metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", b.MetricsHandler())
-		srv := &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Addr: *o.metricsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics server failed", "error", err)

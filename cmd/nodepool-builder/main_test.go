@@ -4,6 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/nodepool-go/nodepool/internal/daemon"
+	"github.com/nodepool-go/nodepool/internal/diffcheck"
 )
 
 func TestMinFreeSpaceFlagRejectsBadSizes(t *testing.T) {
@@ -38,4 +41,13 @@ func TestUpstreamFlagsAreAccepted(t *testing.T) {
 	if rc := run([]string{"--version"}); rc != 0 {
 		t.Errorf("--version: exit %d", rc)
 	}
+}
+
+// TestDifferencesNameEveryFlag: each flag that upstream's builder lacks
+// (and the reverse) is named in docs/differences.md.
+func TestDifferencesNameEveryFlag(t *testing.T) {
+	fs, _, _ := flags()
+	diffcheck.Names(t, diffcheck.Document(t), "nodepool-builder",
+		[]string{"-l", "--version", "-p", "-d", "-f", "-c", "-s", "--build-workers", "--upload-workers", "--repl"},
+		daemon.FlagNames(fs))
 }

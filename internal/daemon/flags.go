@@ -188,3 +188,17 @@ func RemovePidFile(path string) {
 
 // PrintVersion writes VersionLine to w.
 func PrintVersion(w io.Writer) { fmt.Fprintln(w, VersionLine()) }
+
+// FlagNames lists the flags defined on fs as upstream's parser spells
+// them: "-x" for one-letter names, "--name" for longer ones.
+func FlagNames(fs *flag.FlagSet) []string {
+	var out []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if len(f.Name) == 1 {
+			out = append(out, "-"+f.Name)
+		} else {
+			out = append(out, "--"+f.Name)
+		}
+	})
+	return out
+}

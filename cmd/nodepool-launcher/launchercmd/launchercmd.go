@@ -26,14 +26,20 @@ import (
 	"github.com/nodepool-go/nodepool/internal/webapp"
 )
 
+// flags defines the launcher's command line.
+func flags() (fs *flag.FlagSet, df *daemon.Flags, noWeb *bool, cleanupEvery *time.Duration) {
+	fs = flag.NewFlagSet("nodepool-launcher", flag.ContinueOnError)
+	df = &daemon.Flags{}
+	df.Register(fs)
+	noWeb = fs.Bool("no-webapp", false, "do not serve the web status API")
+	cleanupEvery = fs.Duration("cleanup-interval", 60*time.Second, "how often cleanup tasks run (leaked instances go after two passes)")
+	return fs, df, noWeb, cleanupEvery
+}
+
 // Main runs the launcher with command-line arguments args (without the
 // program name) and returns the process exit code.
 func Main(args []string) int {
-	fs := flag.NewFlagSet("nodepool-launcher", flag.ContinueOnError)
-	var df daemon.Flags
-	df.Register(fs)
-	noWeb := fs.Bool("no-webapp", false, "do not serve the web status API")
-	cleanupEvery := fs.Duration("cleanup-interval", 60*time.Second, "how often cleanup tasks run (leaked instances go after two passes)")
+	fs, df, noWeb, cleanupEvery := flags()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -44,7 +50,7 @@ func Main(args []string) int {
 		daemon.PrintVersion(os.Stdout)
 		return 0
 	}
-	proc, err := daemon.Start(&df)
+	proc, err := daemon.Start(df)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
 		return 1

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodepool-go/nodepool/internal/daemon"
+	"github.com/nodepool-go/nodepool/internal/diffcheck"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 )
 
@@ -230,4 +232,13 @@ func TestVersionAndBadFlags(t *testing.T) {
 	if rc := Main([]string{"-l", "/nonexistent/logging.conf"}); rc != 1 {
 		t.Errorf("missing logging file: exit %d, want 1", rc)
 	}
+}
+
+// TestDifferencesNameEveryFlag: each flag that upstream's launcher lacks
+// (and the reverse) is named in docs/differences.md.
+func TestDifferencesNameEveryFlag(t *testing.T) {
+	fs, _, _, _ := flags()
+	diffcheck.Names(t, diffcheck.Document(t), "nodepool-launcher",
+		[]string{"-l", "--version", "-p", "-d", "-f", "-c", "-s", "--no-webapp", "--repl"},
+		daemon.FlagNames(fs))
 }
