@@ -19,11 +19,11 @@ import (
 	"time"
 
 	"github.com/nodepool-go/nodepool/internal/logconfig"
+	"github.com/nodepool-go/nodepool/internal/version"
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/internal/leak"
@@ -284,7 +284,7 @@ func (b *Builder) register(ctx context.Context) error {
 		Hostname: b.hostname,
 		ModelAPI: zkclient.ModelAPI,
 		State:    zkclient.ComponentStopped,
-		Release:  nodepool.Version,
+		Release:  version.String(),
 	}
 	if err := b.zk.RegisterComponent(ctx, comp); err != nil {
 		return fmt.Errorf("registering builder component: %w", err)

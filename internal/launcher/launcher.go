@@ -195,7 +195,7 @@ func (l *Launcher) Run(ctx context.Context) error {
 			return g.Wait()
 		}
 	}
-	l.component = &zkclient.Component{Kind: zkclient.KindLauncher, Hostname: l.hostname, State: zkclient.ComponentStopped, Release: version.Version}
+	l.component = &zkclient.Component{Kind: zkclient.KindLauncher, Hostname: l.hostname, State: zkclient.ComponentStopped, Release: version.String()}
 	if err := l.zk.RegisterComponent(gctx, l.component); err != nil {
 		return fmt.Errorf("nodepool: registering launcher: %w", err)
 	}
@@ -225,7 +225,7 @@ func (l *Launcher) watchSession(ctx context.Context) {
 			case zkclient.StateConnected:
 				if lost {
 					lost = false
-					comp := &zkclient.Component{Kind: zkclient.KindLauncher, Hostname: l.hostname, State: zkclient.ComponentRunning, Release: version.Version}
+					comp := &zkclient.Component{Kind: zkclient.KindLauncher, Hostname: l.hostname, State: zkclient.ComponentRunning, Release: version.String()}
 					if err := l.zk.RegisterComponent(ctx, comp); err != nil {
 						l.log.Error("re-registering launcher failed", "error", err)
 					} else {

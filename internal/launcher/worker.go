@@ -58,7 +58,7 @@ func (w *poolWorker) kick() {
 
 func (w *poolWorker) component() *zkclient.Component {
 	return &zkclient.Component{Kind: zkclient.KindPool, Hostname: w.l.hostname, State: zkclient.ComponentRunning,
-		Release: version.Version, ID: w.id, ProviderName: w.provider.cfg.Name,
+		Release: version.String(), ID: w.id, ProviderName: w.provider.cfg.Name,
 		SupportedLabels: w.pool.LabelNames(), Priority: w.provider.cfg.EffectivePriority(w.pool)}
 }
 
