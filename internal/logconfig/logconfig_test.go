@@ -246,3 +246,16 @@ func mustTime(s string) (t time.Time) {
 	}
 	return t
 }
+
+// BenchmarkHandler measures one INFO record with context and two
+// attributes through the default configuration's line format.
+func BenchmarkHandler(b *testing.B) {
+	var buf bytes.Buffer
+	log := slog.New(Default(Options{Stream: &buf}).Handler()).
+		With(LoggerKey, "nodepool.driver.NodeRequestHandler[x]", EventKey, "e1", RequestKey, "200-0000000001")
+	b.ReportAllocs()
+	for b.Loop() {
+		buf.Reset()
+		log.Info("fulfilled request", "nodes", "0000000001", "count", 1)
+	}
+}
