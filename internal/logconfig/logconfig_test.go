@@ -259,3 +259,41 @@ func BenchmarkHandler(b *testing.B) {
 		log.Info("fulfilled request", "nodes", "0000000001", "count", 1)
 	}
 }
+
+func TestTimedRotation(t *testing.T) {
+	dir := t.TempDir()
+	p := write(t, "logging.conf", `[loggers]
+keys=root
+[handlers]
+keys=t
+[formatters]
+keys=
+[logger_root]
+level=INFO
+handlers=t
+[handler_t]
+class=handlers.TimedRotatingFileHandler
+args=('`+dir+`/t.log', 'S', 1, 1)
+`)
+	c, err := Load(p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	log := slog.New(c.Handler())
+	log.Info("first")
+	time.Sleep(1100 * time.Millisecond)
+	log.Info("second")
+	time.Sleep(1100 * time.Millisecond)
+	log.Info("third")
+	data, _ := os.ReadFile(filepath.Join(dir, "t.log"))
+	if string(data) != "third\n" {
+		t.Errorf("current file: %q", data)
+	}
+	backups, _ := filepath.Glob(filepath.Join(dir, "t.log.*"))
+	if len(backups) != 1 {
+		t.Errorf("backups %v, want the newest one (backupCount 1)", backups)
+	} else if b, _ := os.ReadFile(backups[0]); string(b) != "second\n" {
+		t.Errorf("backup holds %q", b)
+	}
+}
