@@ -857,7 +857,7 @@ func (r *chaosRig) finish(ctx context.Context, z *zuulLoad, a *auditor, f *chaos
 	a.mu.Unlock()
 	f.leaksCleaned = r.countLogs("deleted leaked resource")
 	f.lostReset = r.countLogs("reset lost request")
-	f.sessionsLost = r.countLogs(`msg="ZooKeeper session lost"`)
+	f.sessionsLost = r.countLogs("ZooKeeper session lost session=")
 	f.createFaults = r.countLogs("random failure")
 	f.deleteFaults = r.countLogs("random delete failure")
 	if f.submitted != f.fulfilled+f.failed {

@@ -190,6 +190,13 @@ func TestImageBuildUploadBootOpenStack(t *testing.T) {
 			cloud := fakeopenstack.Setup(t, fakeopenstack.Options{ImageFormat: tc.cloudsFormat})
 			zk, chroot := zktest.Connect(t)
 			dir := t.TempDir()
+			// The raw case also names uploads and runs a post-upload hook.
+			extra, hookArgs := "", filepath.Join(dir, "hook-args")
+			if tc.want == "raw" {
+				hook := filepath.Join(dir, "hook.sh")
+				require.NoError(t, os.WriteFile(hook, []byte("#!/bin/sh\necho \"$@\" > "+hookArgs+"\n"), 0o755))
+				extra = "\n    image-name-format: 'np-{image_name}-{upload_id}'\n    post-upload-hook: " + hook
+			}
 			yaml := sprintf(`
 images-dir: %[1]s/images
 build-log-dir: %[1]s/logs
@@ -207,7 +214,7 @@ providers:
     driver: openstack
     cloud: fake
     rate: 0
-    boot-timeout: 10
+    boot-timeout: 10%[3]s
     diskimages:
       - name: ubuntu-jammy
         meta:
@@ -220,7 +227,7 @@ providers:
           - name: built
             diskimage: ubuntu-jammy
             flavor-name: m1.small
-`, dir, fakeDIB(t))
+`, dir, fakeDIB(t), extra)
 			path := writeConfig(t, yaml)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
@@ -237,6 +244,14 @@ providers:
 			require.NoError(t, err)
 			sum := md5.Sum(data)
 
+			if tc.want == "raw" {
+				require.Equal(t, "np-ubuntu-jammy-"+upload.ID, upload.ExternalName)
+				args, err := os.ReadFile(hookArgs)
+				require.NoError(t, err, "the post-upload hook ran")
+				require.Equal(t, "os "+upload.ExternalID+" "+file+"\n", string(args))
+			} else {
+				require.Regexp(t, `^ubuntu-jammy-\d{10}$`, upload.ExternalName)
+			}
 			im, ok := cloud.Image(upload.ExternalID)
 			require.True(t, ok, "the upload's external id is a Glance image")
 			require.Equal(t, "active", im.Status)

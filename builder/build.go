@@ -187,7 +187,7 @@ func (b *Builder) buildImage(ctx context.Context, cfg *config.Config, d *config.
 	if err := b.zk.CreateBuild(ctx, rec); err != nil {
 		return nil, fmt.Errorf("creating build record: %w", err)
 	}
-	log := b.log.With("image", d.Name, "build", rec.ID)
+	log := b.logFor(ctx).With("image", d.Name, "build", rec.ID)
 
 	// Watch for session loss during the DIB run.
 	events := b.zk.Subscribe()

@@ -13,14 +13,17 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/nodepool-go/nodepool/internal/logconfig"
+	"github.com/nodepool-go/nodepool/internal/version"
+
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/internal/leak"
@@ -195,6 +198,7 @@ func newBuilder(opts settings) (*Builder, error) {
 		stats:    metrics.FromEnv(),
 	}
 	b.providers = newProviderManagers(b.log, opts.Drivers)
+	b.providers.services = services{stats: b.stats}
 	return b, nil
 }
 
@@ -280,7 +284,7 @@ func (b *Builder) register(ctx context.Context) error {
 		Hostname: b.hostname,
 		ModelAPI: zkclient.ModelAPI,
 		State:    zkclient.ComponentStopped,
-		Release:  nodepool.Version,
+		Release:  version.String(),
 	}
 	if err := b.zk.RegisterComponent(ctx, comp); err != nil {
 		return fmt.Errorf("registering builder component: %w", err)
@@ -323,11 +327,14 @@ func (b *Builder) Run(ctx context.Context) error {
 	}()
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < b.opts.BuildWorkers; i++ {
-		g.Go(func() error { b.loop(gctx, "build", b.opts.BuildInterval, b.buildPass); return nil })
+		g.Go(func() error {
+			b.loop(gctx, "BuildWorker."+strconv.Itoa(i), b.opts.BuildInterval, b.buildPass)
+			return nil
+		})
 	}
 	for i := 0; i < b.opts.UploadWorkers; i++ {
 		g.Go(func() error {
-			b.loop(gctx, "upload", b.opts.UploadInterval, func(ctx context.Context) error {
+			b.loop(gctx, "UploadWorker."+strconv.Itoa(i), b.opts.UploadInterval, func(ctx context.Context) error {
 				_, err := b.uploadPass(ctx)
 				return err
 			})
@@ -335,15 +342,29 @@ func (b *Builder) Run(ctx context.Context) error {
 		})
 	}
 	if b.opts.CleanupInterval > 0 {
-		g.Go(func() error { b.loop(gctx, "cleanup", b.opts.CleanupInterval, b.cleanupPass); return nil })
+		g.Go(func() error { b.loop(gctx, "CleanupWorker.0", b.opts.CleanupInterval, b.cleanupPass); return nil })
 	}
 	b.log.Info("builder started", "builder_id", b.builderID, "build_workers", b.opts.BuildWorkers, "upload_workers", b.opts.UploadWorkers)
 	return g.Wait()
 }
 
-// loop runs body every interval until ctx ends.
+// logKey carries a worker's logger in its context.
+type logKey struct{}
+
+// logFor returns the logger of the worker running ctx (named after the
+// worker, as nodepool.builder.<worker>), or the builder's.
+func (b *Builder) logFor(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(logKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return b.log
+}
+
+// loop runs body every interval until ctx ends, with the worker's logger
+// in body's context.
 func (b *Builder) loop(ctx context.Context, name string, interval time.Duration, body func(context.Context) error) {
-	log := b.log.With("worker", name)
+	log := b.log.With(logconfig.LoggerKey, "nodepool.builder."+name)
+	ctx = context.WithValue(ctx, logKey{}, log)
 	for ctx.Err() == nil {
 		if !b.waitZooKeeper(ctx, log) {
 			return

@@ -61,9 +61,12 @@ func cloudOf(key string) *testCloud {
 type testSettings struct {
 	Cloud      string
 	NameFormat string
+	Hook       string
 }
 
-func (s testSettings) ImageNameFormat() string { return s.NameFormat }
+func (s testSettings) UploadNameFormat() string { return s.NameFormat }
+
+func (s testSettings) UploadHook() string { return s.Hook }
 
 type testDriver struct{}
 

@@ -117,7 +117,7 @@ func sortUploads(ups []*zkclient.ImageUpload) {
 // the newest ready ones (all of them when the diskimage left the
 // configuration), with their uploads, and stale uploads of kept builds.
 func (b *Builder) cleanImage(ctx context.Context, cfg *config.Config, image string, recent map[imageProvider]map[uploadKey]bool) error {
-	log := b.log.With("image", image)
+	log := b.logFor(ctx).With("image", image)
 	all, err := b.zk.Builds(ctx, image)
 	if err != nil {
 		return err
@@ -330,7 +330,7 @@ func (b *Builder) allUploads(ctx context.Context, image, build string) ([]*zkcli
 // deleteUpload marks an upload deleting, deletes it in the cloud,
 // then remove the record.
 func (b *Builder) deleteUpload(ctx context.Context, u *zkclient.ImageUpload) error {
-	log := b.log.With("image", u.ImageName, "build", u.BuildID, "provider", u.ProviderName, "upload", u.ID)
+	log := b.logFor(ctx).With("image", u.ImageName, "build", u.BuildID, "provider", u.ProviderName, "upload", u.ID)
 	if u.State == zkclient.ImageUploading {
 		inProgress, err := b.uploadInProgress(ctx, u)
 		if err != nil || inProgress {
@@ -392,7 +392,7 @@ func (b *Builder) cleanLocal(ctx context.Context, cfg *config.Config) error {
 		case build.State != zkclient.ImageDeleting:
 			continue
 		}
-		log := b.log.With("image", lb.Image, "build", lb.ID)
+		log := b.logFor(ctx).With("image", lb.Image, "build", lb.ID)
 		log.Info(fmt.Sprintf("Deleting on-disk build: %s-%s", lb.Image, lb.ID))
 		deleteLocalBuild(cfg.ImagesDir, lb.Image, lb.ID, log)
 	}
@@ -411,7 +411,7 @@ func (b *Builder) cleanLeakedImages(ctx context.Context, cfg *config.Config) {
 		if !ok {
 			continue
 		}
-		log := b.log.With("provider", p.Name)
+		log := b.logFor(ctx).With("provider", p.Name)
 		resources, err := lc.ListResources(ctx)
 		if err != nil {
 			log.Error("listing cloud resources failed", "error", err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/internal/metrics"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
@@ -24,17 +25,20 @@ import (
 // cloud image name template (OpenStack image-name-format). The default is
 // "{image_name}-{timestamp}".
 type ImageNameFormatter interface {
-	// ImageNameFormat returns the template, with {image_name},
-	// {timestamp} and {upload_id} fields.
-	ImageNameFormat() string
+	// UploadNameFormat returns the template, with {image_name},
+	// {timestamp} (Unix seconds at the upload's start) and {upload_id}
+	// fields; "" means the default.
+	UploadNameFormat() string
 }
 
 // PostUploadHooker is implemented by provider Settings that configure a
-// post-upload-hook executable.
+// post-upload-hook executable (OpenStack post-upload-hook). It runs after
+// each successful upload with the provider name, the image's external id
+// and the uploaded file as arguments; a non-zero exit deletes the image
+// and fails the upload.
 type PostUploadHooker interface {
-	// PostUploadHook returns the path of the executable run after each
-	// successful upload ("" for none).
-	PostUploadHook() string
+	// UploadHook returns the executable's path ("" for none).
+	UploadHook() string
 }
 
 // DefaultImageNameFormat is the cloud name template of most drivers.
@@ -48,6 +52,15 @@ func formatImageName(tmpl, image, timestamp, uploadID string) string {
 	return r.Replace(tmpl)
 }
 
+// services is what the builder offers drivers as driver.Env.Services:
+// the timing of their API calls (driver.TaskRecorder).
+type services struct{ stats *metrics.Reporter }
+
+// TaskDone records one cloud API call as nodepool.task.<provider>.<call>.
+func (s services) TaskDone(provider, call string, status int, d time.Duration) {
+	s.stats.Task(provider, call, status, d)
+}
+
 type providerManager struct {
 	cfg     *driver.ProviderConfig
 	adapter driver.Adapter
@@ -55,10 +68,11 @@ type providerManager struct {
 
 // providerManagers holds one open adapter per image-managing provider.
 type providerManagers struct {
-	log     *slog.Logger
-	drivers *driver.Registry
-	mu      sync.Mutex
-	m       map[string]*providerManager
+	log      *slog.Logger
+	services any // driver.Env.Services
+	drivers  *driver.Registry
+	mu       sync.Mutex
+	m        map[string]*providerManager
 }
 
 func newProviderManagers(log *slog.Logger, drivers *driver.Registry) *providerManagers {
@@ -85,7 +99,7 @@ func (pm *providerManagers) configure(ctx context.Context, cfg *config.Config) {
 		if _, ok := pm.m[name]; ok {
 			continue
 		}
-		a, err := pm.drivers.Open(ctx, p, driver.Env{Logger: pm.log.With("provider", name)})
+		a, err := pm.drivers.Open(ctx, p, driver.Env{Logger: pm.log.With("provider", name), Services: pm.services})
 		if err != nil {
 			pm.log.Error("unable to start provider manager", "provider", name, "error", err)
 			continue
@@ -211,7 +225,7 @@ func contains(list []string, s string) bool {
 
 // upload uploads a build to the provider and returns the record to store.
 func (b *Builder) upload(ctx context.Context, cfg *config.Config, p *driver.ProviderConfig, pd *driver.ProviderDiskimage, build *zkclient.ImageBuild, uploadID string) (*zkclient.ImageUpload, error) {
-	log := b.log.With("image", pd.Name, "build", build.ID, "provider", p.Name, "upload", uploadID)
+	log := b.logFor(ctx).With("image", pd.Name, "build", build.ID, "provider", p.Name, "upload", uploadID)
 	start := b.now()
 	started := time.Now()
 	timestamp := strconv.FormatInt(start.Unix(), 10)
@@ -230,8 +244,8 @@ func (b *Builder) upload(ctx context.Context, cfg *config.Config, p *driver.Prov
 		return failed, nil
 	}
 	tmpl := DefaultImageNameFormat
-	if f, ok := p.Settings.(ImageNameFormatter); ok && f.ImageNameFormat() != "" {
-		tmpl = f.ImageNameFormat()
+	if f, ok := p.Settings.(ImageNameFormatter); ok && f.UploadNameFormat() != "" {
+		tmpl = f.UploadNameFormat()
 	}
 	name := formatImageName(tmpl, pd.Name, timestamp, uploadID)
 	meta := map[string]string{}
@@ -258,8 +272,8 @@ func (b *Builder) upload(ctx context.Context, cfg *config.Config, p *driver.Prov
 		failed.StateTime = b.stateTime()
 		return failed, nil
 	}
-	if h, ok := p.Settings.(PostUploadHooker); ok && h.PostUploadHook() != "" {
-		if err := runPostUploadHook(ctx, h.PostUploadHook(), p.Name, extID, file, log); err != nil {
+	if h, ok := p.Settings.(PostUploadHooker); ok && h.UploadHook() != "" {
+		if err := runPostUploadHook(ctx, h.UploadHook(), p.Name, extID, file, log); err != nil {
 			if derr := im.DeleteImage(context.WithoutCancel(ctx), extID); derr != nil {
 				log.Error(fmt.Sprintf("Unable to delete image %q", name), "error", derr)
 			}
@@ -299,6 +313,7 @@ func readChecksum(path string, n int) string {
 
 func runPostUploadHook(ctx context.Context, hook, provider, extID, file string, log *slog.Logger) error {
 	cmd := exec.CommandContext(ctx, hook, provider, extID, file)
+	log.Info(fmt.Sprintf("Running post upload hook %s", pyList(hook, provider, extID, file)))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -310,9 +325,19 @@ func runPostUploadHook(ctx context.Context, hook, provider, extID, file string, 
 			return err
 		}
 		rc = ee.ExitCode()
-		log.Error(fmt.Sprintf("Post upload hook failed with exit code %d", rc), "stdout", stdout.String(), "stderr", stderr.String())
+		log.Error(fmt.Sprintf("Post upload hook failed with exit code %d\nstdout:\n%s\nstderr:\n%s", rc, stdout.String(), stderr.String()))
 		return err
 	}
-	log.Info(fmt.Sprintf("Post upload hook exited with exit code %d", rc), "stdout", stdout.String(), "stderr", stderr.String())
+	log.Info(fmt.Sprintf("Post upload hook success with exit code %d\nstdout:\n%s\nstderr:\n%s", rc, stdout.String(), stderr.String()))
 	return nil
+}
+
+// pyList renders strings as a Python list literal, as upstream logs the
+// hook's command.
+func pyList(items ...string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = "'" + strings.ReplaceAll(s, "'", "\\'") + "'"
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }

@@ -94,7 +94,7 @@ type PoolConfig struct {
 	// IgnoreProviderQuota skips the cloud's limits; only the pool's apply.
 	IgnoreProviderQuota bool
 	UseInternalIP       bool // use the private address as interface_ip
-	HostKeyChecking     bool // scan host keys before a node goes ready
+	HostKeyChecking     bool // the default of the pool's labels' HostKeyChecking
 	Settings            any  // the driver's own keys of the pool
 }
 
@@ -153,7 +153,7 @@ type LabelConfig struct {
 	ShellType       string // shell-type
 	ConnectionType  string // connection-type ("ssh", "winrm", ...)
 	ConnectionPort  int    // connection-port
-	HostKeyChecking bool   // host-key-checking of the label
+	HostKeyChecking bool   // scan host keys before a node goes ready: the label's host-key-checking, else the pool's (the launcher reads only this one)
 	// Resources is what one node costs when the driver cannot say
 	// (nil = {instances: 1}).
 	Resources map[string]float64

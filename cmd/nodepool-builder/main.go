@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 	"time"
 
@@ -19,29 +18,44 @@ import (
 	"github.com/nodepool-go/nodepool/config"
 	_ "github.com/nodepool-go/nodepool/driver/stock"
 	"github.com/nodepool-go/nodepool/internal/daemon"
+	"github.com/nodepool-go/nodepool/internal/logconfig"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
 
-func run(args []string) int {
+// builderFlags are the builder's own flags, beside daemon.Flags.
+type builderFlags struct {
+	buildWorkers, uploadWorkers *int
+	minFree, metricsAddr        *string
+}
+
+// flags defines the builder's command line.
+func flags() (*flag.FlagSet, *daemon.Flags, builderFlags) {
 	fs := flag.NewFlagSet("nodepool-builder", flag.ContinueOnError)
-	configFlag := fs.String("c", "/etc/nodepool/nodepool.yaml", "path to the config file")
-	secure := fs.String("s", "", "path to the secure config file")
-	buildWorkers := fs.Int("build-workers", builder.DefaultBuildWorkers, "number of build workers")
-	uploadWorkers := fs.Int("upload-workers", builder.DefaultUploadWorkers, "number of upload workers")
-	minFree := fs.String("min-free-space", "1GiB", "free space the filesystem holding images-dir must have for a build to start (bytes, or with a K/M/G/T suffix); 0 disables the check")
-	metricsAddr := fs.String("metrics-address", "", "serve Prometheus metrics on this host:port at /metrics (default: off)")
-	debug := fs.Bool("debug", false, "log at debug level")
-	profiles := fs.String("pprof", "", "serve Go runtime profiles on this address (e.g. 127.0.0.1:6060)")
-	fs.Bool("d", false, "run in the foreground (always the case)")
-	fs.Bool("f", false, "run in the foreground (always the case)")
+	df := &daemon.Flags{}
+	df.Register(fs)
+	var o builderFlags
+	o.buildWorkers = fs.Int("build-workers", builder.DefaultBuildWorkers, "number of build workers")
+	o.uploadWorkers = fs.Int("upload-workers", builder.DefaultUploadWorkers, "number of upload workers")
+	o.minFree = fs.String("min-free-space", "1GiB", "free space the filesystem holding images-dir must have for a build to start (bytes, or with a K/M/G/T suffix); 0 disables the check")
+	o.metricsAddr = fs.String("metrics-address", "", "serve Prometheus metrics on this host:port at /metrics (default: off)")
+	return fs, df, o
+}
+
+func run(args []string) int {
+	fs, df, o := flags()
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
-	log := daemon.Logger(*debug)
-	daemon.ServeProfiles(*profiles, log)
-	minFreeBytes, err := builder.ParseSize(*minFree)
+	if df.Version {
+		daemon.PrintVersion(os.Stdout)
+		return 0
+	}
+	minFreeBytes, err := builder.ParseSize(*o.minFree)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error: -min-free-space: %v\n", err)
 		return 2
@@ -49,7 +63,14 @@ func run(args []string) int {
 	if minFreeBytes == 0 {
 		minFreeBytes = -1 // disabled
 	}
-	path, securePath := daemon.ConfigPaths(*configFlag, *secure)
+	proc, err := daemon.Start(df)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		return 1
+	}
+	defer proc.Close()
+	log := proc.Log.With(logconfig.LoggerKey, "nodepool.builder.NodePoolBuilder")
+	path, securePath := daemon.ConfigPaths(df.Config, df.Secure)
 	load := func(context.Context) (*config.Config, error) { return config.Load(path, securePath) }
 	cfg, err := load(context.Background())
 	if err != nil {
@@ -76,7 +97,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
 		return 1
 	}
-	zcfg.Logger = log
+	zcfg.Logger = proc.Log.With(logconfig.LoggerKey, "nodepool.zk.ZooKeeper")
 	cctx, ccancel := context.WithTimeout(context.Background(), 60*time.Second)
 	zc, err := zkclient.Connect(cctx, zcfg)
 	ccancel()
@@ -87,7 +108,7 @@ func run(args []string) int {
 	defer zc.Close()
 
 	b, err := builder.New(load, zc,
-		builder.WithWorkers(*buildWorkers, *uploadWorkers),
+		builder.WithWorkers(*o.buildWorkers, *o.uploadWorkers),
 		builder.WithLogger(log),
 		builder.WithMinFreeSpace(minFreeBytes))
 	if err != nil {
@@ -97,10 +118,10 @@ func run(args []string) int {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if *metricsAddr != "" {
+	if *o.metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", b.MetricsHandler())
-		srv := &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Addr: *o.metricsAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics server failed", "error", err)
@@ -108,16 +129,18 @@ func run(args []string) int {
 		}()
 		defer srv.Close()
 	}
-	// SIGTERM keeps its default action (immediate termination).
+	// SIGTERM keeps its default action (immediate termination, as
+	// upstream); the pid file goes first. SIGUSR2's stack dump is
+	// daemon.Start's.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGUSR2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		for s := range sigs {
-			if s == syscall.SIGUSR2 {
-				buf := make([]byte, 1<<20)
-				n := runtime.Stack(buf, true)
-				log.Debug("thread stack dump", "stacks", string(buf[:n]))
-				continue
+			if s == syscall.SIGTERM {
+				proc.Close()
+				signal.Reset(syscall.SIGTERM)
+				_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+				select {}
 			}
 			log.Info("stopping gracefully", "signal", s.String())
 			cancel()

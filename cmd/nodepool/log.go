@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // pyHandler writes slog records in the CLI's Python logging format:
@@ -97,36 +94,3 @@ func (h *pyHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (h *pyHandler) WithGroup(string) slog.Handler { return h }
-
-// logConfigLevel reads the root level of a logging config file (-l). Only
-// the YAML/JSON dictConfig form's root (or "nodepool" logger) level is
-// honoured; output always goes to stderr. INI files only need to exist.
-func logConfigLevel(path string) (slog.Level, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("Unable to read logging config file at %s", path)
-	}
-	if !strings.HasSuffix(path, ".yaml") && !strings.HasSuffix(path, ".yml") && !strings.HasSuffix(path, ".json") {
-		return slog.LevelInfo, nil
-	}
-	var doc struct {
-		Root    struct{ Level string }
-		Loggers map[string]struct{ Level string }
-	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return 0, fmt.Errorf("invalid logging config file %s: %v", path, err)
-	}
-	lv := doc.Root.Level
-	if l, ok := doc.Loggers["nodepool"]; ok && l.Level != "" {
-		lv = l.Level
-	}
-	switch strings.ToUpper(lv) {
-	case "DEBUG":
-		return slog.LevelDebug, nil
-	case "WARNING", "WARN":
-		return slog.LevelWarn, nil
-	case "ERROR", "CRITICAL":
-		return slog.LevelError, nil
-	}
-	return slog.LevelInfo, nil
-}

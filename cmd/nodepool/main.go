@@ -11,13 +11,15 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/config"
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/internal/daemon"
+	"github.com/nodepool-go/nodepool/internal/logconfig"
 	"github.com/nodepool-go/nodepool/internal/status"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
@@ -39,6 +41,7 @@ type cli struct {
 	stdout io.Writer
 	stderr io.Writer
 	log    *slog.Logger
+	logCfg *logconfig.Config // from -l, when given
 
 	// lockTimeout bounds the node lock of hold/delete (default 5 s).
 	lockTimeout time.Duration
@@ -61,7 +64,7 @@ var formatOpt = func() *option {
 
 func buildParser() *parser {
 	p := newParser("nodepool", "Node pool.")
-	p.version = "Nodepool version: " + nodepool.Version
+	p.version = daemon.VersionLine()
 	p.add(&option{flags: []string{"-l"}, dest: "logconfig", help: "path to log config file"})
 	p.add(&option{flags: []string{"--version"}, dest: "version", kind: kindVersion, help: "show version"})
 	p.add(&option{flags: []string{"-c"}, dest: "config", help: "path to config file"})
@@ -159,6 +162,7 @@ func (c *cli) run(argv []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Error: %v\n", err)
 		return 1
 	}
+	defer c.logCfg.Close()
 	if a.command == "config-validate" {
 		return c.configValidate()
 	}
@@ -173,16 +177,25 @@ func oneLine(err error) string {
 	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
 }
 
+// setupLogging logs to stderr in upstream's format (DEBUG with --debug,
+// else INFO with the ZooKeeper client at WARNING), or as the -l logging
+// configuration file says when one is given without --debug.
 func (c *cli) setupLogging() error {
 	level := slog.LevelInfo
 	if c.a.flag("debug") {
 		level = slog.LevelDebug
 	} else if lc := c.a.get("logconfig"); lc != "" {
-		l, err := logConfigLevel(lc)
+		path, _ := filepath.Abs(lc)
+		cfg, err := logconfig.Load(path, false)
 		if err != nil {
 			return err
 		}
-		level = l
+		c.logCfg = cfg
+		c.log = slog.New(cfg.Handler())
+		for _, w := range cfg.Warnings {
+			c.log.With("logger", "nodepool.logconfig").Warn("logging configuration: " + w)
+		}
+		return nil
 	}
 	c.log = slog.New(newPyHandler(c.stderr, level, nil))
 	return nil
@@ -262,6 +275,9 @@ func (c *cli) execute(cmd string) error {
 		zkLevel = slog.LevelDebug
 	}
 	zc.Logger = slog.New(newPyHandler(c.stderr, zkLevel, nil)).With("logger", "kazoo.client")
+	if c.logCfg != nil {
+		zc.Logger = c.log.With("logger", "kazoo.client")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	zk, err := zkclient.Connect(ctx, zc)
 	cancel()

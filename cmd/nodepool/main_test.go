@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -709,9 +708,27 @@ func TestLogConfig(t *testing.T) {
 	var out, errb bytes.Buffer
 	require.Equal(t, 1, run([]string{"-l", "/nonexistent.yaml", "image-status"}, &out, &errb))
 	require.Equal(t, "Error: Unable to read logging config file at /nonexistent.yaml\n", errb.String())
-	lvl, err := logConfigLevel(writeTemp(t, "log.yaml", "root:\n  level: WARNING\nloggers:\n  nodepool:\n    level: DEBUG\n"))
+	// Both file forms are honoured: here each sends the CLI's records to a
+	// file, the INI one at WARNING only.
+	dir := t.TempDir()
+	yamlLog, iniLog := filepath.Join(dir, "yaml.log"), filepath.Join(dir, "ini.log")
+	yamlCfg := writeTemp(t, "log.yaml", "version: 1\nhandlers:\n  f: {class: logging.FileHandler, filename: "+yamlLog+"}\nroot:\n  level: WARNING\nloggers:\n  nodepool:\n    level: DEBUG\n    handlers: [f]\n")
+	iniCfg := writeTemp(t, "log.conf", "[loggers]\nkeys=root\n[handlers]\nkeys=f\n[formatters]\nkeys=s\n[logger_root]\nlevel=WARNING\nhandlers=f\n"+
+		"[handler_f]\nclass=FileHandler\nformatter=s\nargs=('"+iniLog+"',)\n[formatter_s]\nformat=%(levelname)s %(name)s: %(message)s\n")
+	bad := writeTemp(t, "bad.yaml", "nothandled: 1\n")
+	for _, lc := range []string{yamlCfg, iniCfg} {
+		out.Reset()
+		errb.Reset()
+		require.Equal(t, 1, run([]string{"-l", lc, "-c", bad, "config-validate"}, &out, &errb))
+		require.Empty(t, errb.String())
+	}
+	yamlOut, err := os.ReadFile(yamlLog)
 	require.NoError(t, err)
-	require.Equal(t, slog.LevelDebug, lvl)
+	require.Contains(t, string(yamlOut), "extra keys not allowed") // no formatter: the bare message
+	iniOut, err := os.ReadFile(iniLog)
+	require.NoError(t, err)
+	require.Contains(t, string(iniOut), "ERROR nodepool.cmd.config_validator: ")
+	require.NotContains(t, string(iniOut), "INFO ")
 }
 
 func writeTemp(t *testing.T, name, content string) string {

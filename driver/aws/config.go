@@ -409,8 +409,8 @@ func pyStr(v any) string {
 	return fmt.Sprint(v)
 }
 
-// PostUploadHook returns the post-upload-hook executable ("" for none).
-func (s *ProviderSettings) PostUploadHook() string { return s.PostUploadHookPath }
+// UploadHook returns the post-upload-hook executable ("" for none).
+func (s *ProviderSettings) UploadHook() string { return s.PostUploadHookPath }
 
 // intMap reads max-resources: names to whole numbers (config-validate
 // refuses a fractional value, as the schema wants integers).

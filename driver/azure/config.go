@@ -81,9 +81,9 @@ func (s *ProviderSettings) CloudImage(name string) *CloudImage {
 	return nil
 }
 
-// PostUploadHook returns the post-upload-hook executable ("" for none);
+// UploadHook returns the post-upload-hook executable ("" for none);
 // the builder runs it after each upload.
-func (s *ProviderSettings) PostUploadHook() string { return s.PostUploadHookPath }
+func (s *ProviderSettings) UploadHook() string { return s.PostUploadHookPath }
 
 // ImageReference is a marketplace image.
 type ImageReference struct {

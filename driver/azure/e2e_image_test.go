@@ -94,5 +94,5 @@ func TestPostUploadHook(t *testing.T) {
 	require.NoError(t, err)
 	h, ok := cfg.Providers[0].Settings.(builder.PostUploadHooker)
 	require.True(t, ok)
-	require.Equal(t, "/usr/local/bin/hook", h.PostUploadHook())
+	require.Equal(t, "/usr/local/bin/hook", h.UploadHook())
 }

@@ -45,26 +45,26 @@ func init() { driver.Register(Name, Driver{}) }
 
 // ProviderSettings are the IBM VPC provider keys (ProviderConfig.Settings).
 type ProviderSettings struct {
-	VPC             string         // vpc: the VPC's name
-	Region          string         // region, e.g. us-south
-	Zone            string         // zone: default of the pools' zone
-	Subnet          string         // subnet: default of the pools' subnet
-	Quota           Quota          // quota: limits the cloud does not report
-	PublicIPv4      bool           // public-ipv4: default of the pools'
-	UseInternalIP   bool           // use-internal-ip: default of the pools'
-	HostKeyChecking bool           // host-key-checking: default of the pools'
-	UploadHook      string         // post-upload-hook executable
-	Rate            float64        // rate: API calls per second (0 = unlimited)
-	CredentialsFile string         // credentials-file: IBM credentials file
-	ObjectStorage   *ObjectStorage // object-storage (nil without)
-	CloudImages     []*CloudImage  // cloud-images entries
+	VPC                string         // vpc: the VPC's name
+	Region             string         // region, e.g. us-south
+	Zone               string         // zone: default of the pools' zone
+	Subnet             string         // subnet: default of the pools' subnet
+	Quota              Quota          // quota: limits the cloud does not report
+	PublicIPv4         bool           // public-ipv4: default of the pools'
+	UseInternalIP      bool           // use-internal-ip: default of the pools'
+	HostKeyChecking    bool           // host-key-checking: default of the pools'
+	PostUploadHookPath string         // post-upload-hook executable
+	Rate               float64        // rate: API calls per second (0 = unlimited)
+	CredentialsFile    string         // credentials-file: IBM credentials file
+	ObjectStorage      *ObjectStorage // object-storage (nil without)
+	CloudImages        []*CloudImage  // cloud-images entries
 }
 
-// ImageNameFormat returns the cloud name template of uploads.
-func (s *ProviderSettings) ImageNameFormat() string { return ImageNameFormat }
+// UploadNameFormat returns the cloud name template of uploads.
+func (s *ProviderSettings) UploadNameFormat() string { return ImageNameFormat }
 
-// PostUploadHook returns the post-upload-hook executable ("" for none).
-func (s *ProviderSettings) PostUploadHook() string { return s.UploadHook }
+// UploadHook returns the post-upload-hook executable ("" for none).
+func (s *ProviderSettings) UploadHook() string { return s.PostUploadHookPath }
 
 // CloudImage returns the cloud image with the given name.
 func (s *ProviderSettings) CloudImage(name string) *CloudImage {
@@ -151,16 +151,16 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 		s.Warnf("name", "provider name %q contains an underscore; the provider cannot start (resource group names use underscores as separators)", p.Name)
 	}
 	st := &ProviderSettings{
-		VPC:             s.RequiredString("vpc"),
-		Region:          s.RequiredString("region"),
-		Zone:            s.String("zone", ""),
-		Subnet:          s.String("subnet", ""),
-		PublicIPv4:      s.Bool("public-ipv4", false),
-		UseInternalIP:   s.Bool("use-internal-ip", false),
-		HostKeyChecking: s.Bool("host-key-checking", true),
-		UploadHook:      s.String("post-upload-hook", ""),
-		Rate:            s.Float("rate", DefaultRate),
-		CredentialsFile: s.String("credentials-file", ""),
+		VPC:                s.RequiredString("vpc"),
+		Region:             s.RequiredString("region"),
+		Zone:               s.String("zone", ""),
+		Subnet:             s.String("subnet", ""),
+		PublicIPv4:         s.Bool("public-ipv4", false),
+		UseInternalIP:      s.Bool("use-internal-ip", false),
+		HostKeyChecking:    s.Bool("host-key-checking", true),
+		PostUploadHookPath: s.String("post-upload-hook", ""),
+		Rate:               s.Float("rate", DefaultRate),
+		CredentialsFile:    s.String("credentials-file", ""),
 	}
 	// image-format is read when loading but is not part of the validator's
 	// schema, so config-validate rejects it as an extra key.

@@ -136,5 +136,5 @@ func TestLoadedDefaults(t *testing.T) {
 	require.Equal(t, "cx2-2x4", l.Settings.(*ibmvpc.LabelSettings).Profile)
 	ci := st.CloudImage("debian-by-filter")
 	require.Equal(t, map[string]string{"family": "Debian GNU/Linux", "version": "9.x Stretch/Stable - Minimal Install"}, ci.ImageFilter.OperatingSystem)
-	require.Equal(t, "npimage{upload_id}", st.ImageNameFormat())
+	require.Equal(t, "npimage{upload_id}", st.UploadNameFormat())
 }

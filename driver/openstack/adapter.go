@@ -60,6 +60,9 @@ type Adapter struct {
 	clientMu sync.Mutex
 	cl       *clients
 
+	epMu      sync.Mutex
+	endpoints map[string]string // service client endpoint → service type
+
 	servers *listcache.Cache[servers.Server]
 
 	cacheMu    sync.Mutex
@@ -129,10 +132,13 @@ func (Driver) Open(ctx context.Context, cfg *driver.ProviderConfig, env driver.E
 	a := &Adapter{
 		cfg: cfg, st: st, log: log,
 		authOpts: ao, epOpts: eo,
-		http:     http.Client{Transport: newRateTransport(base, time.Duration(st.Rate*float64(time.Second)))},
 		workers:  make(chan struct{}, apiWorkers),
 		imageIDs: map[string]imageLookup{},
 	}
+	// Calls are timed once their turn under the rate limit has come, as
+	// upstream's SDK times its requests.
+	timed := driver.TaskTransport(base, env, cfg.Name, a.callName)
+	a.http = http.Client{Transport: newRateTransport(timed, time.Duration(st.Rate*float64(time.Second)))}
 	if c, ok := env.Services.(Counter); ok {
 		a.counter = c
 	}
@@ -159,6 +165,7 @@ func (a *Adapter) clients(ctx context.Context) (*clients, error) {
 	if err := gos.Authenticate(ctx, pc, a.authOpts); err != nil {
 		return nil, fmt.Errorf("openstack: authenticating to cloud %s: %w", a.st.Cloud, err)
 	}
+	a.setEndpoints(pc)
 	cl := &clients{}
 	if cl.compute, err = gos.NewComputeV2(pc, a.epOpts); err != nil {
 		return nil, fmt.Errorf("openstack: compute endpoint: %w", err)
@@ -176,6 +183,54 @@ func (a *Adapter) clients(ctx context.Context) (*clients, error) {
 	}
 	a.cl = cl
 	return cl, nil
+}
+
+// setEndpoints records the service type of each catalog endpoint the
+// adapter uses, for callName (before the service clients are made, so
+// that their version discovery is named after its service too).
+func (a *Adapter) setEndpoints(pc *gophercloud.ProviderClient) {
+	eps := map[string]string{}
+	for _, typ := range []string{"compute", "network", "image", "volumev3", "block-storage"} {
+		eo := a.epOpts
+		eo.ApplyDefaults(typ)
+		u, err := pc.EndpointLocator(eo)
+		if err != nil || u == "" {
+			continue
+		}
+		name := typ
+		if typ == "volumev3" {
+			name = "block-storage"
+		}
+		eps[strings.TrimSuffix(u, "/")] = name
+	}
+	a.epMu.Lock()
+	a.endpoints = eps
+	a.epMu.Unlock()
+}
+
+// callName names an API request for the nodepool.task statistics:
+// the service whose endpoint the URL starts with (identity before the
+// service clients exist, and for any other URL), then APICallName of the
+// path below that endpoint.
+func (a *Adapter) callName(r *http.Request) string {
+	u := r.URL.String()
+	service, rest := "identity", r.URL.Path
+	a.epMu.Lock()
+	best := ""
+	for ep, typ := range a.endpoints {
+		boundary := len(u) == len(ep) || (len(u) > len(ep) && strings.ContainsRune("/?#", rune(u[len(ep)])))
+		if strings.HasPrefix(u, ep) && boundary && len(ep) > len(best) {
+			best, service = ep, typ
+		}
+	}
+	a.epMu.Unlock()
+	if best != "" {
+		rest = strings.TrimPrefix(u, best)
+		if i := strings.IndexAny(rest, "?#"); i >= 0 {
+			rest = rest[:i]
+		}
+	}
+	return driver.APICallName(service, r.Method, rest)
 }
 
 // future is the result of an asynchronous API call.

@@ -48,6 +48,14 @@ type ProviderSettings struct {
 	CloudImages         []*CloudImage // cloud-images entries
 }
 
+// UploadNameFormat returns image-name-format, the template of uploaded
+// images' names (the builder's ImageNameFormatter).
+func (s *ProviderSettings) UploadNameFormat() string { return s.ImageNameFormat }
+
+// UploadHook returns post-upload-hook, the executable the builder runs
+// after each upload (its PostUploadHooker).
+func (s *ProviderSettings) UploadHook() string { return s.PostUploadHook }
+
 // CloudImage returns the cloud image with the given name.
 func (s *ProviderSettings) CloudImage(name string) *CloudImage {
 	for _, c := range s.CloudImages {

@@ -304,3 +304,37 @@ func TestOpenStackServerStuckInBuildIsReplaced(t *testing.T) {
 		return len(list) == 1 && list[0].ID == n.ExternalID && list[0].Status == "ACTIVE"
 	}, 30*time.Second, 20*time.Millisecond, "the stuck server was deleted")
 }
+
+// TestLabelHostKeyCheckingOverridesPool: a label's host-key-checking wins
+// over its pool's both ways. With it on (pool off) the launcher scans the
+// fake server's unreachable address and the launch fails; with it off
+// (pool on) the node goes ready unscanned.
+func TestLabelHostKeyCheckingOverridesPool(t *testing.T) {
+	fakeopenstack.Setup(t, fakeopenstack.Options{})
+	for _, tc := range []struct {
+		pool, label string
+		want        zkclient.RequestState
+	}{
+		{"false", "true", zkclient.RequestFailed},
+		{"true", "false", zkclient.RequestFulfilled},
+	} {
+		t.Run("label="+tc.label, func(t *testing.T) {
+			zk, chroot := zktest.Connect(t)
+			yaml := strings.Replace(osYAML(""), "boot-timeout: 10", "boot-timeout: 1\n    launch-retries: 1", 1)
+			yaml = strings.Replace(yaml, "        host-key-checking: false\n", "        host-key-checking: "+tc.pool+"\n", 1)
+			yaml = strings.Replace(yaml, "            flavor-name: m1.small\n", "            flavor-name: m1.small\n            host-key-checking: "+tc.label+"\n", 1)
+			launchertest.StartChroot(t, chroot, yaml, nodepool.WithHostname("hkc-"+tc.label))
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			req, err := zuulsim.Submit(ctx, zk, []string{"small"}, zuulsim.Options{})
+			require.NoError(t, err)
+			got, err := req.Wait(ctx)
+			if tc.want == zkclient.RequestFailed {
+				require.ErrorContains(t, err, "node request failed")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got.State)
+		})
+	}
+}

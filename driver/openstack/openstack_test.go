@@ -446,8 +446,9 @@ pools:
 }
 
 type counter struct {
-	mu sync.Mutex
-	m  map[string]int
+	mu    sync.Mutex
+	m     map[string]int
+	tasks map[string]int
 }
 
 func (c *counter) Incr(key string, n int) {

@@ -5,22 +5,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/pprof"
-	"os"
 	"path/filepath"
 	"time"
 )
-
-// Logger returns a text logger on stderr (debug level when asked) and makes
-// it the default.
-func Logger(debug bool) *slog.Logger {
-	level := slog.LevelInfo
-	if debug {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	slog.SetDefault(log)
-	return log
-}
 
 // ConfigPaths returns the configuration and secure file paths made
 // absolute, as the daemons re-read them later from any working directory;

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nodepool-go/nodepool/internal/logconfig"
+
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nodepool-go/nodepool/internal/placement"
@@ -50,7 +52,7 @@ func (w *poolWorker) assign(ctx context.Context) {
 		if r.State != zkclient.RequestRequested || active[r.ID] {
 			continue
 		}
-		h := &handler{pw: w, req: r.Clone(), log: w.log.With("request", r.ID)}
+		h := &handler{pw: w, req: r.Clone(), log: w.log.With(logconfig.LoggerKey, "nodepool.driver.NodeRequestHandler["+w.id+"]", logconfig.EventKey, r.EventID, logconfig.RequestKey, r.ID)}
 		f := w.facts(ctx, h, registered, placement.Assign)
 		f.PausedRequests = paused
 		f.ShortLabel = func() string { return shortLabel(labelQuota, r.NodeTypes) }

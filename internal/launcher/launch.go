@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/nodepool-go/nodepool/internal/logconfig"
 
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/internal/keyscan"
@@ -41,6 +44,16 @@ type nodeLaunch struct {
 	// fieldsStored: the building record already carries the fields.
 	fieldsStored bool
 	finished     atomic.Bool // set last; readers may then read node
+}
+
+// log is the launch's logger, named as upstream's node launcher and
+// carrying the request's event and id.
+func (nl *nodeLaunch) log() *slog.Logger {
+	l := nl.p.log.With(logconfig.LoggerKey, "nodepool.StateMachineNodeLauncher."+nl.p.cfg.Name)
+	if nl.h != nil {
+		l = l.With(logconfig.EventKey, nl.h.req.EventID, logconfig.RequestKey, nl.h.req.ID)
+	}
+	return l
 }
 
 type scanResult struct {
@@ -84,7 +97,7 @@ func (nl *nodeLaunch) step(ctx context.Context) bool {
 	if nl.cleanup != nil {
 		done, err := nl.cleanup.Advance(ctx)
 		if err != nil && !driver.IsNotFound(err) {
-			nl.p.log.Warn("deleting the instance of a failed attempt failed; retrying", "node", nl.node.ID, "error", err)
+			nl.log().Warn("deleting the instance of a failed attempt failed; retrying", "node", nl.node.ID, "error", err)
 			nl.cleanup = nl.p.adapter.DeleteMachine(nl.node.ExternalID)
 			return false
 		}
@@ -118,7 +131,7 @@ func (nl *nodeLaunch) step(ctx context.Context) bool {
 				nl.transient++
 				pause := transientPause << (nl.transient - 1)
 				nl.retryAt = now.Add(pause)
-				nl.p.log.Info("transient error; retrying the same step", "node", nl.node.ID,
+				nl.log().Info("transient error; retrying the same step", "node", nl.node.ID,
 					"retry", nl.transient, "of", transientRetries, "after", pause, "error", err)
 				return false
 			}
@@ -133,7 +146,8 @@ func (nl *nodeLaunch) step(ctx context.Context) bool {
 		if len(inst.HostKeys) > 0 {
 			// Keys known: the node goes ready with a single write below.
 			nl.node.HostKeys = append([]string(nil), inst.HostKeys...)
-		} else if nl.label.HostKeyChecking && nl.pool().HostKeyChecking {
+		} else if nl.label.HostKeyChecking {
+			// The label's setting decides (it defaults to the pool's).
 			if err := nl.store(ctx); err != nil {
 				return nl.storeFailed(ctx, err)
 			}
@@ -291,19 +305,19 @@ func (nl *nodeLaunch) storeFailed(ctx context.Context, err error) bool {
 		nl.fail(ctx, err, "error.zksession", false)
 		return true
 	}
-	nl.p.log.Warn("storing node failed; will retry", "node", nl.node.ID, "error", err)
+	nl.log().Warn("storing node failed; will retry", "node", nl.node.ID, "error", err)
 	return false
 }
 
 // abort marks the node aborted after a cloud quota error: no retry is
 // used up, the handler pauses and relaunches later.
 func (nl *nodeLaunch) abort(ctx context.Context, err error) {
-	nl.p.log.Info("launch aborted: cloud quota exceeded", "node", nl.node.ID, "error", err)
+	nl.log().Info("launch aborted: cloud quota exceeded", "node", nl.node.ID, "error", err)
 	nl.p.invalidateQuota()
 	nl.node.State = zkclient.NodeAborted
 	nl.node.StateTime = unixNow(nl.p.l.now())
 	if serr := nl.store(ctx); serr != nil {
-		nl.p.log.Warn("storing aborted node failed", "node", nl.node.ID, "error", serr)
+		nl.log().Warn("storing aborted node failed", "node", nl.node.ID, "error", serr)
 	}
 	nl.p.l.stats.launch(nl, "error.quota")
 	nl.finished.Store(true)
@@ -315,7 +329,7 @@ func (nl *nodeLaunch) attemptFailed(ctx context.Context, err error) bool {
 	if retries <= 0 {
 		retries = 1
 	}
-	nl.p.log.Warn(fmt.Sprintf("launch attempt %d/%d failed", nl.attempts, retries), "node", nl.node.ID, "error", err)
+	nl.log().Warn(fmt.Sprintf("launch attempt %d/%d failed", nl.attempts, retries), "node", nl.node.ID, "error", err)
 	nl.p.l.stats.launch(nl, driver.MetricOf(err))
 	if nl.machine != nil && nl.machine.ExternalID() != "" && nl.node.ExternalID == "" {
 		nl.node.ExternalID = nl.machine.ExternalID()
@@ -350,10 +364,10 @@ func (nl *nodeLaunch) fail(ctx context.Context, err error, metric string, persis
 	nl.node.StateTime = unixNow(nl.p.l.now())
 	if persist {
 		if serr := nl.store(ctx); serr != nil {
-			nl.p.log.Warn("storing failed node failed", "node", nl.node.ID, "error", serr)
+			nl.log().Warn("storing failed node failed", "node", nl.node.ID, "error", serr)
 		}
 	}
-	nl.p.log.Error("launch failed", "node", nl.node.ID, "error", err)
+	nl.log().Error("launch failed", "node", nl.node.ID, "error", err)
 	nl.finished.Store(true)
 }
 
@@ -364,6 +378,11 @@ type nodeDelete struct {
 	lock    *zkclient.Lock
 	machine driver.DeleteMachine
 	started time.Time
+}
+
+// log is the deletion's logger, named as upstream's node deleter.
+func (d *nodeDelete) log() *slog.Logger {
+	return d.p.log.With(logconfig.LoggerKey, "nodepool.StateMachineNodeDeleter."+d.p.cfg.Name)
 }
 
 func (d *nodeDelete) release() {
@@ -382,7 +401,7 @@ func (d *nodeDelete) markDeleting(ctx context.Context) bool {
 	d.node.StateTime = unixNow(d.p.l.now())
 	if err := d.p.l.zk.StoreNode(ctx, d.node, d.lock); err != nil {
 		if !errors.Is(err, zkclient.ErrNoNode) {
-			d.p.log.Warn("marking node deleting failed", "node", d.node.ID, "error", err)
+			d.log().Warn("marking node deleting failed", "node", d.node.ID, "error", err)
 		}
 		return false
 	}
@@ -406,7 +425,7 @@ func (d *nodeDelete) step(ctx context.Context) bool {
 				done, err = true, nil
 			}
 			if err != nil {
-				d.p.log.Warn("deleting instance failed; will retry", "node", d.node.ID, "external_id", d.node.ExternalID, "error", err)
+				d.log().Warn("deleting instance failed; will retry", "node", d.node.ID, "external_id", d.node.ExternalID, "error", err)
 				d.markDeleting(ctx)
 				d.release()
 				return true
@@ -424,13 +443,13 @@ func (d *nodeDelete) step(ctx context.Context) bool {
 	}
 	if d.machine != nil {
 		if l.now().Sub(d.started) > deleteTimeout {
-			d.p.log.Error("timeout deleting instance; will retry", "node", d.node.ID, "external_id", d.node.ExternalID)
+			d.log().Error("timeout deleting instance; will retry", "node", d.node.ID, "external_id", d.node.ExternalID)
 			d.release()
 			return true
 		}
 		done, err := d.machine.Advance(ctx)
 		if err != nil && !driver.IsNotFound(err) {
-			d.p.log.Warn("deleting instance failed; will retry", "node", d.node.ID, "external_id", d.node.ExternalID, "error", err)
+			d.log().Warn("deleting instance failed; will retry", "node", d.node.ID, "external_id", d.node.ExternalID, "error", err)
 			d.release()
 			return true
 		}
@@ -439,14 +458,14 @@ func (d *nodeDelete) step(ctx context.Context) bool {
 		}
 	}
 	if err := l.zk.DeleteLockedNode(ctx, d.node, d.lock); err != nil {
-		d.p.log.Warn("removing node record failed", "node", d.node.ID, "error", err)
+		d.log().Warn("removing node record failed", "node", d.node.ID, "error", err)
 		d.release()
 		return true
 	}
-	d.p.log.Info("deleted node", "node", d.node.ID, "external_id", d.node.ExternalID)
+	d.log().Info("deleted node", "node", d.node.ID, "external_id", d.node.ExternalID)
 	d.p.pending.forget(d.node.ID)
 	d.p.kickStatic()
-	l.stats.incr("nodepool.provider." + d.p.cfg.Name + ".nodes.deleted")
+	l.stats.reporter().DeletedNode(d.p.cfg.Name)
 	return true
 }
 

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nodepool-go/nodepool/internal/logconfig"
+
 	"golang.org/x/sync/errgroup"
 
 	"github.com/nodepool-go/nodepool/config"
@@ -152,7 +154,7 @@ func (l *Launcher) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		zc.Logger = l.log
+		zc.Logger = l.log.With(logconfig.LoggerKey, "nodepool.zk.ZooKeeper")
 		cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		l.zk, err = zkclient.Connect(cctx, zc)
 		cancel()
@@ -193,7 +195,7 @@ func (l *Launcher) Run(ctx context.Context) error {
 			return g.Wait()
 		}
 	}
-	l.component = &zkclient.Component{Kind: zkclient.KindLauncher, Hostname: l.hostname, State: zkclient.ComponentStopped, Release: version.Version}
+	l.component = &zkclient.Component{Kind: zkclient.KindLauncher, Hostname: l.hostname, State: zkclient.ComponentStopped, Release: version.String()}
 	if err := l.zk.RegisterComponent(gctx, l.component); err != nil {
 		return fmt.Errorf("nodepool: registering launcher: %w", err)
 	}
@@ -223,7 +225,7 @@ func (l *Launcher) watchSession(ctx context.Context) {
 			case zkclient.StateConnected:
 				if lost {
 					lost = false
-					comp := &zkclient.Component{Kind: zkclient.KindLauncher, Hostname: l.hostname, State: zkclient.ComponentRunning, Release: version.Version}
+					comp := &zkclient.Component{Kind: zkclient.KindLauncher, Hostname: l.hostname, State: zkclient.ComponentRunning, Release: version.String()}
 					if err := l.zk.RegisterComponent(ctx, comp); err != nil {
 						l.log.Error("re-registering launcher failed", "error", err)
 					} else {
@@ -372,7 +374,7 @@ func (l *Launcher) reconcile(ctx context.Context) {
 }
 
 func (l *Launcher) startProvider(ctx context.Context, pc *driver.ProviderConfig) (*provider, error) {
-	log := l.log.With("provider", pc.Name)
+	log := l.log.With(logconfig.LoggerKey, "nodepool.StateMachineProvider."+pc.Name)
 	octx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	ad, err := l.drivers.Open(octx, pc, driver.Env{Logger: log, Services: services{zk: l.zk, stats: &l.stats}})

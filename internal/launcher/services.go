@@ -1,6 +1,8 @@
 package launcher
 
 import (
+	"time"
+
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
@@ -26,4 +28,12 @@ func (s services) Incr(key string, n int) {
 		b.Incr(key)
 	}
 	b.Send()
+}
+
+// TaskDone records one cloud API call (driver.TaskRecorder).
+func (s services) TaskDone(provider, call string, status int, d time.Duration) {
+	if s.stats == nil {
+		return
+	}
+	s.stats.reporter().Task(provider, call, status, d)
 }

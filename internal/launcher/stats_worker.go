@@ -3,6 +3,7 @@ package launcher
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"sync"
@@ -175,7 +176,7 @@ func (l *Launcher) reportLimitGauges(r *metrics.Reporter) {
 	}
 	b := r.Batch(true)
 	for _, name := range sortedKeys(providers) {
-		b.Gauge("nodepool.provider."+name+".max_servers", float64(maxServers(providers[name])))
+		b.Gauge("nodepool.provider."+name+".max_servers", maxServers(providers[name]))
 	}
 	limits := l.Config().TenantLimits
 	for _, tenant := range sortedKeys(limits) {
@@ -186,13 +187,17 @@ func (l *Launcher) reportLimitGauges(r *metrics.Reporter) {
 	b.Send()
 }
 
-// maxServers sums max-servers over the provider's pools, skipping unset
-// (unlimited) and zero values.
-func maxServers(pc *driver.ProviderConfig) int {
-	n := 0
+// maxServers sums max-servers over the provider's pools as upstream does:
+// zero values are skipped and an unset (unlimited) one makes the sum
+// infinite.
+func maxServers(pc *driver.ProviderConfig) float64 {
+	n := 0.0
 	for _, p := range pc.Pools {
-		if p.MaxServers > 0 && p.MaxServers != driver.Unlimited {
-			n += p.MaxServers
+		switch {
+		case p.MaxServers == driver.Unlimited:
+			return math.Inf(1)
+		case p.MaxServers > 0:
+			n += float64(p.MaxServers)
 		}
 	}
 	return n

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nodepool-go/nodepool/internal/logconfig"
+
 	"github.com/google/uuid"
 
 	"github.com/nodepool-go/nodepool/driver"
@@ -43,7 +45,7 @@ type poolWorker struct {
 func newPoolWorker(l *Launcher, p *provider, pool *driver.PoolConfig) *poolWorker {
 	id := fmt.Sprintf("%s-PoolWorker.%s-%s-%s", l.hostname, p.cfg.Name, pool.Name, strings.ReplaceAll(uuid.NewString(), "-", ""))
 	return &poolWorker{l: l, provider: p, pool: pool, id: id,
-		log:  l.log.With("provider", p.cfg.Name, "pool", pool.Name),
+		log:  l.log.With(logconfig.LoggerKey, "nodepool.PoolWorker."+p.cfg.Name+"-"+pool.Name),
 		wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
@@ -56,7 +58,7 @@ func (w *poolWorker) kick() {
 
 func (w *poolWorker) component() *zkclient.Component {
 	return &zkclient.Component{Kind: zkclient.KindPool, Hostname: w.l.hostname, State: zkclient.ComponentRunning,
-		Release: version.Version, ID: w.id, ProviderName: w.provider.cfg.Name,
+		Release: version.String(), ID: w.id, ProviderName: w.provider.cfg.Name,
 		SupportedLabels: w.pool.LabelNames(), Priority: w.provider.cfg.EffectivePriority(w.pool)}
 }
 

@@ -20,8 +20,8 @@
 //	nodepool.provider.<p>.max_servers (gauge)          nodepool_provider_max_servers{provider}
 //	nodepool.tenant_limits.<t>.<limit> (gauge)         nodepool_tenant_limit{tenant,limit}
 //	nodepool.provider.<p>.leaked.<kind> (counter)      nodepool_provider_leaked_total{provider,kind}
-//	nodepool.provider.<p>.nodes.deleted (counter)      nodepool_provider_nodes_deleted_total{provider}
-//	nodepool.task.<p>.<call> (timer)                   nodepool_task_duration_seconds{provider,call}
+//	nodepool.task.<p>.<call>.<status> (timer+counter)  nodepool_task_duration_seconds{provider,call,status}
+//	nodepool.task.<p>.<call>.attempted|failed (counter)   (see Task)
 //	nodepool.dib_image_build.<i>.<fmt>.size (gauge)    nodepool_dib_image_build_size_bytes{image,format}
 //	nodepool.dib_image_build.<i>.status.duration (timer) nodepool_dib_image_build_duration_seconds{image}
 //	nodepool.dib_image_build.<i>.status.rc (gauge)     nodepool_dib_image_build_rc{image}
@@ -39,8 +39,10 @@
 // provider, label or image name, the first variable segment takes the
 // extra dots.
 //
-// Infinite gauge values (unset limits) are not sent to statsd (the
-// reference client would send "inf"); Prometheus gets +Inf.
+// Infinite gauge values (unset limits) are sent to statsd as "inf", as the
+// reference client sends them; Prometheus gets +Inf. Deleted nodes are
+// counted in Prometheus only (DeletedNode), since the statsd key they
+// would take is a node-state gauge. docs/metrics.md lists every key.
 package metrics
 
 import (
@@ -114,11 +116,9 @@ var families = func() []family {
 	fs = append(fs, launchFamilies(Timer, "nodepool_launch_duration_seconds")...)
 	return append(fs,
 		fam(Counter, "nodepool.provider.{provider}.leaked.{kind}", "nodepool_provider_leaked_total", "provider", "kind"),
-		fam(Counter, "nodepool.provider.{provider}.nodes.deleted", "nodepool_provider_nodes_deleted_total", "provider"),
 		fam(Counter, "nodepool.image_update.{image}.{provider}", "nodepool_image_update_total", "image", "provider"),
 		fam(Timer, "nodepool.image_update.{image}.{provider}", "nodepool_image_update_duration_seconds", "image", "provider"),
 		fam(Timer, "nodepool.dib_image_build.{image}.status.duration", "nodepool_dib_image_build_duration_seconds", "image"),
-		fam(Timer, "nodepool.task.{provider}.{call}", "nodepool_task_duration_seconds", "provider", "call"),
 		fam(Gauge, "nodepool.nodes.{state}", "nodepool_nodes", "state"),
 		fam(Gauge, "nodepool.provider.{provider}.nodes.{state}", "nodepool_provider_nodes", "provider", "state"),
 		fam(Gauge, "nodepool.label.{label}.nodes.{state}", "nodepool_label_nodes", "label", "state"),
@@ -336,6 +336,35 @@ func (r *Reporter) Launch(provider, az, requestor, result string, d time.Duratio
 	r.observer("nodepool_launch_duration_seconds", labels).Observe(d.Seconds())
 }
 
+// Task records one cloud API call as upstream's OpenStack SDK reports it:
+// with K = nodepool.task.<provider>.<call>, a timer and a counter
+// K.<status> and a counter K.attempted, or, without a response (status 0),
+// counters K.failed and K.attempted. Prometheus gets one observation of
+// nodepool_task_duration_seconds{provider,call,status} (status "failed"
+// without a response).
+func (r *Reporter) Task(provider, call string, status int, d time.Duration) {
+	key := "nodepool.task." + provider + "." + call
+	label := "failed"
+	b := r.Batch(true)
+	if status > 0 {
+		label = strconv.Itoa(status)
+		b.line(key+"."+label, timerValue(d))
+		b.line(key+"."+label, "1|c")
+	} else {
+		b.line(key+".failed", "1|c")
+	}
+	b.line(key+".attempted", "1|c")
+	b.Send()
+	r.observer("nodepool_task_duration_seconds", prometheus.Labels{"provider": provider, "call": call, "status": label}).Observe(d.Seconds())
+}
+
+// DeletedNode counts one node deleted by the provider, in Prometheus only
+// (nodepool_provider_nodes_deleted_total{provider}): statsd's
+// nodepool.provider.<p>.nodes.deleted is the node-state gauge.
+func (r *Reporter) DeletedNode(provider string) {
+	r.counter("nodepool_provider_nodes_deleted_total", prometheus.Labels{"provider": provider}).Inc()
+}
+
 // Normalize replaces "." and ":" with "_", as upstream does for user
 // strings in keys (requestors, tenants, limit names).
 func Normalize(s string) string { return strings.NewReplacer(".", "_", ":", "_").Replace(s) }
@@ -372,7 +401,10 @@ func (b *Batch) Timing(key string, d time.Duration) {
 // Gauge sets a gauge.
 func (b *Batch) Gauge(key string, v float64) {
 	switch {
-	case math.IsInf(v, 0) || math.IsNaN(v):
+	case math.IsNaN(v):
+		b.line(key, "nan|g")
+	case math.IsInf(v, 1):
+		b.line(key, "inf|g")
 	case v < 0:
 		// A leading "-" means a delta in statsd: reset to 0 first.
 		b.line(key, "0|g")
@@ -415,7 +447,17 @@ func timerValue(d time.Duration) string {
 	return fmt.Sprintf("%0.6f|ms", float64(d.Milliseconds()))
 }
 
-func formatFloat(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+// formatFloat formats v as Python's str() of a float or int does for the
+// values gauges take ("inf" and "-inf" for the infinities).
+func formatFloat(v float64) string {
+	switch {
+	case math.IsInf(v, 1):
+		return "inf"
+	case math.IsInf(v, -1):
+		return "-inf"
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
 
 func labelNames(l prometheus.Labels) []string {
 	names := make([]string, 0, len(l))

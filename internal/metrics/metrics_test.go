@@ -46,12 +46,8 @@ func TestMetricsMapping(t *testing.T) {
 			prometheus.Labels{"tenant": "tenant-one", "limit": "cores"}},
 		{metrics.Counter, "nodepool.provider.p1.leaked.floatingips", "nodepool_provider_leaked_total",
 			prometheus.Labels{"provider": "p1", "kind": "floatingips"}},
-		{metrics.Counter, "nodepool.provider.p1.nodes.deleted", "nodepool_provider_nodes_deleted_total",
-			prometheus.Labels{"provider": "p1"}},
 		{metrics.Gauge, "nodepool.provider.p1.nodes.deleted", "nodepool_provider_nodes",
 			prometheus.Labels{"provider": "p1", "state": "deleted"}},
-		{metrics.Timer, "nodepool.task.p1.ComputePostServers", "nodepool_task_duration_seconds",
-			prometheus.Labels{"provider": "p1", "call": "ComputePostServers"}},
 		{metrics.Gauge, "nodepool.dib_image_build.fake-image.qcow2.size", "nodepool_dib_image_build_size_bytes",
 			prometheus.Labels{"image": "fake-image", "format": "qcow2"}},
 		{metrics.Gauge, "nodepool.dib_image_build.fake-image.status.rc", "nodepool_dib_image_build_rc",
@@ -136,7 +132,9 @@ func TestMetricsReporterStatsdAndPrometheus(t *testing.T) {
 	r.Gauge("nodepool.nodes.ready", 3)
 	r.Gauge("nodepool.tenant_limits.t.cores", math.Inf(1))
 	r.Gauge("nodepool.tenant_limits.t.ram", 1024.5)
-	r.Timing("nodepool.task.sim.ListServers", 250*time.Millisecond)
+	r.Task("sim", "compute.GET.servers_detail", 200, 250*time.Millisecond)
+	r.Task("sim", "compute.POST.servers", 0, time.Second)
+	r.DeletedNode("sim")
 
 	lines := read(
 		"nodepool.launch.ready:1500.000000|ms", "nodepool.launch.ready:1|c",
@@ -146,12 +144,17 @@ func TestMetricsReporterStatsdAndPrometheus(t *testing.T) {
 		"nodepool.launch.error.quota:1|c", "nodepool.launch.provider.sim.error.quota:1|c",
 		"nodepool.provider.sim.leaked.instances:1|c",
 		"nodepool.nodes.ready:3|g",
+		"nodepool.tenant_limits.t.cores:inf|g",
 		"nodepool.tenant_limits.t.ram:1024.5|g",
-		"nodepool.task.sim.ListServers:250.000000|ms",
+		"nodepool.task.sim.compute.GET.servers_detail.200:250.000000|ms",
+		"nodepool.task.sim.compute.GET.servers_detail.200:1|c",
+		"nodepool.task.sim.compute.GET.servers_detail.attempted:1|c",
+		"nodepool.task.sim.compute.POST.servers.failed:1|c",
+		"nodepool.task.sim.compute.POST.servers.attempted:1|c",
 	)
 	for _, l := range lines {
-		require.NotContains(t, l, "inf", "infinite gauges are not sent")
 		require.NotContains(t, l, "requestor..", "no requestor key without a requestor")
+		require.NotContains(t, l, "nodes.deleted", "deleted nodes are not counted in statsd")
 	}
 
 	text := scrape(t, r)
@@ -164,7 +167,9 @@ func TestMetricsReporterStatsdAndPrometheus(t *testing.T) {
 		`nodepool_nodes{state="ready"} 3`,
 		`nodepool_tenant_limit{limit="cores",tenant="t"} +Inf`,
 		`nodepool_tenant_limit{limit="ram",tenant="t"} 1024.5`,
-		`nodepool_task_duration_seconds_sum{call="ListServers",provider="sim"} 0.25`,
+		`nodepool_task_duration_seconds_sum{call="compute.GET.servers_detail",provider="sim",status="200"} 0.25`,
+		`nodepool_task_duration_seconds_count{call="compute.POST.servers",provider="sim",status="failed"} 1`,
+		`nodepool_provider_nodes_deleted_total{provider="sim"} 1`,
 		"# TYPE nodepool_launch_duration_seconds histogram",
 		"go_goroutines",
 	} {

@@ -22,26 +22,43 @@ import (
 	"github.com/nodepool-go/nodepool/config"
 	_ "github.com/nodepool-go/nodepool/driver/stock"
 	"github.com/nodepool-go/nodepool/internal/daemon"
+	"github.com/nodepool-go/nodepool/internal/logconfig"
 	"github.com/nodepool-go/nodepool/internal/statuspage"
 	"github.com/nodepool-go/nodepool/internal/webapp"
 )
 
+// flags defines the launcher's command line.
+func flags() (fs *flag.FlagSet, df *daemon.Flags, noWeb *bool, cleanupEvery *time.Duration) {
+	fs = flag.NewFlagSet("nodepool-launcher", flag.ContinueOnError)
+	df = &daemon.Flags{}
+	df.Register(fs)
+	noWeb = fs.Bool("no-webapp", false, "do not serve the web status API")
+	cleanupEvery = fs.Duration("cleanup-interval", 60*time.Second, "how often cleanup tasks run (leaked instances go after two passes)")
+	return fs, df, noWeb, cleanupEvery
+}
+
 // Main runs the launcher with command-line arguments args (without the
 // program name) and returns the process exit code.
 func Main(args []string) int {
-	fs := flag.NewFlagSet("nodepool-launcher", flag.ContinueOnError)
-	configFlag := fs.String("c", "/etc/nodepool/nodepool.yaml", "path to the config file")
-	secure := fs.String("s", "", "path to the secure config file")
-	noWeb := fs.Bool("no-webapp", false, "do not serve the web status API")
-	debug := fs.Bool("debug", false, "log at debug level")
-	profiles := fs.String("pprof", "", "serve Go runtime profiles on this address (e.g. 127.0.0.1:6060)")
-	cleanupEvery := fs.Duration("cleanup-interval", 60*time.Second, "how often cleanup tasks run (leaked instances go after two passes)")
+	fs, df, noWeb, cleanupEvery := flags()
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
-	log := daemon.Logger(*debug)
-	daemon.ServeProfiles(*profiles, log)
-	path, securePath := daemon.ConfigPaths(*configFlag, *secure)
+	if df.Version {
+		daemon.PrintVersion(os.Stdout)
+		return 0
+	}
+	proc, err := daemon.Start(df)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		return 1
+	}
+	defer proc.Close()
+	log := proc.Log.With(logconfig.LoggerKey, "nodepool.NodePool")
+	path, securePath := daemon.ConfigPaths(df.Config, df.Secure)
 	cfg, err := config.Load(path, securePath)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
@@ -63,7 +80,9 @@ func Main(args []string) int {
 	go func() {
 		for s := range sigs {
 			if s == syscall.SIGTERM {
-				// Upstream: immediate exit, no cleanup.
+				// Immediate exit without cleanup, as upstream; only
+				// the pid file goes.
+				proc.Close()
 				os.Exit(0)
 			}
 			log.Info("stopping gracefully", "signal", s.String())
@@ -81,6 +100,7 @@ func Main(args []string) int {
 				time.Sleep(50 * time.Millisecond)
 			}
 			srv := &http.Server{Addr: addr, Handler: webapp.New(l.ZooKeeper(), l.Ready, webapp.WithMetrics(l.MetricsHandler()), webapp.WithPage(statuspage.New(l))), ReadHeaderTimeout: 10 * time.Second}
+			log := proc.Log.With(logconfig.LoggerKey, "nodepool.WebApp")
 			log.Info("serving web status API", "address", addr)
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("web status API stopped", "error", err)
