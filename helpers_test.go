@@ -10,7 +10,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	_ "github.com/nodepool-go/nodepool/driver/stock" // the drivers the configurations name
+	// The drivers the configurations of these tests name.
+	_ "github.com/nodepool-go/nodepool/driver/openstack"
+	_ "github.com/nodepool-go/nodepool/driver/simcloud"
 )
 
 func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
