@@ -3,7 +3,9 @@ package drivertest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -157,7 +159,8 @@ func (s *regSuite) slots(t *testing.T) {
 	}
 	require.Equal(t, s.h.Slots, got, "slots per host (HostKey)")
 
-	for hk, hs := range tg.hosts {
+	for _, hk := range slices.Sorted(maps.Keys(tg.hosts)) {
+		hs := tg.hosts[hk]
 		first := hs[0]
 		for i, sl := range hs {
 			require.Equal(t, i, sl.Index, "host %s: slot indexes must be 0..%d, each once", hk, len(hs)-1)

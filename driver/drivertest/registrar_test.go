@@ -218,7 +218,7 @@ func TestRunRegistrarCatchesFaults(t *testing.T) {
 	for _, tc := range []struct{ fault, want string }{
 		{"unstable", "Slots differs between two calls"},
 		{"missing-slot", "slots per host (HostKey)"},
-		{"index-from-one", "slot indexes must be 0..1"},
+		{"index-from-one", "slot indexes must be 0..0"}, // the first host in order, down.example.org, has one slot
 		{"unknown-label", `label "b" is not a label of pool main`},
 		{"slots-disagree", "shell type differs between slots"},
 		{"list-fails", "ListInstances"},
