@@ -1,0 +1,81 @@
+package nodepool_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/nodepool-go/nodepool/internal/launchertest"
+	"github.com/nodepool-go/nodepool/internal/zktest"
+	"github.com/nodepool-go/nodepool/internal/zuulsim"
+	"github.com/nodepool-go/nodepool/zkclient"
+)
+
+// A request too large to serve fails alone: the launcher's session never
+// drops, good requests submitted next to it are served, and a request so
+// large that even its declined version does not fit is left alone.
+func TestPoisonRequestFailsAlone(t *testing.T) {
+	zk, chroot := zktest.Connect(t)
+	lzk := zktest.ConnectChroot(t, chroot)
+	cloud := "cloud-" + chroot[1:]
+	l := launchertest.Start(t, lzk, simYAML("sim", cloud, 10))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sessions := lzk.Subscribe()
+	defer lzk.Unsubscribe(sessions)
+
+	// A requestor of about a megabyte would make the node record too
+	// large; a padding key near the packet limit makes every update of
+	// the request itself too large.
+	big := &zkclient.NodeRequest{State: zkclient.RequestRequested, NodeTypes: []string{"small"}, Reuse: true,
+		Requestor: strings.Repeat("r", 1000_000)}
+	bigID, err := zk.SubmitRequest(ctx, big, "100", false)
+	require.NoError(t, err)
+	padding, _ := json.Marshal(strings.Repeat("p", zkclient.DefaultMaxPacket-600))
+	padded := &zkclient.NodeRequest{State: zkclient.RequestRequested, NodeTypes: []string{"small"}, Reuse: true,
+		Requestor: "zuul", Extra: []zkclient.Member{{Key: "padding", Value: padding}}}
+	paddedID, err := zk.SubmitRequest(ctx, padded, "100", false)
+	require.NoError(t, err)
+
+	start := time.Now()
+	for range 3 {
+		ns := launchertest.Acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
+		require.NoError(t, ns.Return(ctx))
+	}
+	t.Logf("3 good requests next to 2 poison ones served in %v", time.Since(start).Round(time.Millisecond))
+
+	require.Eventually(t, func() bool {
+		r, err := zk.GetRequest(ctx, bigID)
+		return err == nil && r.State == zkclient.RequestFailed
+	}, 20*time.Second, 100*time.Millisecond, "the oversized request fails")
+	ex, ok := launchertest.Explanation(ctx, zk, bigID)
+	require.True(t, ok)
+	require.Contains(t, ex.Reason, "request too large")
+
+	r, err := zk.GetRequest(ctx, paddedID)
+	require.NoError(t, err)
+	require.Equal(t, zkclient.RequestRequested, r.State, "a request whose update cannot be stored is left as it is")
+	require.NotEmpty(t, r.Extra, "and loses nothing")
+
+	nodes, err := zk.Nodes(ctx, nil)
+	require.NoError(t, err)
+	for _, n := range nodes {
+		require.NotEqual(t, bigID, n.AllocatedTo)
+		require.NotEqual(t, paddedID, n.AllocatedTo)
+	}
+	for {
+		select {
+		case ev := <-sessions:
+			require.Equal(t, zkclient.StateConnected, ev.State, "the launcher's connection never dropped")
+			continue
+		default:
+		}
+		break
+	}
+	require.True(t, lzk.Connected())
+	_ = l
+}
