@@ -3,12 +3,14 @@ package nodepool_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/nodepool-go/nodepool/driver/simcloud"
 	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
@@ -78,4 +80,31 @@ func TestPoisonRequestFailsAlone(t *testing.T) {
 	}
 	require.True(t, lzk.Connected())
 	_ = l
+}
+
+// A cloud that cannot be asked for its images (failed authentication)
+// fails requests with that reason, not with "image not found".
+func TestImageLookupFailureReason(t *testing.T) {
+	zk, chroot := zktest.Connect(t)
+	cloud := "cloud-" + chroot[1:]
+	launchertest.StartChroot(t, chroot, simYAML("sim", cloud, 10))
+	simcloud.Get(cloud).SetImageLookupError(errors.New("authentication failed (HTTP 401)"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := zuulsim.Submit(ctx, zk, []string{"small"}, zuulsim.Options{})
+	require.NoError(t, err)
+	var ex zkclient.Explanation
+	require.Eventually(t, func() bool {
+		var ok bool
+		ex, ok = launchertest.Explanation(ctx, zk, req.ID)
+		return ok && ex.Status == zkclient.ExplainDeclined
+	}, 20*time.Second, 50*time.Millisecond)
+	_, err = req.Wait(ctx)
+	require.ErrorIs(t, err, zuulsim.ErrRequestFailed)
+	require.Contains(t, ex.Reason, "cannot look up cloud image default of label small: authentication failed (HTTP 401)")
+	require.NotContains(t, ex.Reason, "not found")
+
+	simcloud.Get(cloud).SetImageLookupError(nil)
+	ns := launchertest.Acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
+	require.NoError(t, ns.Return(ctx))
 }

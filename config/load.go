@@ -1,8 +1,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -97,8 +99,13 @@ func Load(path, securePath string, opts ...Option) (*Config, error) {
 // are substituted; there is no secure file.
 func Parse(name string, data []byte, opts ...Option) (*Config, error) {
 	o := options(opts)
+	if err := checkSize(name, len(data)); err != nil {
+		return nil, err
+	}
 	probs := &driver.Problems{File: name}
-	root := parseDocumentBytes(substituteEnv(data, os.Environ()), probs)
+	data = substituteEnv(data, os.Environ())
+	warnUnset(data, probs)
+	root := parseDocumentBytes(data, probs)
 	if len(probs.Errors) > 0 {
 		return nil, probs.Err()
 	}
@@ -131,7 +138,20 @@ func readDocument(path string, probs *driver.Problems) (*yaml.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	warnUnset(data, probs)
 	return parseDocumentBytes(data, probs), nil
+}
+
+var unsetRefRE = regexp.MustCompile(`%\((NODEPOOL_[^)\s]*)\)`)
+
+// warnUnset records a warning for every %(NODEPOOL_*) reference left in
+// substituted text: its variable is not set, so the text stays as
+// written.
+func warnUnset(data []byte, probs *driver.Problems) {
+	for _, m := range unsetRefRE.FindAllSubmatchIndex(data, -1) {
+		line := 1 + bytes.Count(data[:m[0]], []byte("\n"))
+		probs.Warnf(line, "", "%s is not set: %s is left as written", data[m[2]:m[3]], data[m[0]:m[1]])
+	}
 }
 
 // parseDocumentBytes parses YAML text; a YAML error is recorded on probs.
@@ -149,13 +169,22 @@ func parseDocumentBytes(data []byte, probs *driver.Problems) *yaml.Node {
 	return root
 }
 
+// MaxFileSize is the largest configuration file read, in bytes: loading
+// is linear in a file's size, and a larger file is far beyond any real
+// deployment.
+const MaxFileSize = 32 << 20
+
+// ErrTooLarge is wrapped by the error for a configuration file larger
+// than MaxFileSize.
+var ErrTooLarge = errors.New("configuration file too large")
+
 // readConfigFile reads a file, retrying "no such file",
 // and applies %(NODEPOOL_*) substitution.
 func readConfigFile(path string) ([]byte, error) {
 	var data []byte
 	var err error
 	for attempt := 1; ; attempt++ {
-		data, err = os.ReadFile(path)
+		data, err = readLimited(path)
 		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt >= readAttempts {
 			break
 		}
@@ -165,6 +194,31 @@ func readConfigFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	return substituteEnv(data, os.Environ()), nil
+}
+
+// readLimited reads at most MaxFileSize bytes of a file; a longer file is
+// an error wrapping ErrTooLarge.
+func readLimited(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSize(path, len(data)); err != nil {
+		return nil, err
+	}
+	return data, nil
+}
+
+func checkSize(name string, n int) error {
+	if n > MaxFileSize {
+		return fmt.Errorf("%s: %w: more than %d bytes (the limit is %d MiB)", name, ErrTooLarge, MaxFileSize, MaxFileSize>>20)
+	}
+	return nil
 }
 
 // substituteEnv replaces %(NAME) by the value of every NODEPOOL_* variable
@@ -555,14 +609,27 @@ func (p *parsed) resolve(probs *driver.Problems) {
 		cfg.Diskimages = append(cfg.Diskimages, d)
 	}
 
+	// Indexes, so resolving stays linear in the configuration's size.
+	labels := make(map[string]bool, len(cfg.Labels))
+	for _, l := range cfg.Labels {
+		labels[l.Name] = true
+	}
+	images := make(map[string]*DiskimageConfig, len(cfg.Diskimages))
+	for _, d := range cfg.Diskimages {
+		images[d.Name] = d
+	}
+	providers := make(map[string]*driver.ProviderConfig, len(cfg.Providers))
+	for _, pc := range cfg.Providers {
+		providers[pc.Name] = pc
+	}
 	for _, ref := range p.providers {
-		if cfg.Provider(ref.cfg.Name) != ref.cfg {
+		if providers[ref.cfg.Name] != ref.cfg {
 			continue // a later entry of the same name wins
 		}
 		pc := ref.cfg
 		ppath := fmt.Sprintf("providers[%d]", ref.index)
 		for _, pd := range pc.Diskimages {
-			if cfg.Diskimage(pd.Name) == nil {
+			if images[pd.Name] == nil {
 				i, n := entryByName(ref.node, pd.Name, "diskimages")
 				probs.Errorf(lineOf(n), fmt.Sprintf("%s.diskimages[%d]", ppath, i),
 					"diskimage %s in provider %s is not defined in the main diskimages list%s", pd.Name, pc.Name, abstractNote(byName, pd.Name))
@@ -570,21 +637,25 @@ func (p *parsed) resolve(probs *driver.Problems) {
 		}
 		for j, pool := range pc.Pools {
 			for _, l := range pool.Labels {
-				lpath := fmt.Sprintf("%s.pools[%d]", ppath, j)
-				k, n := entryByName(ref.node, l.Name, "pools", j, "labels")
-				if n == nil {
-					n = nodeOf(ref.node, "pools", j)
-				} else {
-					lpath = fmt.Sprintf("%s.labels[%d]", lpath, k)
+				// where locates the label's entry, for an error only.
+				where := func() (string, *yaml.Node) {
+					lpath := fmt.Sprintf("%s.pools[%d]", ppath, j)
+					k, n := entryByName(ref.node, l.Name, "pools", j, "labels")
+					if n == nil {
+						return lpath, nodeOf(ref.node, "pools", j)
+					}
+					return fmt.Sprintf("%s.labels[%d]", lpath, k), n
 				}
-				if cfg.Label(l.Name) == nil {
+				if !labels[l.Name] {
+					lpath, n := where()
 					probs.Errorf(lineOf(n), lpath, "label %s in provider %s not in top-level labels", l.Name, pc.Name)
 				}
 				if l.Diskimage == "" {
 					continue
 				}
-				d := cfg.Diskimage(l.Diskimage)
+				d := images[l.Diskimage]
 				if d == nil {
+					lpath, n := where()
 					probs.Errorf(lineOf(nodeOf(n, "diskimage")), lpath+".diskimage",
 						"label %s in provider %s uses diskimage %s which is not defined in the main diskimages list%s", l.Name, pc.Name, l.Diskimage, abstractNote(byName, l.Diskimage))
 					continue

@@ -213,6 +213,16 @@ func (c *cli) configValidate() int {
 	if len(probs.Errors) > 0 {
 		return 1
 	}
+	if secure := c.a.get("secure"); secure != "" {
+		// The secure file is checked by loading both, as the daemons do.
+		log.Info("validating " + secure)
+		if _, err := config.Load(path, secure); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				log.Error(line)
+			}
+			return 1
+		}
+	}
 	return 0
 }
 

@@ -97,6 +97,7 @@ type Cloud struct {
 	knobs      Knobs
 	hang       bool
 	listErr    error
+	imageErr   error
 	failCreate int
 	failErr    error // what failed creates return; nil for a generic error
 	failWithID int
@@ -212,7 +213,7 @@ func (c *Cloud) Reset() {
 		c.knobs = *c.applied
 		c.addPublicImagesLocked(c.applied.Images)
 	}
-	c.hang, c.listErr = false, nil
+	c.hang, c.listErr, c.imageErr = false, nil, nil
 	c.failCreate, c.failWithID, c.failDelete, c.failUpload, c.failImgDel = 0, 0, 0, 0, 0
 	c.failErr = nil
 	c.counters = Counters{}
@@ -269,6 +270,12 @@ func (c *Cloud) SetQuota(instances, cores, ram int) {
 // SetListError makes ListInstances and ListResources fail with err (nil
 // clears it).
 func (c *Cloud) SetListError(err error) { c.mu.Lock(); c.listErr = err; c.mu.Unlock() }
+
+// SetImageLookupError makes image lookups (a label's cloud image) fail
+// with err, as a cloud refusing authentication does (nil restores them).
+func (c *Cloud) SetImageLookupError(err error) { c.mu.Lock(); c.imageErr = err; c.mu.Unlock() }
+
+func (c *Cloud) imageLookupError() error { c.mu.Lock(); defer c.mu.Unlock(); return c.imageErr }
 
 // SetLatency sets the time every API call takes.
 func (c *Cloud) SetLatency(d time.Duration) { c.mu.Lock(); c.knobs.APILatency = d; c.mu.Unlock() }
