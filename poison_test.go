@@ -108,3 +108,42 @@ func TestImageLookupFailureReason(t *testing.T) {
 	ns := launchertest.Acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
 	require.NoError(t, ns.Return(ctx))
 }
+
+// A server reporting a host key too large for a node record fails its
+// launch (the node and its instance are cleaned up) instead of retrying
+// the write for ever; the launcher keeps serving.
+func TestOversizedHostKeyFailsLaunch(t *testing.T) {
+	zk, chroot := zktest.Connect(t)
+	lzk := zktest.ConnectChroot(t, chroot)
+	cloud := "cloud-" + chroot[1:]
+	launchertest.Start(t, lzk, sprintf(`
+labels:
+  - name: small
+providers:
+  - name: sim
+    driver: simcloud
+    cloud: %s
+    launch-retries: 1
+    pools:
+      - name: main
+        max-servers: 10
+        labels:
+          - name: small
+`, cloud))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	simcloud.Get(cloud).SetHostKey("ssh-ed25519 " + strings.Repeat("A", zkclient.DefaultMaxPacket))
+	req, err := zuulsim.Submit(ctx, zk, []string{"small"}, zuulsim.Options{})
+	require.NoError(t, err)
+	_, err = req.Wait(ctx)
+	require.ErrorIs(t, err, zuulsim.ErrRequestFailed)
+
+	simcloud.Get(cloud).SetHostKey("")
+	ns := launchertest.Acquire(t, ctx, zk, []string{"small"}, zuulsim.Options{})
+	require.NoError(t, ns.Return(ctx))
+	require.Eventually(t, func() bool {
+		nodes, err := zk.Nodes(ctx, nil)
+		return err == nil && len(nodes) == 0 && len(simcloud.Get(cloud).Instances()) == 0
+	}, 30*time.Second, 100*time.Millisecond, "the failed node and its instance are deleted")
+	require.True(t, lzk.Connected())
+}

@@ -98,6 +98,7 @@ type Cloud struct {
 	hang       bool
 	listErr    error
 	imageErr   error
+	hostKey    string // SetHostKey
 	failCreate int
 	failErr    error // what failed creates return; nil for a generic error
 	failWithID int
@@ -213,7 +214,7 @@ func (c *Cloud) Reset() {
 		c.knobs = *c.applied
 		c.addPublicImagesLocked(c.applied.Images)
 	}
-	c.hang, c.listErr, c.imageErr = false, nil, nil
+	c.hang, c.listErr, c.imageErr, c.hostKey = false, nil, nil, ""
 	c.failCreate, c.failWithID, c.failDelete, c.failUpload, c.failImgDel = 0, 0, 0, 0, 0
 	c.failErr = nil
 	c.counters = Counters{}
@@ -270,6 +271,12 @@ func (c *Cloud) SetQuota(instances, cores, ram int) {
 // SetListError makes ListInstances and ListResources fail with err (nil
 // clears it).
 func (c *Cloud) SetListError(err error) { c.mu.Lock(); c.listErr = err; c.mu.Unlock() }
+
+// SetHostKey makes servers created from now on report key as their SSH
+// host key ("" restores fresh keys), e.g. to play a hostile server.
+func (c *Cloud) SetHostKey(key string) { c.mu.Lock(); c.hostKey = key; c.mu.Unlock() }
+
+func (c *Cloud) hostKeyOverride() string { c.mu.Lock(); defer c.mu.Unlock(); return c.hostKey }
 
 // SetImageLookupError makes image lookups (a label's cloud image) fail
 // with err, as a cloud refusing authentication does (nil restores them).
@@ -541,6 +548,9 @@ type createRequest struct {
 // error without an id means no server was created.
 func (c *Cloud) create(r createRequest) (string, error) {
 	hostKey := newHostKey() // outside the lock: the costliest step
+	if k := c.hostKeyOverride(); k != "" {
+		hostKey = k
+	}
 	c.lock()
 	defer c.unlock()
 	c.counters.Creates++
