@@ -19,11 +19,11 @@ import (
 	"github.com/nodepool-go/nodepool/zkclient"
 )
 
-// bigNodes stores n nodes of about 300 kB each.
+// bigNodes stores n nodes of about 100 kB each.
 func bigNodes(t *testing.T, zk *zkclient.Client, n int) {
 	for i := range n {
 		node := &zkclient.Node{State: zkclient.NodeReady, Provider: "p", Pool: "main", Type: []string{"l"},
-			Hostname: strings.Repeat("h", 300_000)}
+			Hostname: strings.Repeat("h", 100_000)}
 		_, err := zk.Create(context.Background(), zkclient.NodePath(fmt.Sprintf("%010d", 9000+i)), node.AppendJSON(nil), zkclient.Persistent, true)
 		require.NoError(t, err)
 	}
@@ -66,7 +66,7 @@ func TestCacheBoundedWhateverTheQuery(t *testing.T) {
 	require.LessOrEqual(t, bytes, CacheMaxBytes)
 	require.LessOrEqual(t, entries, 20, "only the endpoint's own parameters make distinct entries")
 	t.Logf("400 distinct query strings over a %d-byte node list: %d cache entries, %.1f MB cached; heap %.0f MB before, %.0f MB after",
-		900_000, entries, float64(bytes)/(1<<20), before, heapMB())
+		300_000, entries, float64(bytes)/(1<<20), before, heapMB())
 
 	// The byte bound evicts the least recently used entries.
 	small := newResponseCache(100, 1000)
