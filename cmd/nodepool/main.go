@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -217,8 +218,19 @@ func (c *cli) configValidate() int {
 		// The secure file is checked by loading both, as the daemons do.
 		log.Info("validating " + secure)
 		if _, err := config.Load(path, secure); err != nil {
-			for _, line := range strings.Split(err.Error(), "\n") {
-				log.Error(line)
+			var list *driver.ErrorList
+			if !errors.As(err, &list) {
+				log.Error(oneLine(err))
+				return 1
+			}
+			for _, e := range list.Errors {
+				msg := *e
+				if sabs, _ := filepath.Abs(secure); msg.File == sabs {
+					// Values of the secure file are secrets: name the
+					// problem, never the value.
+					msg.Msg, _, _ = strings.Cut(msg.Msg, ", got ")
+				}
+				log.Error(problemText(&msg))
 			}
 			return 1
 		}

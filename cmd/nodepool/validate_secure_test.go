@@ -32,4 +32,12 @@ func TestConfigValidateSecure(t *testing.T) {
 	}
 	errb.Reset()
 	require.Equal(t, 1, run([]string{"-c", good, "-s", filepath.Join(dir, "missing.yaml"), "config-validate"}, &out, &errb))
+
+	// A wrong value in the secure file is reported without the value.
+	secret := filepath.Join(dir, "secret.yaml")
+	require.NoError(t, os.WriteFile(secret, []byte("diskimages:\n  - name: img\n    env-vars: {PASSWORD: 987654321}\n"), 0o600))
+	errb.Reset()
+	require.Equal(t, 1, run([]string{"-c", good, "-s", secret, "config-validate"}, &out, &errb))
+	require.Contains(t, errb.String(), "PASSWORD")
+	require.NotContains(t, errb.String(), "987654321")
 }
