@@ -31,11 +31,16 @@ func TestPoisonRequestFailsAlone(t *testing.T) {
 	defer lzk.Unsubscribe(sessions)
 
 	// A requestor of about a megabyte would make the node record too
-	// large; a padding key near the packet limit makes every update of
-	// the request itself too large.
+	// large; a requestor of 100 kB would make each node record of a
+	// request of ten nodes 100 kB; a padding key near the packet limit
+	// makes every update of the request itself too large.
 	big := &zkclient.NodeRequest{State: zkclient.RequestRequested, NodeTypes: []string{"small"}, Reuse: true,
 		Requestor: strings.Repeat("r", 1000_000)}
 	bigID, err := zk.SubmitRequest(ctx, big, "100", false)
+	require.NoError(t, err)
+	long := &zkclient.NodeRequest{State: zkclient.RequestRequested, NodeTypes: []string{"small"}, Reuse: true,
+		Requestor: strings.Repeat("r", 100_000)}
+	longID, err := zk.SubmitRequest(ctx, long, "100", false)
 	require.NoError(t, err)
 	padding, _ := json.Marshal(strings.Repeat("p", zkclient.DefaultMaxPacket-600))
 	padded := &zkclient.NodeRequest{State: zkclient.RequestRequested, NodeTypes: []string{"small"}, Reuse: true,
@@ -57,6 +62,13 @@ func TestPoisonRequestFailsAlone(t *testing.T) {
 	ex, ok := launchertest.Explanation(ctx, zk, bigID)
 	require.True(t, ok)
 	require.Contains(t, ex.Reason, "request too large")
+	require.Eventually(t, func() bool {
+		r, err := zk.GetRequest(ctx, longID)
+		return err == nil && r.State == zkclient.RequestFailed
+	}, 20*time.Second, 100*time.Millisecond, "the request with a long requestor fails")
+	ex, ok = launchertest.Explanation(ctx, zk, longID)
+	require.True(t, ok)
+	require.Contains(t, ex.Reason, "requestor too long: 100000 bytes")
 
 	r, err := zk.GetRequest(ctx, paddedID)
 	require.NoError(t, err)
@@ -67,6 +79,7 @@ func TestPoisonRequestFailsAlone(t *testing.T) {
 	require.NoError(t, err)
 	for _, n := range nodes {
 		require.NotEqual(t, bigID, n.AllocatedTo)
+		require.NotEqual(t, longID, n.AllocatedTo)
 		require.NotEqual(t, paddedID, n.AllocatedTo)
 	}
 	for {

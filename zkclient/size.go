@@ -17,10 +17,12 @@ const (
 	DefaultMaxPacket = 1<<20 - 1
 	// MaxRequestSize is the largest node request (its JSON) the launcher
 	// serves; a larger one is declined by every pool, so it fails. The
-	// launcher copies parts of a request (requestor, tenant) into the
-	// node records it writes, and adds to the request when it stores it;
-	// the limit keeps both well inside DefaultMaxPacket.
-	MaxRequestSize = 256 << 10
+	// launcher adds to a request when it stores it (state, declined_by,
+	// nodes); the margin below DefaultMaxPacket leaves room for that.
+	MaxRequestSize = DefaultMaxPacket - 64<<10
+	// MaxCopiedField is the longest requestor or tenant_name served: the
+	// launcher copies both into every node record of the request.
+	MaxCopiedField = 16 << 10
 	// packetOverhead bounds the bytes of a write packet besides the paths
 	// and data (headers, ACL, versions, flags), per operation.
 	packetOverhead = 128

@@ -43,18 +43,32 @@ func (s *unstorableSet) prune(exists func(id string) bool) {
 	}
 }
 
-// refuseOversized declines a request larger than zkclient.MaxRequestSize
-// (so it fails once every pool declined it) and reports whether r was
-// such a request. The size is checked before anything is launched for
-// it: the node records copy parts of the request and would not fit.
+// oversized returns why a request is too large to serve, or "": larger
+// than zkclient.MaxRequestSize, or with a requestor or tenant longer than
+// zkclient.MaxCopiedField (both are copied into every node record).
+func oversized(r *zkclient.NodeRequest) string {
+	switch {
+	case r.Size > zkclient.MaxRequestSize:
+		return fmt.Sprintf("request too large: %d bytes, the limit is %d", r.Size, zkclient.MaxRequestSize)
+	case len(r.Requestor) > zkclient.MaxCopiedField:
+		return fmt.Sprintf("requestor too long: %d bytes, the limit is %d", len(r.Requestor), zkclient.MaxCopiedField)
+	case len(r.TenantName) > zkclient.MaxCopiedField:
+		return fmt.Sprintf("tenant_name too long: %d bytes, the limit is %d", len(r.TenantName), zkclient.MaxCopiedField)
+	}
+	return ""
+}
+
+// refuseOversized declines a request too large to serve (so it fails
+// once every pool declined it) and reports whether r was such a request.
+// It is checked before anything is launched for the request.
 func (w *poolWorker) refuseOversized(ctx context.Context, r *zkclient.NodeRequest) bool {
-	if r.Size <= zkclient.MaxRequestSize {
+	reason := oversized(r)
+	if reason == "" {
 		return false
 	}
 	if r.State != zkclient.RequestRequested || r.DeclinedByID(w.id) || w.l.unstorable.has(r.ID, r.Version) {
 		return true
 	}
-	reason := fmt.Sprintf("request too large: %d bytes, the limit is %d", r.Size, zkclient.MaxRequestSize)
 	h := &handler{pw: w, req: r.Clone(), log: w.log.With("request", r.ID)}
 	w.take(ctx, r, h, reason)
 	return true
