@@ -1,10 +1,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -142,18 +140,6 @@ func readDocument(path string, probs *driver.Problems) (*yaml.Node, error) {
 	return parseDocumentBytes(data, probs), nil
 }
 
-var unsetRefRE = regexp.MustCompile(`%\((NODEPOOL_[^)\s]*)\)`)
-
-// warnUnset records a warning for every %(NODEPOOL_*) reference left in
-// substituted text: its variable is not set, so the text stays as
-// written.
-func warnUnset(data []byte, probs *driver.Problems) {
-	for _, m := range unsetRefRE.FindAllSubmatchIndex(data, -1) {
-		line := 1 + bytes.Count(data[:m[0]], []byte("\n"))
-		probs.Warnf(line, "", "%s is not set: %s is left as written", data[m[2]:m[3]], data[m[0]:m[1]])
-	}
-}
-
 // parseDocumentBytes parses YAML text; a YAML error is recorded on probs.
 // The root is nil for an empty document or an error.
 func parseDocumentBytes(data []byte, probs *driver.Problems) *yaml.Node {
@@ -168,15 +154,6 @@ func parseDocumentBytes(data []byte, probs *driver.Problems) *yaml.Node {
 	}
 	return root
 }
-
-// MaxFileSize is the largest configuration file read, in bytes: loading
-// is linear in a file's size, and a larger file is far beyond any real
-// deployment.
-const MaxFileSize = 32 << 20
-
-// ErrTooLarge is wrapped by the error for a configuration file larger
-// than MaxFileSize.
-var ErrTooLarge = errors.New("configuration file too large")
 
 // readConfigFile reads a file, retrying "no such file",
 // and applies %(NODEPOOL_*) substitution.
@@ -194,31 +171,6 @@ func readConfigFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	return substituteEnv(data, os.Environ()), nil
-}
-
-// readLimited reads at most MaxFileSize bytes of a file; a longer file is
-// an error wrapping ErrTooLarge.
-func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if err := checkSize(path, len(data)); err != nil {
-		return nil, err
-	}
-	return data, nil
-}
-
-func checkSize(name string, n int) error {
-	if n > MaxFileSize {
-		return fmt.Errorf("%s: %w: more than %d bytes (the limit is %d MiB)", name, ErrTooLarge, MaxFileSize, MaxFileSize>>20)
-	}
-	return nil
 }
 
 // substituteEnv replaces %(NAME) by the value of every NODEPOOL_* variable
