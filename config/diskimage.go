@@ -115,14 +115,27 @@ func (p *parsed) resolve(probs *driver.Problems) {
 		cfg.Diskimages = append(cfg.Diskimages, d)
 	}
 
+	// Indexes, so resolving stays linear in the configuration's size.
+	labels := make(map[string]bool, len(cfg.Labels))
+	for _, l := range cfg.Labels {
+		labels[l.Name] = true
+	}
+	images := make(map[string]*DiskimageConfig, len(cfg.Diskimages))
+	for _, d := range cfg.Diskimages {
+		images[d.Name] = d
+	}
+	providers := make(map[string]*driver.ProviderConfig, len(cfg.Providers))
+	for _, pc := range cfg.Providers {
+		providers[pc.Name] = pc
+	}
 	for _, ref := range p.providers {
-		if cfg.Provider(ref.cfg.Name) != ref.cfg {
+		if providers[ref.cfg.Name] != ref.cfg {
 			continue // a later entry of the same name wins
 		}
 		pc := ref.cfg
 		ppath := fmt.Sprintf("providers[%d]", ref.index)
 		for _, pd := range pc.Diskimages {
-			if cfg.Diskimage(pd.Name) == nil {
+			if images[pd.Name] == nil {
 				i, n := entryByName(ref.node, pd.Name, "diskimages")
 				probs.Errorf(lineOf(n), fmt.Sprintf("%s.diskimages[%d]", ppath, i),
 					"diskimage %s in provider %s is not defined in the main diskimages list%s", pd.Name, pc.Name, abstractNote(byName, pd.Name))
@@ -130,21 +143,25 @@ func (p *parsed) resolve(probs *driver.Problems) {
 		}
 		for j, pool := range pc.Pools {
 			for _, l := range pool.Labels {
-				lpath := fmt.Sprintf("%s.pools[%d]", ppath, j)
-				k, n := entryByName(ref.node, l.Name, "pools", j, "labels")
-				if n == nil {
-					n = nodeOf(ref.node, "pools", j)
-				} else {
-					lpath = fmt.Sprintf("%s.labels[%d]", lpath, k)
+				// where locates the label's entry, for an error only.
+				where := func() (string, *yaml.Node) {
+					lpath := fmt.Sprintf("%s.pools[%d]", ppath, j)
+					k, n := entryByName(ref.node, l.Name, "pools", j, "labels")
+					if n == nil {
+						return lpath, nodeOf(ref.node, "pools", j)
+					}
+					return fmt.Sprintf("%s.labels[%d]", lpath, k), n
 				}
-				if cfg.Label(l.Name) == nil {
+				if !labels[l.Name] {
+					lpath, n := where()
 					probs.Errorf(lineOf(n), lpath, "label %s in provider %s not in top-level labels", l.Name, pc.Name)
 				}
 				if l.Diskimage == "" {
 					continue
 				}
-				d := cfg.Diskimage(l.Diskimage)
+				d := images[l.Diskimage]
 				if d == nil {
+					lpath, n := where()
 					probs.Errorf(lineOf(nodeOf(n, "diskimage")), lpath+".diskimage",
 						"label %s in provider %s uses diskimage %s which is not defined in the main diskimages list%s", l.Name, pc.Name, l.Diskimage, abstractNote(byName, l.Diskimage))
 					continue

@@ -89,8 +89,13 @@ func Load(path, securePath string, opts ...Option) (*Config, error) {
 // are substituted; there is no secure file.
 func Parse(name string, data []byte, opts ...Option) (*Config, error) {
 	o := options(opts)
+	if err := checkSize(name, len(data)); err != nil {
+		return nil, err
+	}
 	probs := &driver.Problems{File: name}
-	root := parseDocumentBytes(substituteEnv(data, os.Environ()), probs)
+	data = substituteEnv(data, os.Environ())
+	warnUnset(data, probs)
+	root := parseDocumentBytes(data, probs)
 	if len(probs.Errors) > 0 {
 		return nil, probs.Err()
 	}

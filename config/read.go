@@ -35,6 +35,7 @@ func readDocument(path string, probs *driver.Problems) (*yaml.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	warnUnset(data, probs)
 	return parseDocumentBytes(data, probs), nil
 }
 
@@ -59,7 +60,7 @@ func readConfigFile(path string) ([]byte, error) {
 	var data []byte
 	var err error
 	for attempt := 1; ; attempt++ {
-		data, err = os.ReadFile(path)
+		data, err = readLimited(path)
 		if err == nil || !errors.Is(err, fs.ErrNotExist) || attempt >= readAttempts {
 			break
 		}

@@ -22,6 +22,7 @@ func Validate(path string, opts ...Option) *driver.Problems {
 		probs.Step = driver.StepParse
 		return probs
 	}
+	warnUnset(data, probs)
 	root, err := parseYAML(data)
 	if err != nil {
 		probs.Errorf(yamlErrorLine(err), "", "YAML parsing failed: %v", err)
@@ -75,6 +76,9 @@ func (p *parsed) validateReferences(probs *driver.Problems) {
 		}
 		for j, pool := range pc.Pools {
 			for _, l := range pool.Labels {
+				if labels[l.Name] && (l.Diskimage == "" || images[l.Diskimage]) {
+					continue
+				}
 				_, n := entryByName(ref.node, l.Name, "pools", j, "labels")
 				if !labels[l.Name] {
 					probs.Errorf(lineOf(n), "", "label %s in provider %s not in top-level labels", l.Name, pc.Name)

@@ -241,6 +241,17 @@ type LabelChecker interface {
 	LabelReady(ctx context.Context, label *LabelConfig) bool
 }
 
+// LabelErrorChecker is implemented by LabelCheckers that can tell why a
+// label is not ready, so a request is not declined with "image not
+// found" when the cloud could not be asked (failed authentication, an
+// outage).
+type LabelErrorChecker interface {
+	// CheckLabel returns nil when the label can be launched now, an
+	// error of kind KindNotFound when its cloud image does not exist,
+	// and the cloud's error when the image could not be looked up.
+	CheckLabel(ctx context.Context, label *LabelConfig) error
+}
+
 // Registry is a set of drivers by name. Configuration loading and the
 // launcher look drivers up in a Registry; Default is the one Register
 // fills and the one they use unless given another, so a program can bring

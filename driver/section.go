@@ -506,8 +506,9 @@ func (s *Section) Any(key string) any {
 	if n == nil {
 		return nil
 	}
-	var v any
-	if err := n.Decode(&v); err != nil {
+	d := anyDecoder{budget: maxAnyNodes}
+	v, err := d.decode(n, 0)
+	if err != nil {
 		s.fail(n, key, "%v", err)
 		return nil
 	}

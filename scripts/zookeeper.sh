@@ -6,9 +6,21 @@
 #   scripts/zookeeper.sh stop
 #   scripts/zookeeper.sh status
 #
+# A three-server ensemble on loopback ports, as production runs it:
+#
+#   scripts/zookeeper.sh ensemble start        # all three; prints the connect string
+#   scripts/zookeeper.sh ensemble stop         # all three
+#   scripts/zookeeper.sh ensemble status       # "<id> <port> leader|follower|down" per server
+#   scripts/zookeeper.sh ensemble kill N       # kill -9 server N (1-3)
+#   scripts/zookeeper.sh ensemble restart N    # start server N again (after kill), wait for it
+#   scripts/zookeeper.sh ensemble leader       # the id of the current leader
+#
 # Environment:
 #   NODEPOOL_ZK_DIR   state directory (default /tmp/nodepool-zk)
 #   NODEPOOL_ZK_PORT  plaintext client port (default 22181)
+#   NODEPOOL_ZK_ENSEMBLE_DIR   ensemble state (default /tmp/nodepool-zk-ensemble)
+#   NODEPOOL_ZK_ENSEMBLE_PORT  first of nine consecutive ports (default 22281):
+#                              client ports +0..+2, quorum +3..+5, election +6..+8
 set -euo pipefail
 
 dir=${NODEPOOL_ZK_DIR:-/tmp/nodepool-zk}
@@ -92,9 +104,118 @@ stop() {
   fi
 }
 
+edir=${NODEPOOL_ZK_ENSEMBLE_DIR:-/tmp/nodepool-zk-ensemble}
+ebase=${NODEPOOL_ZK_ENSEMBLE_PORT:-22281}
+
+eport() { echo $((ebase + $1 - 1)); }
+
+four() {
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && echo "$2" >&3 && cat <&3' _ "$1" "$2" 2>/dev/null || true
+}
+
+emode() {
+  local m
+  m=$(four "$(eport "$1")" srvr | sed -n 's/^Mode: //p')
+  echo "${m:-down}"
+}
+
+econnect() { echo "127.0.0.1:$(eport 1),127.0.0.1:$(eport 2),127.0.0.1:$(eport 3)"; }
+
+# ewrite writes server N's configuration (once; its data survives restarts).
+ewrite() {
+  local i=$1 d="$edir/$1" j
+  [ -f "$d/conf/zoo.cfg" ] && return
+  mkdir -p "$d/data" "$d/conf"
+  echo "$i" >"$d/data/myid"
+  {
+    echo "tickTime=500"
+    echo "initLimit=20"
+    echo "syncLimit=10"
+    echo "dataDir=$d/data"
+    echo "clientPortAddress=127.0.0.1"
+    echo "clientPort=$(eport "$i")"
+    echo "maxClientCnxns=0"
+    echo "admin.enableServer=false"
+    echo "4lw.commands.whitelist=*"
+    echo "minSessionTimeout=1000"
+    echo "maxSessionTimeout=60000"
+    echo "cnxTimeout=1000"
+    for j in 1 2 3; do
+      echo "server.$j=127.0.0.1:$((ebase + 2 + j)):$((ebase + 5 + j))"
+    done
+    echo "${NODEPOOL_ZK_EXTRA_CFG:-}"
+  } >"$d/conf/zoo.cfg"
+  sed "s|\${zookeeper.log.dir}|$d|" >"$d/conf/log4j.properties" <<'CFG'
+log4j.rootLogger=WARN, FILE
+log4j.appender.FILE=org.apache.log4j.FileAppender
+log4j.appender.FILE.File=${zookeeper.log.dir}/zookeeper.log
+log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
+log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1}: %m%n
+CFG
+}
+
+# elaunch starts server N in the background.
+elaunch() {
+  local i=$1 d="$edir/$1"
+  ewrite "$i"
+  if [ -f "$d/pid" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null; then
+    return
+  fi
+  dir=$d nohup java -Xmx192m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dzookeeper.log.dir="$d" \
+    -cp "$(dir=$d classpath)" org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/conf/zoo.cfg" \
+    >"$d/stdout.log" 2>&1 </dev/null &
+  echo $! >"$d/pid"
+}
+
+# ewait waits until the given servers serve clients (have joined a quorum).
+ewait() {
+  local i
+  for _ in $(seq 1 240); do
+    local ok=1
+    for i in "$@"; do
+      case $(emode "$i") in leader|follower) ;; *) ok=0 ;; esac
+    done
+    [ $ok = 1 ] && return 0
+    sleep 0.25
+  done
+  log "ensemble servers $* did not join a quorum; see $edir/*/zookeeper.log"
+  return 1
+}
+
+ekill() {
+  local d="$edir/$1"
+  if [ -f "$d/pid" ]; then
+    kill -9 "$(cat "$d/pid")" 2>/dev/null || true
+    rm -f "$d/pid"
+  fi
+}
+
+ensemble() {
+  case "${1:-}" in
+    start)
+      install
+      rm -rf "$edir"
+      mkdir -p "$edir"
+      elaunch 1; elaunch 2; elaunch 3
+      ewait 1 2 3
+      econnect ;;
+    stop) ekill 1; ekill 2; ekill 3 ;;
+    status) for i in 1 2 3; do echo "$i $(eport "$i") $(emode "$i")"; done ;;
+    kill) ekill "$2" ;;
+    restart) elaunch "$2"; ewait "$2" ;;
+    leader)
+      for i in 1 2 3; do
+        if [ "$(emode "$i")" = leader ]; then echo "$i"; return 0; fi
+      done
+      return 1 ;;
+    *) echo "usage: $0 ensemble start|stop|status|kill N|restart N|leader" >&2; exit 2 ;;
+  esac
+}
+
 case "${1:-start}" in
   start) start ;;
   stop) stop ;;
   status) ruok "$port" && echo "imok 127.0.0.1:$port" ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  ensemble) shift; ensemble "$@" ;;
+  *) echo "usage: $0 start|stop|status|ensemble ..." >&2; exit 2 ;;
 esac

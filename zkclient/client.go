@@ -52,6 +52,10 @@ type Config struct {
 	TLS *TLSFiles
 	// Logger receives connection events (default slog.Default()).
 	Logger *slog.Logger
+	// MaxPacket is the largest write sent, in bytes (default
+	// DefaultMaxPacket); set it to the servers' jute.maxbuffer when that
+	// was raised.
+	MaxPacket int
 }
 
 // SessionState is what subscribers learn about the session.
@@ -93,6 +97,8 @@ type Client struct {
 	conn   *zk.Conn
 	chroot string
 	log    *slog.Logger
+	// maxPacket is Config.MaxPacket.
+	maxPacket int
 
 	mu        sync.Mutex
 	subs      map[chan SessionEvent]struct{}
@@ -153,12 +159,13 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("zkclient: chroot %q must start with /", cfg.Chroot)
 	}
 	c := &Client{
-		chroot: chroot,
-		log:    log,
-		subs:   make(map[chan SessionEvent]struct{}),
-		state:  StateSuspended,
-		lost:   make(chan struct{}),
-		done:   make(chan struct{}),
+		chroot:    chroot,
+		log:       log,
+		maxPacket: cfg.MaxPacket,
+		subs:      make(map[chan SessionEvent]struct{}),
+		state:     StateSuspended,
+		lost:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	c.locals.init()
 	var tc *tls.Config
@@ -521,6 +528,9 @@ func (c *Client) Set(ctx context.Context, p string, data []byte, version int32) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := c.checkSize(len(c.full(p)) + len(data) + packetOverhead); err != nil {
+		return nil, wrap("set", p, err)
+	}
 	c.ops.Sets.Add(1)
 	st, err := c.conn.Set(c.full(p), data, version)
 	return st, wrap("set", p, err)
@@ -543,6 +553,9 @@ var openACL = zk.WorldACL(zk.PermAll)
 // sequential nodes). With makepath, missing ancestors are created as empty
 // persistent znodes.
 func (c *Client) Create(ctx context.Context, p string, data []byte, flags CreateFlags, makepath bool) (string, error) {
+	if err := c.checkSize(len(c.full(p)) + len(data) + packetOverhead); err != nil {
+		return "", wrap("create", p, err)
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return "", err
@@ -673,8 +686,13 @@ func (c *Client) Multi(ctx context.Context, ops ...Op) ([]zk.MultiResponse, erro
 		return nil, err
 	}
 	reqs := make([]any, len(ops))
+	size := packetOverhead
 	for i, o := range ops {
 		reqs[i] = o.zkOp(c)
+		size += c.opSize(o)
+	}
+	if err := c.checkSize(size); err != nil {
+		return nil, wrap("multi", "", err)
 	}
 	c.ops.Multis.Add(1)
 	res, err := c.conn.Multi(reqs...)

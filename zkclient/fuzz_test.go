@@ -61,7 +61,7 @@ func normNode(n *zkclient.Node) *zkclient.Node {
 
 func normRequest(r *zkclient.NodeRequest) *zkclient.NodeRequest {
 	c := r.Clone()
-	c.Version = 0
+	c.Version, c.Size = 0, 0
 	c.DeclinedBy, c.NodeTypes, c.Nodes = normList(c.DeclinedBy), normList(c.NodeTypes), normList(c.Nodes)
 	c.RequestorData = normRaw(c.RequestorData)
 	c.Extra = normExtra(c.Extra)

@@ -53,6 +53,9 @@ type NodeRequest struct {
 	CreatedTime      float64         // creation time (Unix seconds)
 	TenantName       string          // Zuul tenant; enables tenant quota
 	Extra            []Member        // keys written by others, preserved on rewrite
+	// Size is the length in bytes of the JSON it was decoded from (0 for
+	// a request built in memory).
+	Size int
 }
 
 // Priority returns the 3-character priority prefix of the request id.
@@ -192,6 +195,7 @@ func DecodeRequest(id string, data []byte) (*NodeRequest, error) {
 	if err := r.UnmarshalJSON(data); err != nil {
 		return nil, err
 	}
+	r.Size = len(data)
 	return r, nil
 }
 

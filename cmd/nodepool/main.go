@@ -226,6 +226,27 @@ func (c *cli) configValidate() int {
 	if len(probs.Errors) > 0 {
 		return 1
 	}
+	if secure := c.a.get("secure"); secure != "" {
+		// The secure file is checked by loading both, as the daemons do.
+		log.Info("validating " + secure)
+		if _, err := config.Load(path, secure); err != nil {
+			var list *driver.ErrorList
+			if !errors.As(err, &list) {
+				log.Error(oneLine(err))
+				return 1
+			}
+			for _, e := range list.Errors {
+				msg := *e
+				if sabs, _ := filepath.Abs(secure); msg.File == sabs {
+					// Values of the secure file are secrets: name the
+					// problem, never the value.
+					msg.Msg, _, _ = strings.Cut(msg.Msg, ", got ")
+				}
+				log.Error(problemText(&msg))
+			}
+			return 1
+		}
+	}
 	return 0
 }
 

@@ -95,12 +95,13 @@ type imageLookup struct {
 }
 
 var (
-	_ driver.Adapter       = (*Adapter)(nil)
-	_ driver.QuotaReporter = (*Adapter)(nil)
-	_ driver.LeakCleaner   = (*Adapter)(nil)
-	_ driver.ImageManager  = (*Adapter)(nil)
-	_ driver.AZLister      = (*Adapter)(nil)
-	_ driver.LabelChecker  = (*Adapter)(nil)
+	_ driver.Adapter           = (*Adapter)(nil)
+	_ driver.QuotaReporter     = (*Adapter)(nil)
+	_ driver.LeakCleaner       = (*Adapter)(nil)
+	_ driver.ImageManager      = (*Adapter)(nil)
+	_ driver.AZLister          = (*Adapter)(nil)
+	_ driver.LabelChecker      = (*Adapter)(nil)
+	_ driver.LabelErrorChecker = (*Adapter)(nil)
 )
 
 // Open returns the adapter of an OpenStack provider. It reads the cloud's
@@ -550,17 +551,27 @@ func (a *Adapter) AvailabilityZones(ctx context.Context) ([]string, error) {
 
 // LabelReady reports whether a cloud-image label's image exists.
 func (a *Adapter) LabelReady(ctx context.Context, label *driver.LabelConfig) bool {
+	return a.CheckLabel(ctx, label) == nil
+}
+
+// CheckLabel returns nil when a cloud-image label's image exists, a
+// KindNotFound error when it does not, and the cloud's error when the
+// lookup failed.
+func (a *Adapter) CheckLabel(ctx context.Context, label *driver.LabelConfig) error {
 	if label == nil || label.CloudImage == "" {
-		return true
+		return nil
 	}
 	ci := a.st.CloudImage(label.CloudImage)
 	if ci == nil {
-		return false
+		return driver.NotFoundError("cloud image %s is not configured", label.CloudImage)
 	}
 	id, err := a.cloudImageID(ctx, ci)
 	if err != nil {
 		a.log.Warn("checking cloud image failed", "label", label.Name, "error", err)
-		return false
+		return err
 	}
-	return id != ""
+	if id == "" {
+		return driver.NotFoundError("cloud image %s not found", label.CloudImage)
+	}
+	return nil
 }

@@ -73,6 +73,9 @@ type createRequest struct {
 // error without an id means no server was created.
 func (c *Cloud) create(r createRequest) (string, error) {
 	hostKey := newHostKey() // outside the lock: the costliest step
+	if k := c.hostKeyOverride(); k != "" {
+		hostKey = k
+	}
 	c.lock()
 	defer c.unlock()
 	c.counters.Creates++

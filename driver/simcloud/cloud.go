@@ -85,6 +85,8 @@ type Cloud struct {
 	knobs      Knobs
 	hang       bool
 	listErr    error
+	imageErr   error
+	hostKey    string // SetHostKey
 	failCreate int
 	failErr    error // what failed creates return; nil for a generic error
 	failWithID int
@@ -200,7 +202,7 @@ func (c *Cloud) Reset() {
 		c.knobs = *c.applied
 		c.addPublicImagesLocked(c.applied.Images)
 	}
-	c.hang, c.listErr = false, nil
+	c.hang, c.listErr, c.imageErr, c.hostKey = false, nil, nil, ""
 	c.failCreate, c.failWithID, c.failDelete, c.failUpload, c.failImgDel = 0, 0, 0, 0, 0
 	c.failErr = nil
 	c.counters = Counters{}

@@ -233,11 +233,13 @@ func parsePool(ps *driver.Section, p *driver.ProviderConfig, st *Settings) *driv
 	pool.HostKeyChecking = ps.Bool("host-key-checking", true)
 	pool.UseInternalIP = ps.Bool("use-internal-ip", false)
 	pool.IgnoreProviderQuota = ps.Bool("ignore-provider-quota", false)
+	names := map[string]bool{}
 	for _, ls := range ps.List("labels") {
 		l := parseLabel(ls, p, pool, st)
-		if l.Name != "" && pool.Label(l.Name) != nil {
+		if l.Name != "" && names[l.Name] {
 			ls.Errorf("name", "duplicate label %q", l.Name)
 		}
+		names[l.Name] = true
 		pool.Labels = append(pool.Labels, l)
 		ls.Finish()
 	}

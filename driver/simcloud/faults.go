@@ -111,3 +111,15 @@ func (c *Cloud) SaveError() error {
 	defer c.mu.Unlock()
 	return c.saveErr
 }
+
+// SetHostKey makes servers created from now on report key as their SSH
+// host key ("" restores fresh keys), e.g. to play a hostile server.
+func (c *Cloud) SetHostKey(key string) { c.mu.Lock(); c.hostKey = key; c.mu.Unlock() }
+
+func (c *Cloud) hostKeyOverride() string { c.mu.Lock(); defer c.mu.Unlock(); return c.hostKey }
+
+// SetImageLookupError makes image lookups (a label's cloud image) fail
+// with err, as a cloud refusing authentication does (nil restores them).
+func (c *Cloud) SetImageLookupError(err error) { c.mu.Lock(); c.imageErr = err; c.mu.Unlock() }
+
+func (c *Cloud) imageLookupError() error { c.mu.Lock(); defer c.mu.Unlock(); return c.imageErr }

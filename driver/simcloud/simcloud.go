@@ -87,12 +87,13 @@ type Adapter struct {
 }
 
 var (
-	_ driver.Adapter       = (*Adapter)(nil)
-	_ driver.QuotaReporter = (*Adapter)(nil)
-	_ driver.LeakCleaner   = (*Adapter)(nil)
-	_ driver.ImageManager  = (*Adapter)(nil)
-	_ driver.AZLister      = (*Adapter)(nil)
-	_ driver.LabelChecker  = (*Adapter)(nil)
+	_ driver.Adapter           = (*Adapter)(nil)
+	_ driver.QuotaReporter     = (*Adapter)(nil)
+	_ driver.LeakCleaner       = (*Adapter)(nil)
+	_ driver.ImageManager      = (*Adapter)(nil)
+	_ driver.AZLister          = (*Adapter)(nil)
+	_ driver.LabelChecker      = (*Adapter)(nil)
+	_ driver.LabelErrorChecker = (*Adapter)(nil)
 )
 
 // Cloud returns the adapter's cloud.
@@ -373,10 +374,23 @@ func (a *Adapter) AvailabilityZones(ctx context.Context) ([]string, error) {
 
 // LabelReady reports whether a cloud-image label's image exists.
 func (a *Adapter) LabelReady(ctx context.Context, label *driver.LabelConfig) bool {
+	return a.CheckLabel(ctx, label) == nil
+}
+
+// CheckLabel returns nil when a cloud-image label's image exists, a
+// KindNotFound error when it does not, and the error set with
+// SetImageLookupError.
+func (a *Adapter) CheckLabel(ctx context.Context, label *driver.LabelConfig) error {
 	if label == nil || label.CloudImage == "" {
-		return true
+		return nil
 	}
-	return a.cloud.HasImage(label.CloudImage)
+	if err := a.cloud.imageLookupError(); err != nil {
+		return err
+	}
+	if !a.cloud.HasImage(label.CloudImage) {
+		return driver.NotFoundError("cloud image %s not found", label.CloudImage)
+	}
+	return nil
 }
 
 // UploadImage stores an image with its metadata. Metadata SHOULD_FAIL=true

@@ -60,6 +60,7 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 	seen := map[Identity]bool{}
 	for _, ps := range s.List("pools") {
 		pool := driver.ParsePoolCommon(ps)
+		poolLabels := map[string]bool{} // the pool's labels so far
 		pst := &PoolSettings{}
 		pool.Settings = pst
 		for _, ns := range ps.List("nodes") {
@@ -103,7 +104,8 @@ func (Driver) ParseProvider(s *driver.Section) *driver.ProviderConfig {
 			}
 			pst.Nodes = append(pst.Nodes, n)
 			for _, name := range n.Labels {
-				if pool.Label(name) == nil {
+				if !poolLabels[name] {
+					poolLabels[name] = true
 					pool.Labels = append(pool.Labels, &driver.LabelConfig{
 						Name:            name,
 						Username:        n.Username,

@@ -33,6 +33,7 @@ func (w *poolWorker) assign(ctx context.Context) {
 	var taken []*takenSlot
 	active := w.activeIDs()
 	paused := len(w.pausedRequests())
+	w.l.pruneUnstorable()
 	for _, r := range reqs {
 		if ctx.Err() != nil {
 			return
@@ -49,7 +50,7 @@ func (w *poolWorker) assign(ctx context.Context) {
 			start = time.Now()
 			active, paused = w.activeIDs(), len(w.pausedRequests())
 		}
-		if r.State != zkclient.RequestRequested || active[r.ID] {
+		if r.State != zkclient.RequestRequested || active[r.ID] || w.refuseOversized(ctx, r) {
 			continue
 		}
 		h := &handler{pw: w, req: r.Clone(), log: w.log.With(logconfig.LoggerKey, "nodepool.driver.NodeRequestHandler["+w.id+"]", logconfig.EventKey, r.EventID, logconfig.RequestKey, r.ID)}

@@ -27,6 +27,7 @@ type cleanupState struct {
 	mu         sync.Mutex
 	orphanInit map[string]bool // init nodes of ours whose launch failed
 	lastPass   time.Time       // when the last complete cleanup pass ended
+	lostWake   chan struct{}   // wakes the lost-request pass
 }
 
 // LastCleanup returns when the last complete cleanup pass ended (zero
@@ -35,6 +36,26 @@ func (l *Launcher) LastCleanup() time.Time {
 	l.cleanup.mu.Lock()
 	defer l.cleanup.mu.Unlock()
 	return l.cleanup.lastPass
+}
+
+// lostWakeCh returns the channel that wakes the lost-request pass.
+func (l *Launcher) lostWakeCh() chan struct{} {
+	l.cleanup.mu.Lock()
+	defer l.cleanup.mu.Unlock()
+	if l.cleanup.lostWake == nil {
+		l.cleanup.lostWake = make(chan struct{}, 1)
+	}
+	return l.cleanup.lostWake
+}
+
+// wakeLostRequests runs the lost-request pass soon, outside the cleanup
+// interval: a request whose fulfilment could not be stored, or whose lock
+// went with a lost session, is requeued as soon as ZooKeeper allows.
+func (l *Launcher) wakeLostRequests() {
+	select {
+	case l.lostWakeCh() <- struct{}{}:
+	default:
+	}
 }
 
 // orphanInit remembers an init node this launcher created but could not
@@ -233,14 +254,26 @@ func (l *Launcher) freeOrphan(ctx context.Context, n *zkclient.Node) {
 func (l *Launcher) cleanupLoop(ctx context.Context) {
 	t := time.NewTicker(l.cleanupEvery)
 	defer t.Stop()
+	wake := l.lostWakeCh()
+	full := true
 	for {
 		if l.zk.Connected() && l.Ready() {
-			l.CleanupPass(ctx)
+			if full {
+				l.CleanupPass(ctx)
+			} else if err := l.cleanupLostRequests(ctx); err != nil {
+				l.log.Warn("cleanup task failed", "task", "lost requests", "error", err)
+			}
+		} else if !full {
+			// Not connected yet: try again shortly.
+			time.AfterFunc(time.Second, l.wakeLostRequests)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			full = true
+		case <-wake:
+			full = false
 		}
 	}
 }

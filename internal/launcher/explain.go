@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +22,9 @@ type explainer struct {
 	lastPub   time.Time
 }
 
+// maxReason bounds the bytes of an explanation's reason.
+const maxReason = 1024
+
 func (w *poolWorker) setExplanation(e zkclient.Explanation) {
 	x := &w.explain
 	x.mu.Lock()
@@ -29,6 +33,10 @@ func (w *poolWorker) setExplanation(e zkclient.Explanation) {
 		x.m = map[string]zkclient.Explanation{}
 	}
 	e.PoolID, e.Provider, e.Pool = w.id, w.provider.cfg.Name, w.pool.Name
+	if len(e.Reason) > maxReason {
+		// Reasons may quote a cloud's error text: keep them short.
+		e.Reason = strings.ToValidUTF8(e.Reason[:maxReason], "") + "..."
+	}
 	if old, ok := x.m[e.Request]; ok && old.Status == e.Status && old.Reason == e.Reason && old.Limit == e.Limit {
 		e.Since = old.Since
 	} else {
@@ -100,7 +108,14 @@ func (w *poolWorker) publishExplanations(ctx context.Context, force bool) {
 	}
 	sort.Slice(st.Requests, func(i, j int) bool { return st.Requests[i].Request < st.Requests[j].Request })
 	x.mu.Unlock()
-	if err := w.l.zk.PublishPoolStatus(ctx, st); err != nil {
+	err := w.l.zk.PublishPoolStatus(ctx, st)
+	for zkclient.IsTooLarge(err) && len(st.Requests) > 1 {
+		// Too many explanations for one record: publish those of the
+		// requests served first.
+		st.Requests = st.Requests[:len(st.Requests)/2]
+		err = w.l.zk.PublishPoolStatus(ctx, st)
+	}
+	if err != nil {
 		w.log.Debug("publishing pool status failed", "error", err)
 		return
 	}

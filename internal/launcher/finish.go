@@ -3,6 +3,7 @@ package launcher
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -80,17 +81,41 @@ func (h *handler) poll(ctx context.Context) bool {
 	switch {
 	case err == nil:
 		h.nodes = nil
-	case errors.Is(err, zkclient.ErrNoNode) && !l.zk.Connected():
-		return false // retry once connected
+	case zkclient.IsConnectionError(err) || ctx.Err() != nil ||
+		(errors.Is(err, zkclient.ErrNoNode) && !l.zk.Connected()):
+		// Retried by the next pass once connected; a lost session drops
+		// the handler and the request is requeued on reconnection.
+		h.log.Warn("storing request failed; retrying once ZooKeeper is back", "error", err)
+		return false
 	default:
-		if ok, _, xerr := l.zk.Exists(ctx, zkclient.RequestPath(h.req.ID)); xerr == nil && !ok {
+		fresh, xerr := l.zk.GetRequest(ctx, h.req.ID)
+		if errors.Is(xerr, zkclient.ErrNoNode) {
 			h.requestGone(ctx)
 			return true
+		}
+		if xerr == nil && fresh.State == h.req.State && slices.Equal(fresh.Nodes, h.req.Nodes) {
+			// The transaction was applied although its reply was lost.
+			for _, hn := range h.nodes {
+				hn.lock.Forget()
+			}
+			h.nodes = nil
+			h.lock.Forget()
+			break
 		}
 		// Fall back to the step-by-step order of upstream.
 		h.releaseNodes(ctx, false)
 		if err := l.zk.StoreRequest(ctx, h.req, h.lock); err != nil {
-			h.log.Warn("storing request failed", "error", err)
+			// Not stored: the request is still pending in ZooKeeper.
+			// Unlocked, it is requeued by the lost-request pass, woken
+			// now (or on reconnection) rather than at the next cleanup.
+			h.log.Warn("storing request failed; it will be requeued", "state", h.req.State, "error", err)
+			if zkclient.IsTooLarge(err) {
+				h.pw.l.unstorable.add(h.req.ID, h.req.Version)
+			}
+			dropLock(ctx, h.lock)
+			h.pw.l.wakeLostRequests()
+			h.done = true
+			return true
 		}
 		_ = h.lock.Release(ctx)
 	}
@@ -138,7 +163,14 @@ func (h *handler) decline(ctx context.Context, reason string) {
 	h.releaseNodes(ctx, true)
 	h.paused = false
 	if err := h.pw.l.zk.StoreRequest(ctx, h.req, h.lock); err != nil {
-		h.log.Warn("storing declined request failed", "error", err)
+		if zkclient.IsTooLarge(err) {
+			// Nothing smaller can be written without dropping someone
+			// else's data: leave it as it is and stop retrying it.
+			h.log.Error("declined request cannot be stored: it is too large; ignoring it until it changes", "error", err)
+			h.pw.l.unstorable.add(h.req.ID, h.req.Version)
+		} else {
+			h.log.Warn("storing declined request failed", "error", err)
+		}
 	}
 	_ = h.lock.Release(ctx)
 	h.done = true

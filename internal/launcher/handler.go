@@ -71,6 +71,15 @@ func (w *poolWorker) imagesAvailable(ctx context.Context, labels []string) error
 			}
 			continue
 		}
+		if chk, ok := w.provider.adapter.(driver.LabelErrorChecker); ok {
+			if err := chk.CheckLabel(ctx, lc); err != nil {
+				if driver.KindOf(err) == driver.KindNotFound {
+					return fmt.Errorf("cloud image %s of label %s not found", lc.CloudImage, t)
+				}
+				return fmt.Errorf("cannot look up cloud image %s of label %s: %v", lc.CloudImage, t, err)
+			}
+			continue
+		}
 		if chk, ok := w.provider.adapter.(driver.LabelChecker); ok && !chk.LabelReady(ctx, lc) {
 			return fmt.Errorf("cloud image %s of label %s not found", lc.CloudImage, t)
 		}

@@ -305,6 +305,15 @@ func (nl *nodeLaunch) storeFailed(ctx context.Context, err error) bool {
 		nl.fail(ctx, err, "error.zksession", false)
 		return true
 	}
+	if zkclient.IsTooLarge(err) {
+		// What the cloud or the server reported (host keys, driver
+		// data) does not fit a node record: retrying cannot help. The
+		// launch fails and is recorded without that data; the instance
+		// id stays, so the instance is deleted with the node.
+		nl.node.HostKeys, nl.node.DriverData = nil, nil
+		nl.fail(ctx, err, "error.toolarge", true)
+		return true
+	}
 	nl.log().Warn("storing node failed; will retry", "node", nl.node.ID, "error", err)
 	return false
 }

@@ -51,6 +51,8 @@ type Launcher struct {
 	// byTenant indexes the nodes that record resources by tenant.
 	byTenant *zkclient.CacheIndex[*zkclient.Node]
 	workers  map[string]*poolWorker
+	// unstorable holds requests too large to be updated.
+	unstorable unstorableSet
 
 	component *zkclient.Component
 	ready     atomic.Bool
@@ -225,6 +227,11 @@ func (l *Launcher) watchSession(ctx context.Context) {
 			case zkclient.StateConnected:
 				if lost {
 					lost = false
+					// The locks of this launcher's requests went with the
+					// session: requeue them now, and once more when the
+					// caches caught up.
+					l.wakeLostRequests()
+					time.AfterFunc(3*time.Second, l.wakeLostRequests)
 					comp := &zkclient.Component{Kind: zkclient.KindLauncher, Hostname: l.hostname, State: zkclient.ComponentRunning, Release: version.String()}
 					if err := l.zk.RegisterComponent(ctx, comp); err != nil {
 						l.log.Error("re-registering launcher failed", "error", err)

@@ -1,16 +1,16 @@
 // Package webapp is the read-only web status API of the launcher: the
 // status listings as text tables or JSON, chosen by the Accept header,
-// cached for one second, plus a readiness probe.
+// cached for one second (bounded in entries and bytes), plus a readiness
+// probe; NewServer and ListenAndServe serve it with idle and connection
+// limits.
 package webapp
 
 import (
 	"context"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nodepool-go/nodepool/internal/status"
@@ -34,14 +34,8 @@ type Handler struct {
 	metrics http.Handler
 	page    http.Handler
 
-	mu    sync.Mutex
-	cache map[string]*entry
-}
-
-type entry struct {
-	body     []byte
-	json     bool
-	modified time.Time
+	cache     *responseCache
+	producing chan struct{} // MaxProducing slots
 }
 
 // Option configures a Handler.
@@ -64,10 +58,11 @@ func WithPage(page http.Handler) Option { return func(h *Handler) { h.page = pag
 // always ready.
 func New(zk *zkclient.Client, ready func() bool, opts ...Option) *Handler {
 	h := &Handler{
-		src:   &status.Source{ZK: zk},
-		ready: ready,
-		now:   time.Now,
-		cache: map[string]*entry{},
+		src:       &status.Source{ZK: zk},
+		ready:     ready,
+		now:       time.Now,
+		cache:     newResponseCache(CacheMaxEntries, CacheMaxBytes),
+		producing: make(chan struct{}, MaxProducing),
 	}
 	for _, o := range opts {
 		o(h)
@@ -104,13 +99,13 @@ var endpoints = map[string]producer{
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/metrics" && h.metrics != nil {
-		h.metrics.ServeHTTP(w, r)
-		return
-	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if r.URL.Path == "/metrics" && h.metrics != nil {
+		h.metrics.ServeHTTP(w, r)
 		return
 	}
 	wantJSON := Negotiate(r.Header.Values("Accept")) == ContentTypeJSON
@@ -129,29 +124,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	key := cacheKey(r.URL.Path, q, wantJSON)
-	now := h.now()
-	h.mu.Lock()
-	e := h.cache[key]
-	h.mu.Unlock()
-	if e == nil || now.Sub(e.modified) >= CacheExpiry || now.Before(e.modified) {
-		t, err := prod(h, r.Context(), q)
-		if err != nil {
+	e := h.cache.get(key, h.now())
+	if e == nil {
+		var err error
+		if e, err = h.produce(r.Context(), prod, key, q, wantJSON); err != nil {
 			http.Error(w, "Internal Server Error: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
-		e = &entry{json: wantJSON, modified: now}
-		if wantJSON {
-			e.body = t.JSON()
-		} else {
-			if f := q.Get("fields"); f != "" {
-				t = t.Select(strings.Split(f, ","))
-			}
-			e.body = []byte(t.Text())
-		}
-		h.mu.Lock()
-		h.expire(now)
-		h.cache[key] = e
-		h.mu.Unlock()
 	}
 	hd := w.Header()
 	hd.Set("Access-Control-Allow-Origin", "*")
@@ -176,13 +155,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// expire drops stale cache entries; h.mu must be held.
-func (h *Handler) expire(now time.Time) {
-	for k, e := range h.cache {
-		if now.Sub(e.modified) >= CacheExpiry {
-			delete(h.cache, k)
-		}
+// produce computes a response, at most MaxProducing at once, and caches
+// it. A request that waited for its turn takes the entry another one
+// computed meanwhile.
+func (h *Handler) produce(ctx context.Context, prod producer, key string, q url.Values, wantJSON bool) (*entry, error) {
+	select {
+	case h.producing <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
+	defer func() { <-h.producing }()
+	now := h.now()
+	if e := h.cache.get(key, now); e != nil {
+		return e, nil
+	}
+	t, err := prod(h, ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{key: key, json: wantJSON, modified: now}
+	if wantJSON {
+		e.body = t.JSON()
+	} else {
+		if f := q.Get("fields"); f != "" {
+			t = t.Select(strings.Split(f, ","))
+		}
+		e.body = []byte(t.Text())
+	}
+	h.cache.put(e)
+	return e, nil
 }
 
 func (h *Handler) serveReady(w http.ResponseWriter, wantJSON bool) {
@@ -196,25 +197,6 @@ func (h *Handler) serveReady(w http.ResponseWriter, wantJSON bool) {
 		w.Header().Set("Content-Type", ContentTypeText)
 	}
 	_, _ = w.Write([]byte("OK"))
-}
-
-func cacheKey(path string, q url.Values, wantJSON bool) string {
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString(path)
-	for _, k := range keys {
-		for _, v := range q[k] {
-			b.WriteString("\x00" + k + "=" + v)
-		}
-	}
-	if wantJSON {
-		b.WriteString("\x00json")
-	}
-	return b.String()
 }
 
 // offers are the media types the API can produce, in preference order.

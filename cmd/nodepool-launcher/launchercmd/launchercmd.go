@@ -99,10 +99,10 @@ func Main(args []string) int {
 			for l.ZooKeeper() == nil {
 				time.Sleep(50 * time.Millisecond)
 			}
-			srv := &http.Server{Addr: addr, Handler: webapp.New(l.ZooKeeper(), l.Ready, webapp.WithMetrics(l.MetricsHandler()), webapp.WithPage(statuspage.New(l))), ReadHeaderTimeout: 10 * time.Second}
+			srv := webapp.NewServer(addr, webapp.New(l.ZooKeeper(), l.Ready, webapp.WithMetrics(l.MetricsHandler()), webapp.WithPage(statuspage.New(l))))
 			log := proc.Log.With(logconfig.LoggerKey, "nodepool.WebApp")
 			log.Info("serving web status API", "address", addr)
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := webapp.ListenAndServe(srv); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("web status API stopped", "error", err)
 			}
 		}()
