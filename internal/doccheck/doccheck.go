@@ -38,7 +38,7 @@ func (p Problem) String() string {
 }
 
 // Check parses every non-test .go file under root (skipping testdata,
-// vendor, hidden directories and generated files) and returns the gaps,
+// vendor, third_party, hidden directories and generated files) and returns the gaps,
 // sorted by position. It reports:
 //
 //   - a package none of whose files carries a package comment;
@@ -59,7 +59,7 @@ func Check(root string) ([]Problem, error) {
 		}
 		name := d.Name()
 		if d.IsDir() {
-			if path != root && (name == "testdata" || name == "vendor" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
+			if path != root && (name == "testdata" || name == "vendor" || name == "third_party" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_")) {
 				return filepath.SkipDir
 			}
 			return nil
