@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -11,7 +12,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
 
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/driver/aws"
@@ -663,27 +663,17 @@ func TestReadRetry(t *testing.T) {
 	require.Equal(t, 1, sleeps)
 }
 
-func FuzzParseConfig(f *testing.F) {
-	for _, name := range []string{"minimal.yaml", "multi-provider.yaml", "drivers.yaml", "inheritance.yaml", "parent-cycle.yaml", "static-cloud.yaml"} {
-		data, err := os.ReadFile(testdata(name))
-		require.NoError(f, err)
-		f.Add(data)
+// TestValidateDataAgreesWithValidate: validating text gives the verdict and
+// the messages of validating the same text as a file.
+func TestValidateDataAgreesWithValidate(t *testing.T) {
+	for _, name := range []string{"minimal.yaml", "missing-label.yaml", "bad-types.yaml", "parent-cycle.yaml", "drivers.yaml"} {
+		path := testdata(name)
+		data, err := os.ReadFile(path)
+		require.NoError(t, err)
+		want := Validate(path)
+		got := ValidateData(path, data)
+		require.Equal(t, want.Step, got.Step, name)
+		require.Equal(t, fmt.Sprint(want.Err()), fmt.Sprint(got.Err()), name)
+		require.Equal(t, len(want.Errors), len(got.Errors), name)
 	}
-	f.Add([]byte("a: &a [*a]\n"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		root, err := parseYAML(data)
-		if err != nil || root == nil || root.Kind != yaml.MappingNode {
-			return
-		}
-		for _, strict := range []bool{false, true} {
-			probs := &driver.Problems{File: "fuzz.yaml", Strict: strict}
-			p := parseDocument(root, probs, driver.Default)
-			if strict {
-				p.validateReferences(probs)
-			} else {
-				p.resolve(probs)
-				_, _ = p.cfg.ZooKeeperClientConfig()
-			}
-		}
-	})
 }

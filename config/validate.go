@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"os"
 
 	"gopkg.in/yaml.v3"
 
@@ -22,6 +23,24 @@ func Validate(path string, opts ...Option) *driver.Problems {
 		probs.Step = driver.StepParse
 		return probs
 	}
+	return validate(data, probs, o)
+}
+
+// ValidateData checks a configuration given as YAML text as Validate does
+// a file; name stands for the file in the problems. %(NODEPOOL_*)
+// references are substituted.
+func ValidateData(name string, data []byte, opts ...Option) *driver.Problems {
+	probs := &driver.Problems{File: name, Strict: true}
+	if err := checkSize(name, len(data)); err != nil {
+		probs.Errorf(0, "", "YAML parsing failed: %v", err)
+		probs.Step = driver.StepParse
+		return probs
+	}
+	return validate(substituteEnv(data, os.Environ()), probs, options(opts))
+}
+
+// validate is Validate's work on the file's substituted text.
+func validate(data []byte, probs *driver.Problems, o loadOptions) *driver.Problems {
 	warnUnset(data, probs)
 	root, err := parseYAML(data)
 	if err != nil {
