@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
 zk=$(scripts/zookeeper.sh start)
+BENCH_PORT=${BENCH_PORT:-18005} # launcher web ports: BENCH_PORT and the next one
 mkdir -p bin/bench
 go build -o bin/ ./cmd/nodepool-launcher ./cmd/nodepool-bench
 sizes=()
@@ -83,38 +84,38 @@ run() { # title chroot pid metrics-urls args...
 stamp=$(date +%s)
 for n in "${sizes[@]+"${sizes[@]}"}"; do
   chroot=/bench-$stamp-$n
-  start_launcher "$chroot" 18005 0 "l-$n"
-  run "burst of $n single-node requests, one launcher" "$chroot" "${pids[0]}" http://127.0.0.1:18005/metrics -n "$n"
+  start_launcher "$chroot" ${BENCH_PORT} 0 "l-$n"
+  run "burst of $n single-node requests, one launcher" "$chroot" "${pids[0]}" http://127.0.0.1:${BENCH_PORT}/metrics -n "$n"
   stop_launchers
 done
 
 if want delete; then
   chroot=/bench-$stamp-delete
-  start_launcher "$chroot" 18005 0 delete
-  run "5000 node sets returned at once (deletion throughput)" "$chroot" "${pids[0]}" http://127.0.0.1:18005/metrics \
+  start_launcher "$chroot" ${BENCH_PORT} 0 delete
+  run "5000 node sets returned at once (deletion throughput)" "$chroot" "${pids[0]}" http://127.0.0.1:${BENCH_PORT}/metrics \
     -n 5000 -return-together
   stop_launchers
 fi
 
 if want minready; then
   chroot=/bench-$stamp-minready
-  start_launcher "$chroot" 18005 1000 minready
+  start_launcher "$chroot" ${BENCH_PORT} 1000 minready
   for _ in $(seq 1 600); do
-    ready=$( (exec 3<>/dev/tcp/127.0.0.1/18005 && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3) 2>/dev/null |
+    ready=$( (exec 3<>/dev/tcp/127.0.0.1/${BENCH_PORT} && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3) 2>/dev/null |
       awk '/^nodepool_nodes\{state="ready"\}/ {print int($2)}')
     [ "${ready:-0}" -ge 1000 ] && break
     sleep 0.5
   done
   echo "min-ready: ${ready:-0} ready nodes waiting"
-  run "1000 requests with 1,000 min-ready nodes waiting" "$chroot" "${pids[0]}" http://127.0.0.1:18005/metrics -n 1000
+  run "1000 requests with 1,000 min-ready nodes waiting" "$chroot" "${pids[0]}" http://127.0.0.1:${BENCH_PORT}/metrics -n 1000
   stop_launchers
 fi
 
 if want two; then
   chroot=/bench-$stamp-two
-  start_launcher "$chroot" 18005 0 two-a
-  start_launcher "$chroot" 18006 0 two-b
+  start_launcher "$chroot" ${BENCH_PORT} 0 two-a
+  start_launcher "$chroot" $((BENCH_PORT + 1)) 0 two-b
   run "burst of 1000 requests, two launchers sharing the provider" "$chroot" "${pids[0]}" \
-    http://127.0.0.1:18005/metrics,http://127.0.0.1:18006/metrics -n 1000
+    http://127.0.0.1:${BENCH_PORT}/metrics,http://127.0.0.1:$((BENCH_PORT + 1))/metrics -n 1000
   stop_launchers
 fi

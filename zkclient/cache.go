@@ -291,7 +291,8 @@ func (t *TreeCache[T]) Run(ctx context.Context) error {
 // resync is needed.
 func (t *TreeCache[T]) handle(ctx context.Context, batch []zk.Event) bool {
 	childrenChanged := false
-	fetch := map[string]bool{}
+	fetch := map[string]bool{} // changed children
+	added := map[string]bool{} // new children
 	changed := false
 	for _, ev := range batch {
 		if ev.Type == zk.EventNotWatching {
@@ -326,7 +327,7 @@ func (t *TreeCache[T]) handle(ctx context.Context, batch []zk.Event) bool {
 		}
 	}
 	if childrenChanged {
-		ids, _, err := t.c.ChildrenW(ctx, t.root)
+		ids, _, err := t.c.ChildrenW(t.phase(ctx, "list"), t.root)
 		if err != nil {
 			t.log.Warn("listing children failed", "error", err)
 			return true
@@ -336,8 +337,8 @@ func (t *TreeCache[T]) handle(ctx context.Context, batch []zk.Event) bool {
 		for _, id := range ids {
 			present[id] = true
 			if _, ok := t.items[id]; !ok && !t.watched[id] {
-				if _, bad := t.bad[id]; !bad {
-					fetch[id] = true
+				if _, bad := t.bad[id]; !bad && !fetch[id] {
+					added[id] = true
 				}
 			}
 		}
@@ -350,11 +351,14 @@ func (t *TreeCache[T]) handle(ctx context.Context, batch []zk.Event) bool {
 		t.mu.Unlock()
 	}
 	resync := false
-	if len(fetch) > 0 {
-		ch, failed := t.fetch(ctx, fetch)
+	for reason, ids := range map[string]map[string]bool{"changed": fetch, "new": added} {
+		if len(ids) == 0 {
+			continue
+		}
+		ch, failed := t.fetch(t.phase(ctx, reason), ids)
 		changed = changed || ch
 		// A failed read left a child stale and unwatched: resync.
-		resync = failed
+		resync = resync || failed
 	}
 	if changed {
 		t.notify()
@@ -434,8 +438,15 @@ func setVersion(item any, v int32) {
 	}
 }
 
+// phase labels the cache's reads for the request counters by why they
+// were made ("<dir>-cache:<reason>").
+func (t *TreeCache[T]) phase(ctx context.Context, reason string) context.Context {
+	return WithPhase(ctx, path.Base(t.root)+"-cache:"+reason)
+}
+
 // resync reads the whole directory, replacing the cache's contents.
 func (t *TreeCache[T]) resync(ctx context.Context) error {
+	ctx = t.phase(ctx, "resync")
 	if err := t.c.EnsurePath(ctx, t.root); err != nil {
 		return err
 	}

@@ -42,8 +42,8 @@ func (w *poolWorker) assign(ctx context.Context) {
 			break
 		}
 		if time.Since(start) > 15*time.Second {
-			w.poll(ctx)
-			w.processPaused(ctx)
+			w.poll(inPhase(ctx, phaseFulfil))
+			w.processPaused(inPhase(ctx, phasePaused))
 			start = time.Now()
 			active, paused = w.activeIDs(), len(w.pausedRequests())
 		}
@@ -73,7 +73,7 @@ func (w *poolWorker) assign(ctx context.Context) {
 		}
 		if labelQuota != nil {
 			// Registered hosts: accept one at a time, keeping the quota exact.
-			w.accept(ctx, r, h, reason)
+			w.accept(inPhase(ctx, phaseAccept), r, h, reason)
 			for _, hn := range h.nodes {
 				for _, t := range hn.node.Type {
 					if _, ok := labelQuota[t]; ok {
@@ -88,7 +88,7 @@ func (w *poolWorker) assign(ctx context.Context) {
 		slot := &takenSlot{}
 		taken = append(taken, slot)
 		g.Go(func() error {
-			if w.take(ctx, r, h, reason) {
+			if w.take(inPhase(ctx, phaseAccept), r, h, reason) {
 				slot.h = h // read after g.Wait
 			}
 			return nil
@@ -107,8 +107,9 @@ func (w *poolWorker) assign(ctx context.Context) {
 				batch = append(batch, slot.h)
 			}
 		}
-		reuseConcurrently(ctx, batch)
+		reuseConcurrently(inPhase(ctx, phaseReuse), batch)
 		fillAll := func() error {
+			ctx := inPhase(ctx, phaseCreate)
 			for _, h := range batch {
 				h.deferLocks = true
 				h.fill(ctx)
@@ -131,7 +132,7 @@ func (w *poolWorker) assign(ctx context.Context) {
 		lg.SetLimit(32)
 		for _, h := range batch {
 			lg.Go(func() error {
-				h.lockCreated(ctx)
+				h.lockCreated(inPhase(ctx, phaseLockNode))
 				return nil
 			})
 		}

@@ -162,7 +162,7 @@ func (l *Launcher) deletePass(ctx context.Context, full bool) {
 			continue
 		}
 		g.Go(func() error {
-			l.tryDelete(ctx, p, n)
+			l.tryDelete(inPhase(ctx, phaseDeleteLock), p, n)
 			return nil
 		})
 	}
