@@ -238,3 +238,56 @@ func (c *Client) DeleteLockedNode(ctx context.Context, n *Node, lock *Lock) erro
 	}
 	return c.DeleteNode(ctx, n, lock)
 }
+
+// TryAcquireIdle takes the lock only when nobody holds it or waits for it,
+// in one transaction: with checks (typically the version of the locked
+// record), the empty lock directory is deleted and created again holding
+// our contender. A contender of anyone else makes the delete fail, so the
+// transaction proves we are alone without listing the directory (the plain
+// recipe costs a create and a listing, and a delete when we lose). The
+// directory is never seen missing: a transaction is atomic. It returns
+// false when the lock is held or contended, ErrPrecondition when a check
+// failed; without a lock directory it takes the lock as TryAcquireWith.
+func (l *Lock) TryAcquireIdle(ctx context.Context, checks ...Op) (bool, error) {
+	l.mu.Lock()
+	if l.held {
+		l.mu.Unlock()
+		return false, fmt.Errorf("zkclient: lock %s already held by this contender", l.dir)
+	}
+	entry, ok := l.c.locals.enter(l.dir)
+	if !ok {
+		l.mu.Unlock()
+		return false, nil
+	}
+	flags := Sequential
+	if l.ephemeral {
+		flags = EphemeralSequential
+	}
+	n := len(checks)
+	all := append(append([]Op(nil), checks...), DeleteOp{Path: l.dir, Version: -1}, CreateOp{Path: l.dir},
+		CreateOp{Path: l.dir + "/" + l.prefix, Data: l.data, Flags: flags})
+	res, err := l.c.Multi(ctx, all...)
+	if err == nil {
+		l.node = path.Base(res[n+2].String)
+		l.sid = l.c.conn.SessionID()
+		l.lost = l.c.sessionLost()
+		l.local, l.held = entry, true
+		l.mu.Unlock()
+		return true, nil
+	}
+	l.c.locals.leave(l.dir, entry)
+	l.mu.Unlock()
+	at := multiFailedAt(res)
+	switch {
+	case at >= 0 && at < n:
+		return false, fmt.Errorf("%w: %v", ErrPrecondition, err)
+	case at == n && errors.Is(multiError(res, n), zk.ErrNotEmpty):
+		return false, nil // held or contended
+	case at == n && errors.Is(multiError(res, n), zk.ErrNoNode):
+		return l.TryAcquireWith(ctx, checks...) // no lock directory yet
+	case IsConnectionError(err):
+		// The outcome is unknown: make sure no contender of ours stays.
+		l.removeLater()
+	}
+	return false, err
+}

@@ -26,7 +26,21 @@ const initOrphanAge = 60 * time.Second
 type cleanupState struct {
 	mu         sync.Mutex
 	orphanInit map[string]bool // init nodes of ours whose launch failed
+	// orphanSeen is when each ready allocated node was first seen without
+	// its request (only the deleted-node worker touches it).
+	orphanSeen map[string]time.Time
+	// retries counts quick retries of locked deletable nodes; retryArmed
+	// is set while a retry wake-up is scheduled.
+	retries    map[string]int
+	retryArmed bool
 }
+
+// orphanGrace is how long a ready node must stay allocated to a request
+// that no longer exists before its allocation is cleared: Zuul deletes a
+// fulfilled request before it marks the nodes in-use, so a node without
+// its request is normal for a moment and checking it at once would cost a
+// read (and a lock attempt) per request.
+const orphanGrace = 3 * time.Second
 
 // orphanInit remembers an init node this launcher created but could not
 // take further, so the deleted-node worker removes it.
@@ -133,11 +147,21 @@ func (l *Launcher) deletedNodeLoop(ctx context.Context) {
 // full also tries in-use and building nodes.
 func (l *Launcher) deletePass(ctx context.Context, full bool) {
 	l.removeOrphanInits(ctx)
+	seen := map[string]time.Time{}
 	for _, n := range l.byPhase.Lookup(phaseAllocated) {
-		if _, ok := l.requests.Get(n.AllocatedTo); !ok && ctx.Err() == nil {
+		if _, ok := l.requests.Get(n.AllocatedTo); ok || ctx.Err() != nil {
+			continue
+		}
+		first, ok := l.cleanup.orphanSeen[n.ID]
+		if !ok {
+			first = l.now()
+		}
+		seen[n.ID] = first
+		if l.now().Sub(first) >= orphanGrace {
 			l.freeOrphan(ctx, n)
 		}
 	}
+	l.cleanup.orphanSeen = seen
 	provs := l.providerNames()
 	launching := map[string]bool{}
 	for _, p := range provs {
@@ -148,6 +172,7 @@ func (l *Launcher) deletePass(ctx context.Context, full bool) {
 		p.mu.Unlock()
 	}
 	cands := l.byPhase.Lookup(phaseDeletable)
+	l.forgetRetries(cands)
 	if full {
 		cands = append(cands, l.byPhase.Lookup(phaseHeld)...)
 	}
@@ -171,17 +196,16 @@ func (l *Launcher) deletePass(ctx context.Context, full bool) {
 
 // tryDelete locks an unlocked node, checking in the same transaction that
 // the record is still the version the decision was made on (instead of
-// re-reading it), and hands it to its provider's deleter.
+// re-reading it) and that nobody holds or waits for its lock (one request
+// either way), and hands it to its provider's deleter.
 func (l *Launcher) tryDelete(ctx context.Context, p *provider, n *zkclient.Node) {
-	if nodePhase(n) == phaseHeld {
-		// Normally held: one read instead of a contender's three.
-		kids, err := l.zk.Children(ctx, zkclient.NodeLockPath(n.ID))
-		if (err != nil && !errors.Is(err, zkclient.ErrNoNode)) || len(kids) > 0 {
-			return
-		}
+	lock := l.zk.NodeLock(n.ID)
+	got, err := lock.TryAcquireIdle(ctx, zkclient.CheckOp{Path: zkclient.NodePath(n.ID), Version: n.Version})
+	if err == nil && !got && nodePhase(n) == phaseDeletable {
+		// Zuul writes "used" before it unlocks: try again shortly
+		// rather than on the next full pass.
+		l.retryDeleteSoon(n.ID)
 	}
-	lock := l.zk.NodeLock(n.ID, zkclient.DirLikely())
-	got, err := lock.TryAcquireWith(ctx, zkclient.CheckOp{Path: zkclient.NodePath(n.ID), Version: n.Version})
 	if err != nil || !got {
 		return
 	}
@@ -464,4 +488,50 @@ func (l *Launcher) cleanupEmptyNodes(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// deleteRetries bounds the quick retries of one locked deletable node; the
+// full passes keep trying it after that.
+const deleteRetries = 3
+
+// retryDeleteSoon wakes the deleted-node worker again shortly (once for
+// any number of nodes) to retry a node that was still locked.
+func (l *Launcher) retryDeleteSoon(id string) {
+	l.cleanup.mu.Lock()
+	defer l.cleanup.mu.Unlock()
+	if l.cleanup.retries == nil {
+		l.cleanup.retries = map[string]int{}
+	}
+	if l.cleanup.retries[id]++; l.cleanup.retries[id] > deleteRetries {
+		return
+	}
+	if l.cleanup.retryArmed {
+		return
+	}
+	l.cleanup.retryArmed = true
+	time.AfterFunc(250*time.Millisecond, func() {
+		l.cleanup.mu.Lock()
+		l.cleanup.retryArmed = false
+		l.cleanup.mu.Unlock()
+		l.wakeDeleter()
+	})
+}
+
+// forgetRetries drops the retry counts of nodes that are no longer
+// deletable candidates.
+func (l *Launcher) forgetRetries(cands []*zkclient.Node) {
+	l.cleanup.mu.Lock()
+	defer l.cleanup.mu.Unlock()
+	if len(l.cleanup.retries) == 0 {
+		return
+	}
+	ids := make(map[string]bool, len(cands))
+	for _, n := range cands {
+		ids[n.ID] = true
+	}
+	for id := range l.cleanup.retries {
+		if !ids[id] {
+			delete(l.cleanup.retries, id)
+		}
+	}
 }
