@@ -102,6 +102,7 @@ type Client struct {
 
 	events chan zk.Event
 	routes atomic.Pointer[[]watchRoute]
+	owners atomic.Pointer[[]ownerRoute]
 	ops    Counters
 	locals localLocks
 	closed atomic.Bool

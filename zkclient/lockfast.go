@@ -27,6 +27,19 @@ var ErrPrecondition = errors.New("zkclient: transaction precondition failed")
 // false when the lock is held elsewhere, and ErrPrecondition (lock not
 // taken) when ops failed.
 func (l *Lock) TryAcquireWith(ctx context.Context, ops ...Op) (bool, error) {
+	sets := l.c.expectSets(ops, 0)
+	got, err := l.tryAcquireWith(ctx, ops)
+	if len(sets) > 0 {
+		var failed error
+		if !got || err != nil {
+			failed = ErrPrecondition
+		}
+		settleSets(sets, nil, failed, nil)
+	}
+	return got, err
+}
+
+func (l *Lock) tryAcquireWith(ctx context.Context, ops []Op) (bool, error) {
 	if l.dirLikely {
 		got, err := l.acquireInDir(ctx, ops)
 		if !errors.Is(err, zk.ErrNoNode) {
@@ -204,9 +217,11 @@ func (l *Lock) deleteOp() (Op, error) {
 func (c *Client) ReleaseWith(ctx context.Context, locks []*Lock, ops ...Op) error {
 	all := make([]Op, 0, len(locks)+len(ops))
 	var tail []Op
+	sets := c.expectSets(ops, max(len(locks)-1, 0))
 	for i, l := range locks {
 		d, err := l.deleteOp()
 		if err != nil {
+			settleSets(sets, nil, err, nil)
 			return err
 		}
 		if i == len(locks)-1 {
@@ -216,11 +231,24 @@ func (c *Client) ReleaseWith(ctx context.Context, locks []*Lock, ops ...Op) erro
 		all = append(all, d)
 	}
 	all = append(append(all, ops...), tail...)
-	if _, err := c.Multi(ctx, all...); err != nil {
+	res, err := c.Multi(ctx, all...)
+	written := map[string]bool{}
+	for _, s := range sets {
+		written[s.id] = true
+	}
+	unlocked := map[string]bool{}
+	for _, l := range locks {
+		if _, id := c.lockOwner(l.dir); id != "" && written[id] {
+			unlocked[id] = true
+		}
+	}
+	settleSets(sets, res, err, func(id string) bool { return unlocked[id] })
+	if err != nil {
 		return err
 	}
 	for _, l := range locks {
-		l.Forget()
+		_, id := c.lockOwner(l.dir)
+		l.forget(!unlocked[id])
 	}
 	return nil
 }
@@ -232,7 +260,8 @@ func (c *Client) DeleteLockedNode(ctx context.Context, n *Node, lock *Lock) erro
 	if d, err := lock.deleteOp(); err == nil {
 		_, err := c.Multi(ctx, d, DeleteOp{Path: NodeLockPath(n.ID), Version: -1}, DeleteOp{Path: NodePath(n.ID), Version: -1})
 		if err == nil {
-			lock.Forget()
+			c.recordDeleted(NodePath(n.ID))
+			lock.forget(false)
 			return nil
 		}
 	}

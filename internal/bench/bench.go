@@ -76,9 +76,9 @@ type Result struct {
 	// (Config.LauncherPhases delta; the benchmark's own client).
 	LauncherPhases map[string]int64
 	ZuulPhases     map[string]int64
-	Mntr        *MntrDelta
-	Launcher    *ProcStats
-	Total       time.Duration // wall time of the whole run
+	Mntr           *MntrDelta
+	Launcher       *ProcStats
+	Total          time.Duration // wall time of the whole run
 }
 
 type sample struct {

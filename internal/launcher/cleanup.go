@@ -29,9 +29,9 @@ type cleanupState struct {
 	// orphanSeen is when each ready allocated node was first seen without
 	// its request (only the deleted-node worker touches it).
 	orphanSeen map[string]time.Time
-	// retries counts quick retries of locked deletable nodes; retryArmed
+	// retries tracks quick retries of locked deletable nodes; retryArmed
 	// is set while a retry wake-up is scheduled.
-	retries    map[string]int
+	retries    map[string]deleteRetry
 	retryArmed bool
 }
 
@@ -42,6 +42,12 @@ type cleanupState struct {
 // read (and a lock attempt) per request.
 const orphanGrace = 3 * time.Second
 
+// heldGrace is how long a node stays in-use or building before the
+// deleted-node worker checks whether its holder still holds it: one that
+// changed state moments ago is held (Zuul marks a node in-use under its
+// lock), and checking it costs a request.
+const heldGrace = 8 * time.Second
+
 // orphanInit remembers an init node this launcher created but could not
 // take further, so the deleted-node worker removes it.
 func (l *Launcher) orphanInit(id string) {
@@ -51,6 +57,8 @@ func (l *Launcher) orphanInit(id string) {
 	}
 	l.cleanup.orphanInit[id] = true
 	l.cleanup.mu.Unlock()
+	// The cache took the record when we created it and set no watch.
+	l.nodes.Refresh(id)
 	l.wakeDeleter()
 }
 
@@ -174,7 +182,12 @@ func (l *Launcher) deletePass(ctx context.Context, full bool) {
 	cands := l.byPhase.Lookup(phaseDeletable)
 	l.forgetRetries(cands)
 	if full {
-		cands = append(cands, l.byPhase.Lookup(phaseHeld)...)
+		now := unixNow(l.now())
+		for _, n := range l.byPhase.Lookup(phaseHeld) {
+			if now-n.StateTime >= heldGrace.Seconds() {
+				cands = append(cands, n)
+			}
+		}
 	}
 	var g errgroup.Group
 	g.SetLimit(32)
@@ -183,7 +196,7 @@ func (l *Launcher) deletePass(ctx context.Context, full bool) {
 			break
 		}
 		p, ok := provs[n.Provider]
-		if !ok || p.deleting(n.ID) || launching[n.ID] {
+		if !ok || p.deleting(n.ID) || launching[n.ID] || l.retryLater(n, full) {
 			continue
 		}
 		g.Go(func() error {
@@ -192,6 +205,7 @@ func (l *Launcher) deletePass(ctx context.Context, full bool) {
 		})
 	}
 	_ = g.Wait()
+	l.armRetry()
 }
 
 // tryDelete locks an unlocked node, checking in the same transaction that
@@ -494,22 +508,76 @@ func (l *Launcher) cleanupEmptyNodes(ctx context.Context) error {
 // full passes keep trying it after that.
 const deleteRetries = 3
 
-// retryDeleteSoon wakes the deleted-node worker again shortly (once for
-// any number of nodes) to retry a node that was still locked.
+// deleteRetryPause is the pause before the first quick retry (doubled for
+// each further one).
+const deleteRetryPause = 250 * time.Millisecond
+
+// deleteRetry is the quick-retry state of one locked deletable node.
+type deleteRetry struct {
+	n  int       // attempts that found it locked
+	at time.Time // no attempt before (except on full passes)
+}
+
+// retryLater reports whether a deletable node found locked recently waits
+// for its retry.
+func (l *Launcher) retryLater(n *zkclient.Node, full bool) bool {
+	if full {
+		return false
+	}
+	l.cleanup.mu.Lock()
+	defer l.cleanup.mu.Unlock()
+	r, ok := l.cleanup.retries[n.ID]
+	if !ok && n.State == zkclient.NodeUsed {
+		// Zuul writes "used" and then unlocks: the first attempt waits a
+		// moment instead of costing a request that finds it locked.
+		if l.cleanup.retries == nil {
+			l.cleanup.retries = map[string]deleteRetry{}
+		}
+		l.cleanup.retries[n.ID] = deleteRetry{at: l.now().Add(usedPause)}
+		return true
+	}
+	return ok && l.now().Before(r.at)
+}
+
+// usedPause is how long after it first sees a node "used" the
+// deleted-node worker waits before locking it.
+const usedPause = 100 * time.Millisecond
+
+// retryDeleteSoon records that a deletable node was still locked: the
+// passes that node changes start leave it alone until its retry is due,
+// and a wake-up is scheduled for then (armRetry).
 func (l *Launcher) retryDeleteSoon(id string) {
 	l.cleanup.mu.Lock()
 	defer l.cleanup.mu.Unlock()
 	if l.cleanup.retries == nil {
-		l.cleanup.retries = map[string]int{}
+		l.cleanup.retries = map[string]deleteRetry{}
 	}
-	if l.cleanup.retries[id]++; l.cleanup.retries[id] > deleteRetries {
-		return
-	}
+	r := l.cleanup.retries[id]
+	r.n++
+	r.at = l.now().Add(deleteRetryPause << min(r.n-1, deleteRetries))
+	l.cleanup.retries[id] = r
+}
+
+// armRetry schedules one wake-up of the deleted-node worker for the
+// earliest quick retry due, unless one is scheduled already.
+func (l *Launcher) armRetry() {
+	l.cleanup.mu.Lock()
+	defer l.cleanup.mu.Unlock()
 	if l.cleanup.retryArmed {
 		return
 	}
+	var next time.Time
+	now := l.now()
+	for _, r := range l.cleanup.retries {
+		if r.n <= deleteRetries && r.at.After(now) && (next.IsZero() || r.at.Before(next)) {
+			next = r.at
+		}
+	}
+	if next.IsZero() {
+		return
+	}
 	l.cleanup.retryArmed = true
-	time.AfterFunc(250*time.Millisecond, func() {
+	time.AfterFunc(next.Sub(now), func() {
 		l.cleanup.mu.Lock()
 		l.cleanup.retryArmed = false
 		l.cleanup.mu.Unlock()
