@@ -171,7 +171,10 @@ func (t *TreeCache[T]) expect(id string) {
 	defer t.mu.Unlock()
 	t.owned[id] = true
 	if t.watched[id] {
-		t.pending[id]++ // the write fires the watch
+		// The write fires the watch; a second write before its event
+		// arrives fires nothing, so the watch counts once.
+		t.pending[id]++
+		delete(t.watched, id)
 	}
 }
 

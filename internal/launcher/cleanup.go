@@ -220,6 +220,10 @@ func (l *Launcher) tryDelete(ctx context.Context, p *provider, n *zkclient.Node)
 		// rather than on the next full pass.
 		l.retryDeleteSoon(n.ID)
 	}
+	if errors.Is(err, zkclient.ErrPrecondition) {
+		// The cached record is not the stored one: read it again.
+		l.nodes.Refresh(n.ID)
+	}
 	if err != nil || !got {
 		return
 	}
@@ -246,6 +250,10 @@ func (l *Launcher) freeOrphan(ctx context.Context, n *zkclient.Node) {
 	}
 	defer func() { _ = lock.Release(ctx) }()
 	fresh, err := l.zk.GetNode(ctx, n.ID)
+	if err == nil && fresh.Version != n.Version {
+		// The cached record is not the stored one: read it again.
+		l.nodes.Refresh(n.ID)
+	}
 	if err != nil || fresh.State != zkclient.NodeReady || fresh.AllocatedTo == "" {
 		return
 	}
