@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -35,9 +37,11 @@ func Main(args []string) int {
 	debug := fs.Bool("debug", false, "log at debug level")
 	profiles := fs.String("pprof", "", "serve Go runtime profiles on this address (e.g. 127.0.0.1:6060)")
 	cleanupEvery := fs.Duration("cleanup-interval", 60*time.Second, "how often cleanup tasks run (leaked instances go after two passes)")
+	memLimit := fs.Int64("memory-limit-mb", defaultMemoryLimitMB, "soft limit of the Go runtime's memory in MiB (0: none; the GOMEMLIMIT environment variable takes precedence)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	setMemoryLimit(*memLimit)
 	log := daemon.Logger(*debug)
 	daemon.ServeProfiles(*profiles, log)
 	path, securePath := daemon.ConfigPaths(*configFlag, *secure)
@@ -54,6 +58,7 @@ func Main(args []string) int {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
 		return 1
 	}
+	freeStartupGarbage()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -91,4 +96,26 @@ func Main(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// defaultMemoryLimitMB is the launcher's default soft memory limit: the Go
+// runtime collects more often as its memory nears it instead of letting
+// the heap grow to twice what is live, which is where a large burst's peak
+// comes from. It is soft: a launcher that needs more gets more.
+const defaultMemoryLimitMB = 48
+
+// setMemoryLimit applies the soft memory limit unless GOMEMLIMIT is set.
+func setMemoryLimit(mb int64) {
+	if os.Getenv("GOMEMLIMIT") != "" || mb <= 0 {
+		return
+	}
+	debug.SetMemoryLimit(mb << 20)
+}
+
+// freeStartupGarbage collects what package initialization and loading the
+// configuration left behind (cloud SDKs build large tables at start) and
+// returns it to the operating system, once.
+func freeStartupGarbage() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
