@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,7 +22,12 @@ func (w *poolWorker) assign(ctx context.Context) {
 	for _, lb := range w.pool.Labels {
 		poolLabels[lb.Name] = true
 	}
-	reqs := w.l.requests.List()
+	active := w.activeIDs()
+	// Only waiting requests are candidates: sorting the ones already
+	// pending or fulfilled would make each pass cost the whole tree.
+	reqs := slices.DeleteFunc(w.l.requests.List(), func(r *zkclient.NodeRequest) bool {
+		return r.State != zkclient.RequestRequested || active[r.ID]
+	})
 	sortRequests(reqs, poolLabels)
 	registered := w.registered(w.l.registeredPools())
 	labelQuota := w.provider.labelQuota()
@@ -29,7 +35,6 @@ func (w *poolWorker) assign(ctx context.Context) {
 	var g errgroup.Group
 	g.SetLimit(32)
 	var taken []*takenSlot
-	active := w.activeIDs()
 	paused := len(w.pausedRequests())
 	for _, r := range reqs {
 		if ctx.Err() != nil {
@@ -291,18 +296,15 @@ func (w *poolWorker) poll(ctx context.Context) {
 		})
 	}
 	_ = g.Wait()
+	seen := make(map[*handler]bool, len(hs))
+	for _, h := range hs {
+		seen[h] = true
+	}
 	w.mu.Lock()
 	// Keep handlers added meanwhile.
 	var added []*handler
 	for _, h := range w.active {
-		found := false
-		for _, x := range hs {
-			if x == h {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !seen[h] {
 			added = append(added, h)
 		}
 	}
