@@ -44,6 +44,16 @@ type TreeCache[T any] struct {
 	gen       atomic.Uint64
 
 	indexes []*CacheIndex[T]
+
+	// Write-through (see owned.go): lockPrefix/lockSuffix locate a
+	// child's lock directory ("" disables it); pending counts the watch
+	// events our own writes will fire; owned children are locked by this
+	// client; refetch are children to read again (re-arming their watch).
+	lockPrefix, lockSuffix string
+	unwatched              func(T) bool
+	pending                map[string]int
+	owned                  map[string]bool
+	refetch                map[string]bool
 }
 
 // CacheIndex groups a cache's children by a key computed from each child,
@@ -136,14 +146,24 @@ func (t *TreeCache[T]) remove(id string) {
 	}
 }
 
-// NewNodeCache returns a cache of /nodepool/nodes.
+// NewNodeCache returns a cache of /nodepool/nodes. It takes the nodes this
+// client writes under their lock without reading them back.
 func NewNodeCache(c *Client) *TreeCache[*Node] {
-	return newTreeCache(c, NodeRoot, DecodeNode)
+	t := newTreeCache(c, NodeRoot, DecodeNode)
+	t.lockPrefix, t.lockSuffix = NodeRoot+"/", "/"+lockDirName
+	return t
 }
 
-// NewRequestCache returns a cache of /nodepool/requests.
+// NewRequestCache returns a cache of /nodepool/requests. It takes the
+// requests this client writes under their lock without reading them back;
+// a fulfilled or failed request is left without a data watch once
+// unlocked (nobody changes it any more; its deletion shows in the
+// directory listing).
 func NewRequestCache(c *Client) *TreeCache[*NodeRequest] {
-	return newTreeCache(c, RequestRoot, DecodeRequest)
+	t := newTreeCache(c, RequestRoot, DecodeRequest)
+	t.lockPrefix, t.lockSuffix = RequestLockRoot+"/", ""
+	t.unwatched = func(r *NodeRequest) bool { return r.State == RequestFulfilled || r.State == RequestFailed }
+	return t
 }
 
 func newTreeCache[T any](c *Client, root string, decode func(string, []byte) (T, error)) *TreeCache[T] {
@@ -153,6 +173,9 @@ func newTreeCache[T any](c *Client, root string, decode func(string, []byte) (T,
 		vers:      map[string]int32{},
 		bad:       map[string]int32{},
 		watched:   map[string]bool{},
+		pending:   map[string]int{},
+		owned:     map[string]bool{},
+		refetch:   map[string]bool{},
 		events:    make(chan zk.Event, 8192),
 		kick:      make(chan struct{}, 1),
 		synced:    make(chan struct{}),
@@ -232,6 +255,9 @@ func (t *TreeCache[T]) onEvent(ev zk.Event) {
 func (t *TreeCache[T]) Run(ctx context.Context) error {
 	remove := t.c.addWatchRoute(t.root, t.onEvent)
 	defer remove()
+	if t.lockPrefix != "" {
+		defer t.c.addOwner(ownerRoute{root: t.root, lockPrefix: t.lockPrefix, lockSuffix: t.lockSuffix, o: t})()
+	}
 	sessions := t.c.Subscribe()
 	defer t.c.Unsubscribe(sessions)
 	needResync := true
@@ -259,6 +285,9 @@ func (t *TreeCache[T]) Run(ctx context.Context) error {
 			}
 		case <-t.kick:
 			if t.overflow.Swap(false) {
+				needResync = true
+			}
+			if !needResync && t.fetchRefetch(ctx) {
 				needResync = true
 			}
 		case ev := <-t.events:
@@ -291,7 +320,8 @@ func (t *TreeCache[T]) Run(ctx context.Context) error {
 // resync is needed.
 func (t *TreeCache[T]) handle(ctx context.Context, batch []zk.Event) bool {
 	childrenChanged := false
-	fetch := map[string]bool{}
+	fetch := map[string]bool{} // changed children
+	added := map[string]bool{} // new children
 	changed := false
 	for _, ev := range batch {
 		if ev.Type == zk.EventNotWatching {
@@ -311,8 +341,11 @@ func (t *TreeCache[T]) handle(ctx context.Context, batch []zk.Event) bool {
 		case zk.EventNodeDataChanged:
 			t.mu.Lock()
 			delete(t.watched, rel)
+			skip := t.ownEvent(rel)
 			t.mu.Unlock()
-			fetch[rel] = true
+			if !skip {
+				fetch[rel] = true
+			}
 		case zk.EventNodeDeleted:
 			t.mu.Lock()
 			delete(t.watched, rel)
@@ -326,7 +359,7 @@ func (t *TreeCache[T]) handle(ctx context.Context, batch []zk.Event) bool {
 		}
 	}
 	if childrenChanged {
-		ids, _, err := t.c.ChildrenW(ctx, t.root)
+		ids, _, err := t.c.ChildrenW(t.phase(ctx, "list"), t.root)
 		if err != nil {
 			t.log.Warn("listing children failed", "error", err)
 			return true
@@ -336,8 +369,8 @@ func (t *TreeCache[T]) handle(ctx context.Context, batch []zk.Event) bool {
 		for _, id := range ids {
 			present[id] = true
 			if _, ok := t.items[id]; !ok && !t.watched[id] {
-				if _, bad := t.bad[id]; !bad {
-					fetch[id] = true
+				if _, bad := t.bad[id]; !bad && !fetch[id] {
+					added[id] = true
 				}
 			}
 		}
@@ -350,11 +383,14 @@ func (t *TreeCache[T]) handle(ctx context.Context, batch []zk.Event) bool {
 		t.mu.Unlock()
 	}
 	resync := false
-	if len(fetch) > 0 {
-		ch, failed := t.fetch(ctx, fetch)
+	for reason, ids := range map[string]map[string]bool{"changed": fetch, "new": added} {
+		if len(ids) == 0 {
+			continue
+		}
+		ch, failed := t.fetch(t.phase(ctx, reason), ids)
 		changed = changed || ch
 		// A failed read left a child stale and unwatched: resync.
-		resync = failed
+		resync = resync || failed
 	}
 	if changed {
 		t.notify()
@@ -434,8 +470,15 @@ func setVersion(item any, v int32) {
 	}
 }
 
+// phase labels the cache's reads for the request counters by why they
+// were made ("<dir>-cache:<reason>").
+func (t *TreeCache[T]) phase(ctx context.Context, reason string) context.Context {
+	return WithPhase(ctx, path.Base(t.root)+"-cache:"+reason)
+}
+
 // resync reads the whole directory, replacing the cache's contents.
 func (t *TreeCache[T]) resync(ctx context.Context) error {
+	ctx = t.phase(ctx, "resync")
 	if err := t.c.EnsurePath(ctx, t.root); err != nil {
 		return err
 	}
@@ -445,6 +488,7 @@ func (t *TreeCache[T]) resync(ctx context.Context) error {
 	}
 	t.mu.Lock()
 	t.watched = map[string]bool{}
+	t.pending, t.owned, t.refetch = map[string]int{}, map[string]bool{}, map[string]bool{}
 	present := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		present[id] = true

@@ -108,6 +108,7 @@ type Client struct {
 
 	events chan zk.Event
 	routes atomic.Pointer[[]watchRoute]
+	owners atomic.Pointer[[]ownerRoute]
 	ops    Counters
 	locals localLocks
 	closed atomic.Bool
@@ -121,6 +122,8 @@ type Counters struct {
 	Sets    atomic.Int64 // set
 	Deletes atomic.Int64 // delete
 	Multis  atomic.Int64 // multi (one transaction counts once)
+
+	phases phaseCounts
 }
 
 // Total returns the number of requests sent.
@@ -247,7 +250,7 @@ func (c *Client) ensureChroot(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		c.ops.Creates.Add(1)
+		c.count(ctx, &c.ops.Creates)
 		if _, err := c.conn.Create(p, nil, 0, openACL); err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return fmt.Errorf("zkclient: creating chroot %s: %w", c.chroot, err)
 		}
@@ -467,7 +470,7 @@ func (c *Client) Get(ctx context.Context, p string) ([]byte, *zk.Stat, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	c.ops.Reads.Add(1)
+	c.count(ctx, &c.ops.Reads)
 	data, st, err := c.conn.Get(c.full(p))
 	return data, st, wrap("get", p, err)
 }
@@ -477,7 +480,7 @@ func (c *Client) GetW(ctx context.Context, p string) ([]byte, *zk.Stat, <-chan z
 	if err := ctx.Err(); err != nil {
 		return nil, nil, nil, err
 	}
-	c.ops.Reads.Add(1)
+	c.count(ctx, &c.ops.Reads)
 	data, st, ch, err := c.conn.GetW(c.full(p))
 	return data, st, ch, wrap("get", p, err)
 }
@@ -487,7 +490,7 @@ func (c *Client) Exists(ctx context.Context, p string) (bool, *zk.Stat, error) {
 	if err := ctx.Err(); err != nil {
 		return false, nil, err
 	}
-	c.ops.Reads.Add(1)
+	c.count(ctx, &c.ops.Reads)
 	ok, st, err := c.conn.Exists(c.full(p))
 	return ok, st, wrap("exists", p, err)
 }
@@ -498,7 +501,7 @@ func (c *Client) ExistsW(ctx context.Context, p string) (bool, *zk.Stat, <-chan 
 	if err := ctx.Err(); err != nil {
 		return false, nil, nil, err
 	}
-	c.ops.Reads.Add(1)
+	c.count(ctx, &c.ops.Reads)
 	ok, st, ch, err := c.conn.ExistsW(c.full(p))
 	return ok, st, ch, wrap("exists", p, err)
 }
@@ -508,7 +511,7 @@ func (c *Client) Children(ctx context.Context, p string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	c.ops.Reads.Add(1)
+	c.count(ctx, &c.ops.Reads)
 	ch, _, err := c.conn.Children(c.full(p))
 	return ch, wrap("children", p, err)
 }
@@ -518,7 +521,7 @@ func (c *Client) ChildrenW(ctx context.Context, p string) ([]string, <-chan zk.E
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	c.ops.Reads.Add(1)
+	c.count(ctx, &c.ops.Reads)
 	ch, _, w, err := c.conn.ChildrenW(c.full(p))
 	return ch, w, wrap("children", p, err)
 }
@@ -531,7 +534,7 @@ func (c *Client) Set(ctx context.Context, p string, data []byte, version int32) 
 	if err := c.checkSize(len(c.full(p)) + len(data) + packetOverhead); err != nil {
 		return nil, wrap("set", p, err)
 	}
-	c.ops.Sets.Add(1)
+	c.count(ctx, &c.ops.Sets)
 	st, err := c.conn.Set(c.full(p), data, version)
 	return st, wrap("set", p, err)
 }
@@ -560,7 +563,7 @@ func (c *Client) Create(ctx context.Context, p string, data []byte, flags Create
 		if err := ctx.Err(); err != nil {
 			return "", err
 		}
-		c.ops.Creates.Add(1)
+		c.count(ctx, &c.ops.Creates)
 		got, err := c.conn.Create(c.full(p), data, int32(flags), openACL)
 		if err == nil {
 			return c.strip(got), nil
@@ -584,7 +587,7 @@ func (c *Client) EnsurePath(ctx context.Context, p string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c.ops.Creates.Add(1)
+	c.count(ctx, &c.ops.Creates)
 	_, err := c.conn.Create(c.full(p), nil, 0, openACL)
 	switch {
 	case err == nil, errors.Is(err, zk.ErrNodeExists):
@@ -593,7 +596,7 @@ func (c *Client) EnsurePath(ctx context.Context, p string) error {
 		if err := c.EnsurePath(ctx, parent(p)); err != nil {
 			return err
 		}
-		c.ops.Creates.Add(1)
+		c.count(ctx, &c.ops.Creates)
 		_, err = c.conn.Create(c.full(p), nil, 0, openACL)
 		if err == nil || errors.Is(err, zk.ErrNodeExists) {
 			return nil
@@ -607,7 +610,7 @@ func (c *Client) Delete(ctx context.Context, p string, version int32) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c.ops.Deletes.Add(1)
+	c.count(ctx, &c.ops.Deletes)
 	return wrap("delete", p, c.conn.Delete(c.full(p), version))
 }
 
@@ -694,7 +697,7 @@ func (c *Client) Multi(ctx context.Context, ops ...Op) ([]zk.MultiResponse, erro
 	if err := c.checkSize(size); err != nil {
 		return nil, wrap("multi", "", err)
 	}
-	c.ops.Multis.Add(1)
+	c.count(ctx, &c.ops.Multis)
 	res, err := c.conn.Multi(reqs...)
 	if err != nil {
 		for i, r := range res {

@@ -367,12 +367,17 @@ func (l *Lock) Release(ctx context.Context) error {
 	l.held = false
 	l.c.locals.leave(l.dir, l.local)
 	l.local = nil
+	l.lockReleased()
 	return err
 }
 
 // Forget drops our claim without touching ZooKeeper (after the lock's
 // znodes were removed by a recursive delete of the locked object).
-func (l *Lock) Forget() {
+func (l *Lock) Forget() { l.forget(true) }
+
+// forget is Forget; notify tells the locked record's cache that the lock
+// is gone (not needed when the record went with it).
+func (l *Lock) forget(notify bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.held {
@@ -382,6 +387,9 @@ func (l *Lock) Forget() {
 	l.held = false
 	l.c.locals.leave(l.dir, l.local)
 	l.local = nil
+	if notify {
+		l.lockReleased()
+	}
 }
 
 // checkOp returns a transaction guard that fails unless our contender

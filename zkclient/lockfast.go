@@ -27,6 +27,19 @@ var ErrPrecondition = errors.New("zkclient: transaction precondition failed")
 // false when the lock is held elsewhere, and ErrPrecondition (lock not
 // taken) when ops failed.
 func (l *Lock) TryAcquireWith(ctx context.Context, ops ...Op) (bool, error) {
+	sets := l.c.expectSets(ops, 0)
+	got, err := l.tryAcquireWith(ctx, ops)
+	if len(sets) > 0 {
+		var failed error
+		if !got || err != nil {
+			failed = ErrPrecondition
+		}
+		settleSets(sets, nil, failed, nil)
+	}
+	return got, err
+}
+
+func (l *Lock) tryAcquireWith(ctx context.Context, ops []Op) (bool, error) {
 	if l.dirLikely {
 		got, err := l.acquireInDir(ctx, ops)
 		if !errors.Is(err, zk.ErrNoNode) {
@@ -204,9 +217,11 @@ func (l *Lock) deleteOp() (Op, error) {
 func (c *Client) ReleaseWith(ctx context.Context, locks []*Lock, ops ...Op) error {
 	all := make([]Op, 0, len(locks)+len(ops))
 	var tail []Op
+	sets := c.expectSets(ops, max(len(locks)-1, 0))
 	for i, l := range locks {
 		d, err := l.deleteOp()
 		if err != nil {
+			settleSets(sets, nil, err, nil)
 			return err
 		}
 		if i == len(locks)-1 {
@@ -216,11 +231,24 @@ func (c *Client) ReleaseWith(ctx context.Context, locks []*Lock, ops ...Op) erro
 		all = append(all, d)
 	}
 	all = append(append(all, ops...), tail...)
-	if _, err := c.Multi(ctx, all...); err != nil {
+	res, err := c.Multi(ctx, all...)
+	written := map[string]bool{}
+	for _, s := range sets {
+		written[s.id] = true
+	}
+	unlocked := map[string]bool{}
+	for _, l := range locks {
+		if _, id := c.lockOwner(l.dir); id != "" && written[id] {
+			unlocked[id] = true
+		}
+	}
+	settleSets(sets, res, err, func(id string) bool { return unlocked[id] })
+	if err != nil {
 		return err
 	}
 	for _, l := range locks {
-		l.Forget()
+		_, id := c.lockOwner(l.dir)
+		l.forget(!unlocked[id])
 	}
 	return nil
 }
@@ -232,9 +260,63 @@ func (c *Client) DeleteLockedNode(ctx context.Context, n *Node, lock *Lock) erro
 	if d, err := lock.deleteOp(); err == nil {
 		_, err := c.Multi(ctx, d, DeleteOp{Path: NodeLockPath(n.ID), Version: -1}, DeleteOp{Path: NodePath(n.ID), Version: -1})
 		if err == nil {
-			lock.Forget()
+			c.recordDeleted(NodePath(n.ID))
+			lock.forget(false)
 			return nil
 		}
 	}
 	return c.DeleteNode(ctx, n, lock)
+}
+
+// TryAcquireIdle takes the lock only when nobody holds it or waits for it,
+// in one transaction: with checks (typically the version of the locked
+// record), the empty lock directory is deleted and created again holding
+// our contender. A contender of anyone else makes the delete fail, so the
+// transaction proves we are alone without listing the directory (the plain
+// recipe costs a create and a listing, and a delete when we lose). The
+// directory is never seen missing: a transaction is atomic. It returns
+// false when the lock is held or contended, ErrPrecondition when a check
+// failed; without a lock directory it takes the lock as TryAcquireWith.
+func (l *Lock) TryAcquireIdle(ctx context.Context, checks ...Op) (bool, error) {
+	l.mu.Lock()
+	if l.held {
+		l.mu.Unlock()
+		return false, fmt.Errorf("zkclient: lock %s already held by this contender", l.dir)
+	}
+	entry, ok := l.c.locals.enter(l.dir)
+	if !ok {
+		l.mu.Unlock()
+		return false, nil
+	}
+	flags := Sequential
+	if l.ephemeral {
+		flags = EphemeralSequential
+	}
+	n := len(checks)
+	all := append(append([]Op(nil), checks...), DeleteOp{Path: l.dir, Version: -1}, CreateOp{Path: l.dir},
+		CreateOp{Path: l.dir + "/" + l.prefix, Data: l.data, Flags: flags})
+	res, err := l.c.Multi(ctx, all...)
+	if err == nil {
+		l.node = path.Base(res[n+2].String)
+		l.sid = l.c.conn.SessionID()
+		l.lost = l.c.sessionLost()
+		l.local, l.held = entry, true
+		l.mu.Unlock()
+		return true, nil
+	}
+	l.c.locals.leave(l.dir, entry)
+	l.mu.Unlock()
+	at := multiFailedAt(res)
+	switch {
+	case at >= 0 && at < n:
+		return false, fmt.Errorf("%w: %v", ErrPrecondition, err)
+	case at == n && errors.Is(multiError(res, n), zk.ErrNotEmpty):
+		return false, nil // held or contended
+	case at == n && errors.Is(multiError(res, n), zk.ErrNoNode):
+		return l.TryAcquireWith(ctx, checks...) // no lock directory yet
+	case IsConnectionError(err):
+		// The outcome is unknown: make sure no contender of ours stays.
+		l.removeLater()
+	}
+	return false, err
 }

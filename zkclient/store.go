@@ -80,6 +80,9 @@ func (c *Client) CreateNode(ctx context.Context, n *Node) (string, error) {
 	}
 	n.ID = path.Base(p)
 	n.Version = 0
+	if o, id := c.ownerOf(p); o != nil {
+		o.created(id, n.AppendJSON(nil))
+	}
 	return n.ID, nil
 }
 
@@ -115,8 +118,9 @@ func (c *Client) DeleteNode(ctx context.Context, n *Node, lock *Lock) error {
 	if err := c.DeleteRecursive(ctx, NodePath(n.ID)); err != nil {
 		return err // the caller still holds (and must release) the lock
 	}
+	c.recordDeleted(NodePath(n.ID))
 	if lock != nil {
-		lock.Forget() // its contender went with the node
+		lock.forget(false) // its contender went with the node
 	}
 	return nil
 }
@@ -197,7 +201,10 @@ func (c *Client) storeGuarded(ctx context.Context, p string, data []byte, lock *
 	if err != nil {
 		return err
 	}
-	res, err := c.Multi(ctx, check, SetOp{Path: p, Data: data, Version: -1})
+	ops := []Op{check, SetOp{Path: p, Data: data, Version: -1}}
+	sets := c.expectSets(ops, 0)
+	res, err := c.Multi(ctx, ops...)
+	settleSets(sets, res, err, nil)
 	if err != nil {
 		if len(res) > 0 && res[0].Error != nil && !errors.Is(res[0].Error, zk.ErrAPIError) {
 			return fmt.Errorf("%w (%s)", ErrLockLost, lock.Dir())

@@ -96,6 +96,7 @@ func main() {
 		MntrAddr:       *mntr,
 		LauncherPID:    *pid,
 		LauncherOps:    launcherOps(*metricsURL),
+		LauncherPhases: launcherPhases(*metricsURL),
 		Progress: func(format string, args ...any) {
 			fmt.Fprintf(os.Stderr, "nodepool-bench: "+format+"\n", args...)
 		},
@@ -140,6 +141,45 @@ func launcherOps(urls string) func() int64 {
 			resp.Body.Close()
 		}
 		return total
+	}
+}
+
+// launcherPhases returns a function summing
+// nodepool_zookeeper_phase_requests_total by phase over the launchers'
+// /metrics endpoints, or nil when none is given.
+func launcherPhases(urls string) func() map[string]int64 {
+	if urls == "" {
+		return nil
+	}
+	return func() map[string]int64 {
+		out := map[string]int64{}
+		for _, u := range strings.Split(urls, ",") {
+			scrape(u, func(line string) {
+				rest, ok := strings.CutPrefix(line, `nodepool_zookeeper_phase_requests_total{phase="`)
+				if !ok {
+					return
+				}
+				phase, val, ok := strings.Cut(rest, `"}`)
+				if v, err := strconv.ParseFloat(strings.TrimSpace(val), 64); ok && err == nil {
+					out[phase] += int64(v)
+				}
+			})
+		}
+		return out
+	}
+}
+
+// scrape calls fn with each line of a /metrics page.
+func scrape(u string, fn func(line string)) {
+	resp, err := http.Get(u)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nodepool-bench: scraping", u+":", err)
+		return
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		fn(sc.Text())
 	}
 }
 

@@ -43,6 +43,9 @@ type Config struct {
 	// LauncherOps, when set, returns the launcher's client-side ZooKeeper
 	// request count (for in-process launchers); sampled before and after.
 	LauncherOps func() int64
+	// LauncherPhases, when set, returns the launcher's ZooKeeper requests
+	// by phase of its work; sampled before and after.
+	LauncherPhases func() map[string]int64
 	// Progress, when set, receives a line now and then.
 	Progress func(format string, args ...any)
 }
@@ -69,9 +72,13 @@ type Result struct {
 
 	ZuulOps     int64 // requests sent by the benchmark's own client (Zuul's share)
 	LauncherOps int64 // Config.LauncherOps delta, -1 when unknown
-	Mntr        *MntrDelta
-	Launcher    *ProcStats
-	Total       time.Duration // wall time of the whole run
+	// LauncherPhases and ZuulPhases are the requests of the run by phase
+	// (Config.LauncherPhases delta; the benchmark's own client).
+	LauncherPhases map[string]int64
+	ZuulPhases     map[string]int64
+	Mntr           *MntrDelta
+	Launcher       *ProcStats
+	Total          time.Duration // wall time of the whole run
 }
 
 type sample struct {
@@ -124,6 +131,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		launcherOps0 = cfg.LauncherOps()
 	}
 	zuulOps0 := c.Ops().Total()
+	zuulPhases0 := c.Ops().ByPhase()
+	var launcherPhases0 map[string]int64
+	if cfg.LauncherPhases != nil {
+		launcherPhases0 = cfg.LauncherPhases()
+	}
 
 	var gate *returnGate
 	if cfg.ReturnTogether {
@@ -224,6 +236,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.LauncherOps != nil {
 		res.LauncherOps = cfg.LauncherOps() - launcherOps0
 	}
+	res.ZuulPhases = diffCounts(zuulPhases0, c.Ops().ByPhase())
+	if cfg.LauncherPhases != nil {
+		res.LauncherPhases = diffCounts(launcherPhases0, cfg.LauncherPhases())
+	}
 	if cfg.LauncherPID > 0 {
 		after, err := ReadProc(cfg.LauncherPID)
 		if err != nil {
@@ -252,12 +268,12 @@ func oneRequest(ctx context.Context, cfg Config, del *deleteTracker, gate *retur
 		arrive = sync.OnceFunc(gate.wg.Done)
 		defer arrive()
 	}
-	req, err := zuulsim.Submit(ctx, cfg.Client, cfg.Labels, cfg.Zuul)
+	req, err := zuulsim.Submit(zkclient.WithPhase(ctx, "zuul-submit"), cfg.Client, cfg.Labels, cfg.Zuul)
 	if err != nil {
 		s.err = err
 		return s
 	}
-	_, err = req.Wait(ctx)
+	_, err = req.Wait(zkclient.WithPhase(ctx, "zuul-wait"))
 	s.doneAt = req.DoneAt
 	s.latency = req.DoneAt.Sub(req.SubmittedAt)
 	if errors.Is(err, zuulsim.ErrRequestFailed) {
@@ -268,7 +284,7 @@ func oneRequest(ctx context.Context, cfg Config, del *deleteTracker, gate *retur
 		s.err = err
 		return s
 	}
-	ns, err := req.Accept(ctx)
+	ns, err := req.Accept(zkclient.WithPhase(ctx, "zuul-accept"))
 	if err != nil {
 		s.err = err
 		return s
@@ -286,7 +302,7 @@ func oneRequest(ctx context.Context, cfg Config, del *deleteTracker, gate *retur
 		case <-ctx.Done():
 		}
 	}
-	if err := ns.Return(ctx); err != nil {
+	if err := ns.Return(zkclient.WithPhase(ctx, "zuul-return")); err != nil {
 		s.err = err
 		return s
 	}
@@ -294,7 +310,7 @@ func oneRequest(ctx context.Context, cfg Config, del *deleteTracker, gate *retur
 	for _, n := range ns.Nodes {
 		s.nodes = append(s.nodes, n.ID)
 		if cfg.ReturnWait {
-			del.track(ctx, n.ID)
+			del.track(zkclient.WithPhase(ctx, "bench-deletion-watch"), n.ID)
 		}
 	}
 	return s
@@ -419,8 +435,10 @@ func (r Result) Print(w io.Writer) {
 	}
 	if p := r.Launcher; p != nil {
 		pf("launcher CPU:        %.2f s", p.CPUSeconds)
-		pf("launcher peak RSS:   %.1f MB (VmHWM, process lifetime)", float64(p.PeakRSSKB)/1024)
+		pf("launcher peak RSS:   %.1f MB (VmHWM, process lifetime); %.1f MB resident at the end", float64(p.PeakRSSKB)/1024, float64(p.RSSKB)/1024)
 	}
+	printPhases(w, "launcher", r.LauncherPhases, r.Requests)
+	printPhases(w, "zuul-side", r.ZuulPhases, r.Requests)
 	pf("total wall time:     %s", round(r.Total))
 }
 
@@ -432,4 +450,31 @@ func round(d time.Duration) time.Duration {
 		return d.Round(10 * time.Microsecond)
 	}
 	return d
+}
+
+func diffCounts(before, after map[string]int64) map[string]int64 {
+	d := map[string]int64{}
+	for k, v := range after {
+		if v -= before[k]; v != 0 {
+			d[k] = v
+		}
+	}
+	return d
+}
+
+// printPhases writes requests per request by phase, largest first.
+func printPhases(w io.Writer, who string, m map[string]int64, requests int) {
+	if len(m) == 0 || requests == 0 {
+		return
+	}
+	names := zkclient.PhaseNames(m)
+	slices.SortStableFunc(names, func(a, b string) int { return int(m[b] - m[a]) })
+	var total int64
+	for _, k := range names {
+		total += m[k]
+	}
+	fmt.Fprintf(w, "%s zk requests per request by phase (total %.2f):\n", who, float64(total)/float64(requests))
+	for _, k := range names {
+		fmt.Fprintf(w, "  %-28s %6.2f\n", k, float64(m[k])/float64(requests))
+	}
 }

@@ -13,6 +13,7 @@ import (
 type ProcStats struct {
 	CPUSeconds float64 // user + system time (a delta in Result)
 	PeakRSSKB  int64   // VmHWM: peak resident set size over the process's life
+	RSSKB      int64   // VmRSS: resident set size when sampled
 }
 
 // clockTicks is USER_HZ, which is 100 on every Linux architecture Go runs on.
@@ -49,9 +50,11 @@ func ReadProc(pid int) (ProcStats, error) {
 	defer status.Close()
 	sc := bufio.NewScanner(status)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strings.CutSuffix(strings.TrimSpace(v), " kB")
-			ps.PeakRSSKB, _ = strconv.ParseInt(strings.TrimSpace(kb), 10, 64)
+		for key, dst := range map[string]*int64{"VmHWM:": &ps.PeakRSSKB, "VmRSS:": &ps.RSSKB} {
+			if v, ok := strings.CutPrefix(sc.Text(), key); ok {
+				kb, _ := strings.CutSuffix(strings.TrimSpace(v), " kB")
+				*dst, _ = strconv.ParseInt(strings.TrimSpace(kb), 10, 64)
+			}
 		}
 	}
 	return ps, sc.Err()

@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,7 +24,12 @@ func (w *poolWorker) assign(ctx context.Context) {
 	for _, lb := range w.pool.Labels {
 		poolLabels[lb.Name] = true
 	}
-	reqs := w.l.requests.List()
+	active := w.activeIDs()
+	// Only waiting requests are candidates: sorting the ones already
+	// pending or fulfilled would make each pass cost the whole tree.
+	reqs := slices.DeleteFunc(w.l.requests.List(), func(r *zkclient.NodeRequest) bool {
+		return r.State != zkclient.RequestRequested || active[r.ID]
+	})
 	sortRequests(reqs, poolLabels)
 	registered := w.registered(w.l.registeredPools())
 	labelQuota := w.provider.labelQuota()
@@ -31,7 +37,6 @@ func (w *poolWorker) assign(ctx context.Context) {
 	var g errgroup.Group
 	g.SetLimit(32)
 	var taken []*takenSlot
-	active := w.activeIDs()
 	paused := len(w.pausedRequests())
 	w.l.pruneUnstorable()
 	for _, r := range reqs {
@@ -45,8 +50,8 @@ func (w *poolWorker) assign(ctx context.Context) {
 			break
 		}
 		if time.Since(start) > 15*time.Second {
-			w.poll(ctx)
-			w.processPaused(ctx)
+			w.poll(inPhase(ctx, phaseFulfil))
+			w.processPaused(inPhase(ctx, phasePaused))
 			start = time.Now()
 			active, paused = w.activeIDs(), len(w.pausedRequests())
 		}
@@ -76,7 +81,7 @@ func (w *poolWorker) assign(ctx context.Context) {
 		}
 		if labelQuota != nil {
 			// Registered hosts: accept one at a time, keeping the quota exact.
-			w.accept(ctx, r, h, reason)
+			w.accept(inPhase(ctx, phaseAccept), r, h, reason)
 			for _, hn := range h.nodes {
 				for _, t := range hn.node.Type {
 					if _, ok := labelQuota[t]; ok {
@@ -91,7 +96,7 @@ func (w *poolWorker) assign(ctx context.Context) {
 		slot := &takenSlot{}
 		taken = append(taken, slot)
 		g.Go(func() error {
-			if w.take(ctx, r, h, reason) {
+			if w.take(inPhase(ctx, phaseAccept), r, h, reason) {
 				slot.h = h // read after g.Wait
 			}
 			return nil
@@ -110,8 +115,9 @@ func (w *poolWorker) assign(ctx context.Context) {
 				batch = append(batch, slot.h)
 			}
 		}
-		reuseConcurrently(ctx, batch)
+		reuseConcurrently(inPhase(ctx, phaseReuse), batch)
 		fillAll := func() error {
+			ctx := inPhase(ctx, phaseCreate)
 			for _, h := range batch {
 				h.deferLocks = true
 				h.fill(ctx)
@@ -134,7 +140,7 @@ func (w *poolWorker) assign(ctx context.Context) {
 		lg.SetLimit(32)
 		for _, h := range batch {
 			lg.Go(func() error {
-				h.lockCreated(ctx)
+				h.lockCreated(inPhase(ctx, phaseLockNode))
 				return nil
 			})
 		}
@@ -293,18 +299,15 @@ func (w *poolWorker) poll(ctx context.Context) {
 		})
 	}
 	_ = g.Wait()
+	seen := make(map[*handler]bool, len(hs))
+	for _, h := range hs {
+		seen[h] = true
+	}
 	w.mu.Lock()
 	// Keep handlers added meanwhile.
 	var added []*handler
 	for _, h := range w.active {
-		found := false
-		for _, x := range hs {
-			if x == h {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !seen[h] {
 			added = append(added, h)
 		}
 	}

@@ -28,6 +28,13 @@ type cleanupState struct {
 	orphanInit map[string]bool // init nodes of ours whose launch failed
 	lastPass   time.Time       // when the last complete cleanup pass ended
 	lostWake   chan struct{}   // wakes the lost-request pass
+	// orphanSeen is when each ready allocated node was first seen without
+	// its request (only the deleted-node worker touches it).
+	orphanSeen map[string]time.Time
+	// retries tracks quick retries of locked deletable nodes; retryArmed
+	// is set while a retry wake-up is scheduled.
+	retries    map[string]deleteRetry
+	retryArmed bool
 }
 
 // LastCleanup returns when the last complete cleanup pass ended (zero
@@ -58,6 +65,19 @@ func (l *Launcher) wakeLostRequests() {
 	}
 }
 
+// orphanGrace is how long a ready node must stay allocated to a request
+// that no longer exists before its allocation is cleared: Zuul deletes a
+// fulfilled request before it marks the nodes in-use, so a node without
+// its request is normal for a moment and checking it at once would cost a
+// read (and a lock attempt) per request.
+const orphanGrace = 3 * time.Second
+
+// heldGrace is how long a node stays in-use or building before the
+// deleted-node worker checks whether its holder still holds it: one that
+// changed state moments ago is held (Zuul marks a node in-use under its
+// lock), and checking it costs a request.
+const heldGrace = 8 * time.Second
+
 // orphanInit remembers an init node this launcher created but could not
 // take further, so the deleted-node worker removes it.
 func (l *Launcher) orphanInit(id string) {
@@ -67,6 +87,8 @@ func (l *Launcher) orphanInit(id string) {
 	}
 	l.cleanup.orphanInit[id] = true
 	l.cleanup.mu.Unlock()
+	// The cache took the record when we created it and set no watch.
+	l.nodes.Refresh(id)
 	l.wakeDeleter()
 }
 
@@ -163,11 +185,21 @@ func (l *Launcher) deletedNodeLoop(ctx context.Context) {
 // full also tries in-use and building nodes.
 func (l *Launcher) deletePass(ctx context.Context, full bool) {
 	l.removeOrphanInits(ctx)
+	seen := map[string]time.Time{}
 	for _, n := range l.byPhase.Lookup(phaseAllocated) {
-		if _, ok := l.requests.Get(n.AllocatedTo); !ok && ctx.Err() == nil {
+		if _, ok := l.requests.Get(n.AllocatedTo); ok || ctx.Err() != nil {
+			continue
+		}
+		first, ok := l.cleanup.orphanSeen[n.ID]
+		if !ok {
+			first = l.now()
+		}
+		seen[n.ID] = first
+		if l.now().Sub(first) >= orphanGrace {
 			l.freeOrphan(ctx, n)
 		}
 	}
+	l.cleanup.orphanSeen = seen
 	provs := l.providerNames()
 	launching := map[string]bool{}
 	for _, p := range provs {
@@ -178,8 +210,14 @@ func (l *Launcher) deletePass(ctx context.Context, full bool) {
 		p.mu.Unlock()
 	}
 	cands := l.byPhase.Lookup(phaseDeletable)
+	l.forgetRetries(cands)
 	if full {
-		cands = append(cands, l.byPhase.Lookup(phaseHeld)...)
+		now := unixNow(l.now())
+		for _, n := range l.byPhase.Lookup(phaseHeld) {
+			if now-n.StateTime >= heldGrace.Seconds() {
+				cands = append(cands, n)
+			}
+		}
 	}
 	var g errgroup.Group
 	g.SetLimit(32)
@@ -188,30 +226,34 @@ func (l *Launcher) deletePass(ctx context.Context, full bool) {
 			break
 		}
 		p, ok := provs[n.Provider]
-		if !ok || p.deleting(n.ID) || launching[n.ID] {
+		if !ok || p.deleting(n.ID) || launching[n.ID] || l.retryLater(n, full) {
 			continue
 		}
 		g.Go(func() error {
-			l.tryDelete(ctx, p, n)
+			l.tryDelete(inPhase(ctx, phaseDeleteLock), p, n)
 			return nil
 		})
 	}
 	_ = g.Wait()
+	l.armRetry()
 }
 
 // tryDelete locks an unlocked node, checking in the same transaction that
 // the record is still the version the decision was made on (instead of
-// re-reading it), and hands it to its provider's deleter.
+// re-reading it) and that nobody holds or waits for its lock (one request
+// either way), and hands it to its provider's deleter.
 func (l *Launcher) tryDelete(ctx context.Context, p *provider, n *zkclient.Node) {
-	if nodePhase(n) == phaseHeld {
-		// Normally held: one read instead of a contender's three.
-		kids, err := l.zk.Children(ctx, zkclient.NodeLockPath(n.ID))
-		if (err != nil && !errors.Is(err, zkclient.ErrNoNode)) || len(kids) > 0 {
-			return
-		}
+	lock := l.zk.NodeLock(n.ID)
+	got, err := lock.TryAcquireIdle(ctx, zkclient.CheckOp{Path: zkclient.NodePath(n.ID), Version: n.Version})
+	if err == nil && !got && nodePhase(n) == phaseDeletable {
+		// Zuul writes "used" before it unlocks: try again shortly
+		// rather than on the next full pass.
+		l.retryDeleteSoon(n.ID)
 	}
-	lock := l.zk.NodeLock(n.ID, zkclient.DirLikely())
-	got, err := lock.TryAcquireWith(ctx, zkclient.CheckOp{Path: zkclient.NodePath(n.ID), Version: n.Version})
+	if errors.Is(err, zkclient.ErrPrecondition) {
+		// The cached record is not the stored one: read it again.
+		l.nodes.Refresh(n.ID)
+	}
 	if err != nil || !got {
 		return
 	}
@@ -238,6 +280,10 @@ func (l *Launcher) freeOrphan(ctx context.Context, n *zkclient.Node) {
 	}
 	defer func() { _ = lock.Release(ctx) }()
 	fresh, err := l.zk.GetNode(ctx, n.ID)
+	if err == nil && fresh.Version != n.Version {
+		// The cached record is not the stored one: read it again.
+		l.nodes.Refresh(n.ID)
+	}
 	if err != nil || fresh.State != zkclient.NodeReady || fresh.AllocatedTo == "" {
 		return
 	}

@@ -202,10 +202,10 @@ func (l *Launcher) Run(ctx context.Context) error {
 		return fmt.Errorf("nodepool: registering launcher: %w", err)
 	}
 	g.Go(func() error { l.watchSession(gctx); return nil })
-	g.Go(func() error { l.mainLoop(gctx); return nil })
-	g.Go(func() error { l.deletedNodeLoop(gctx); return nil })
-	g.Go(func() error { l.cleanupLoop(gctx); return nil })
-	g.Go(func() error { l.statsWorker(gctx); return nil })
+	g.Go(func() error { l.mainLoop(inPhase(gctx, phaseMain)); return nil })
+	g.Go(func() error { l.deletedNodeLoop(inPhase(gctx, phaseDeleteScan)); return nil })
+	g.Go(func() error { l.cleanupLoop(inPhase(gctx, phaseCleanup)); return nil })
+	g.Go(func() error { l.statsWorker(inPhase(gctx, phaseStats)); return nil })
 	err := g.Wait()
 	l.stop()
 	return err

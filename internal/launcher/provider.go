@@ -152,7 +152,7 @@ func (p *provider) advanceAll(ctx context.Context) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if nl.step(ctx) {
+			if nl.step(inPhase(ctx, phaseLaunch)) {
 				p.mu.Lock()
 				delete(p.launches, nl)
 				delete(p.launchIDs, nl.node.ID)
@@ -166,7 +166,7 @@ func (p *provider) advanceAll(ctx context.Context) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if d.step(ctx) {
+			if d.step(inPhase(ctx, phaseDelete)) {
 				p.mu.Lock()
 				delete(p.deletes, d.node.ID)
 				p.mu.Unlock()

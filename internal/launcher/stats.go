@@ -44,13 +44,16 @@ func (l *Launcher) MetricsHandler() http.Handler {
 }
 
 // zkOpsCollector exposes the launcher's client-side ZooKeeper request
-// counts (nodepool_zookeeper_requests_total{op}), read when scraped.
+// counts (nodepool_zookeeper_requests_total{op}) and the same requests by
+// the phase of the launcher's work that sent them
+// (nodepool_zookeeper_phase_requests_total{phase}), read when scraped.
 type zkOpsCollector struct {
-	l    *Launcher
-	desc *prometheus.Desc
+	l     *Launcher
+	desc  *prometheus.Desc
+	phase *prometheus.Desc
 }
 
-func (c zkOpsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c zkOpsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc; ch <- c.phase }
 
 func (c zkOpsCollector) Collect(ch chan<- prometheus.Metric) {
 	zk := c.l.ZooKeeper()
@@ -62,6 +65,9 @@ func (c zkOpsCollector) Collect(ch chan<- prometheus.Metric) {
 		"set": ops.Sets.Load(), "delete": ops.Deletes.Load(), "multi": ops.Multis.Load()} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v), op)
 	}
+	for phase, v := range ops.ByPhase() {
+		ch <- prometheus.MustNewConstMetric(c.phase, prometheus.CounterValue, float64(v), phase)
+	}
 }
 
 // registerZKOps adds the ZooKeeper request counters and the request queue
@@ -70,7 +76,9 @@ func (l *Launcher) registerZKOps() {
 	l.zkOpsOnce.Do(func() {
 		_ = l.stats.reporter().Registry().Register(zkOpsCollector{l: l, desc: prometheus.NewDesc(
 			"nodepool_zookeeper_requests_total", "ZooKeeper requests sent by this launcher, by operation.",
-			[]string{"op"}, nil)})
+			[]string{"op"}, nil), phase: prometheus.NewDesc(
+			"nodepool_zookeeper_phase_requests_total", "ZooKeeper requests sent by this launcher, by phase of its work.",
+			[]string{"phase"}, nil)})
 		_ = l.stats.reporter().Registry().Register(newRequestCollector(l))
 	})
 }

@@ -180,12 +180,12 @@ func (w *poolWorker) pass(ctx context.Context) {
 			w.log.Error("pool worker pass panicked", "panic", r)
 		}
 	}()
-	w.updateComponent(ctx)
-	w.processPaused(ctx)
+	w.updateComponent(inPhase(ctx, phaseStatus))
+	w.processPaused(inPhase(ctx, phasePaused))
 	w.assign(ctx)
-	w.poll(ctx)
+	w.poll(inPhase(ctx, phaseFulfil))
 	w.pausedNow.Store(int32(len(w.pausedRequests())))
-	w.publishExplanations(ctx, false)
+	w.publishExplanations(inPhase(ctx, phaseStatus), false)
 }
 
 func (w *poolWorker) paused() bool {

@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 	"time"
@@ -28,19 +30,20 @@ import (
 )
 
 // flags defines the launcher's command line.
-func flags() (fs *flag.FlagSet, df *daemon.Flags, noWeb *bool, cleanupEvery *time.Duration) {
+func flags() (fs *flag.FlagSet, df *daemon.Flags, noWeb *bool, cleanupEvery *time.Duration, memLimit *int64) {
 	fs = flag.NewFlagSet("nodepool-launcher", flag.ContinueOnError)
 	df = &daemon.Flags{}
 	df.Register(fs)
 	noWeb = fs.Bool("no-webapp", false, "do not serve the web status API")
 	cleanupEvery = fs.Duration("cleanup-interval", 60*time.Second, "how often cleanup tasks run (leaked instances go after two passes)")
-	return fs, df, noWeb, cleanupEvery
+	memLimit = fs.Int64("memory-limit-mb", defaultMemoryLimitMB, "soft limit of the Go runtime's memory in MiB (0: none; the GOMEMLIMIT environment variable takes precedence)")
+	return fs, df, noWeb, cleanupEvery, memLimit
 }
 
 // Main runs the launcher with command-line arguments args (without the
 // program name) and returns the process exit code.
 func Main(args []string) int {
-	fs, df, noWeb, cleanupEvery := flags()
+	fs, df, noWeb, cleanupEvery, memLimit := flags()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -51,6 +54,7 @@ func Main(args []string) int {
 		daemon.PrintVersion(os.Stdout)
 		return 0
 	}
+	setMemoryLimit(*memLimit)
 	proc, err := daemon.Start(df)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
@@ -72,6 +76,7 @@ func Main(args []string) int {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
 		return 1
 	}
+	freeStartupGarbage()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -112,4 +117,26 @@ func Main(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// defaultMemoryLimitMB is the launcher's default soft memory limit: the Go
+// runtime collects more often as its memory nears it instead of letting
+// the heap grow to twice what is live, which is where a large burst's peak
+// comes from. It is soft: a launcher that needs more gets more.
+const defaultMemoryLimitMB = 48
+
+// setMemoryLimit applies the soft memory limit unless GOMEMLIMIT is set.
+func setMemoryLimit(mb int64) {
+	if os.Getenv("GOMEMLIMIT") != "" || mb <= 0 {
+		return
+	}
+	debug.SetMemoryLimit(mb << 20)
+}
+
+// freeStartupGarbage collects what package initialization and loading the
+// configuration left behind (cloud SDKs build large tables at start) and
+// returns it to the operating system, once.
+func freeStartupGarbage() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }

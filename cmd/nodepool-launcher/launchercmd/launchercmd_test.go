@@ -237,7 +237,7 @@ func TestVersionAndBadFlags(t *testing.T) {
 // TestDifferencesNameEveryFlag: each flag that upstream's launcher lacks
 // (and the reverse) is named in docs/differences.md.
 func TestDifferencesNameEveryFlag(t *testing.T) {
-	fs, _, _, _ := flags()
+	fs, _, _, _, _ := flags()
 	diffcheck.Names(t, diffcheck.Document(t), "nodepool-launcher",
 		[]string{"-l", "--version", "-p", "-d", "-f", "-c", "-s", "--no-webapp", "--repl"},
 		daemon.FlagNames(fs))
