@@ -71,7 +71,7 @@ func TestE2EDiskimageUploadedThroughS3(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	startLauncher(t, chroot, yaml)
+	launchertest.StartChrootStop(t, chroot, yaml)
 	launchertest.StartBuilder(t, chroot, path)
 	_, n := serve(t, ctx, zk, "built")
 

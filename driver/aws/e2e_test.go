@@ -3,9 +3,6 @@ package aws_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -14,6 +11,7 @@ import (
 	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/internal/fakeaws"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -57,40 +55,6 @@ providers:
 var e2eTimings = fakeaws.Options{PendingTime: 50 * time.Millisecond, ShutdownTime: 30 * time.Millisecond,
 	TerminatedLinger: 200 * time.Millisecond, Invisible: 30 * time.Millisecond}
 
-// startLauncher runs a launcher on the configuration until the test ends
-// (or until the returned stop is called).
-func startLauncher(t *testing.T, chroot, yaml string, opts ...nodepool.Option) (stop func()) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "nodepool.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
-	cfg, err := nodepool.LoadConfig(path, "")
-	require.NoError(t, err)
-	opts = append([]nodepool.Option{nodepool.WithZooKeeper(zktest.ConnectChroot(t, chroot))}, opts...)
-	l, err := nodepool.NewLauncher(cfg, opts...)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			buf := make([]byte, 1<<22)
-			t.Errorf("launcher did not stop; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
-		}
-	}
-	t.Cleanup(stop)
-	require.Eventually(t, l.Ready, 20*time.Second, 20*time.Millisecond)
-	return stop
-}
-
 func serve(t *testing.T, ctx context.Context, zk *zkclient.Client, label string) (*zuulsim.Request, *zkclient.Node) {
 	t.Helper()
 	req, err := zuulsim.Submit(ctx, zk, []string{label}, zuulsim.Options{})
@@ -106,7 +70,7 @@ func serve(t *testing.T, ctx context.Context, zk *zkclient.Client, label string)
 func TestE2ECloudImageNodeThroughACapacityFault(t *testing.T) {
 	cloud := useFake(t, e2eTimings)
 	zk, chroot := zktest.Connect(t)
-	startLauncher(t, chroot, fmt.Sprintf(e2eConfig, ""))
+	launchertest.StartChrootStop(t, chroot, fmt.Sprintf(e2eConfig, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// The first attempt meets no capacity (three answers: the SDK retries
@@ -148,7 +112,7 @@ func TestE2EQuotaPausesThePool(t *testing.T) {
 	cloud := useFake(t, e2eTimings)
 	cloud.SetQuota("L-1216C47A", 4) // two t3 instances
 	zk, chroot := zktest.Connect(t)
-	startLauncher(t, chroot, fmt.Sprintf(e2eConfig, ""))
+	launchertest.StartChrootStop(t, chroot, fmt.Sprintf(e2eConfig, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -178,7 +142,7 @@ func TestE2EQuotaPausesThePool(t *testing.T) {
 func TestE2ELeakCleanupAfterRestart(t *testing.T) {
 	cloud := useFake(t, e2eTimings)
 	zk, chroot := zktest.Connect(t)
-	stop := startLauncher(t, chroot, fmt.Sprintf(e2eConfig, ""))
+	stop := launchertest.StartChrootStop(t, chroot, fmt.Sprintf(e2eConfig, ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, n := serve(t, ctx, zk, "small")
@@ -189,7 +153,7 @@ func TestE2ELeakCleanupAfterRestart(t *testing.T) {
 	foreign := cloud.AddInstance(fakeaws.Instance{Tags: map[string]string{"Name": "pet"}})
 	otherProvider := cloud.AddInstance(fakeaws.Instance{Tags: map[string]string{driver.MetaProviderName: "other", driver.MetaNodeID: "0000000999"}})
 
-	startLauncher(t, chroot, fmt.Sprintf(e2eConfig, ""), nodepool.WithCleanupInterval(100*time.Millisecond))
+	launchertest.StartChrootStop(t, chroot, fmt.Sprintf(e2eConfig, ""), nodepool.WithCleanupInterval(100*time.Millisecond))
 	require.Eventually(t, func() bool {
 		_, ok := cloud.Instance(n.ExternalID)
 		return !ok || cloud.InstanceState(n.ExternalID) == "terminated"

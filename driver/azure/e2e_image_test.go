@@ -48,7 +48,7 @@ diskimages:
 `
 	path := filepath.Join(t.TempDir(), "nodepool.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
-	startLauncher(t, chroot, yaml)
+	launchertest.StartChrootStop(t, chroot, yaml)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	req, err := zuulsim.Submit(ctx, zk, []string{"built"}, zuulsim.Options{})

@@ -3,9 +3,6 @@ package azure_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +11,7 @@ import (
 	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/internal/fakeazure"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -55,40 +53,6 @@ providers:
             dynamic-tags: {dynamic-tenant: "Tenant is {request.tenant_name}"}
 `
 
-// startLauncher runs a launcher on the configuration until the returned
-// stop function is called (or the test ends).
-func startLauncher(t *testing.T, chroot, yaml string, opts ...nodepool.Option) (stop func()) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "nodepool.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
-	cfg, err := nodepool.LoadConfig(path, "")
-	require.NoError(t, err)
-	opts = append([]nodepool.Option{nodepool.WithZooKeeper(zktest.ConnectChroot(t, chroot)),
-		nodepool.WithHostname("azure-" + strings.ReplaceAll(t.Name(), "/", "-"))}, opts...)
-	l, err := nodepool.NewLauncher(cfg, opts...)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			t.Error("launcher did not stop")
-		}
-	}
-	t.Cleanup(stop)
-	require.Eventually(t, l.Ready, 20*time.Second, 20*time.Millisecond)
-	return stop
-}
-
 func fulfilled(t *testing.T, ctx context.Context, req *zuulsim.Request) *zkclient.Node {
 	t.Helper()
 	got, err := req.Wait(ctx)
@@ -104,7 +68,7 @@ func fulfilled(t *testing.T, ctx context.Context, req *zuulsim.Request) *zkclien
 func TestE2ECloudImage(t *testing.T) {
 	cloud, auth := newFake(t)
 	zk, chroot := zktest.Connect(t)
-	startLauncher(t, chroot, fmt.Sprintf(e2eConfig, auth, "", ""))
+	launchertest.StartChrootStop(t, chroot, fmt.Sprintf(e2eConfig, auth, "", ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -156,7 +120,7 @@ func TestE2EQuotaPause(t *testing.T) {
 	cloud, auth := newFake(t)
 	cloud.SetQuota(-1, 1)
 	zk, chroot := zktest.Connect(t)
-	startLauncher(t, chroot, fmt.Sprintf(e2eConfig, auth, "", ""))
+	launchertest.StartChrootStop(t, chroot, fmt.Sprintf(e2eConfig, auth, "", ""))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -192,7 +156,7 @@ func TestE2ELeakCleanupAfterRestart(t *testing.T) {
 	cloud, auth := newFake(t)
 	zk, chroot := zktest.Connect(t)
 	yaml := fmt.Sprintf(e2eConfig, auth, "", "")
-	stop := startLauncher(t, chroot, yaml)
+	stop := launchertest.StartChrootStop(t, chroot, yaml)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	req, err := zuulsim.Submit(ctx, zk, []string{"bionic"}, zuulsim.Options{})
@@ -207,7 +171,7 @@ func TestE2ELeakCleanupAfterRestart(t *testing.T) {
 	other := map[string]string{driver.MetaNodeID: "0000099998", driver.MetaPoolName: "main", driver.MetaProviderName: "another"}
 	cloud.CreateTagged("Microsoft.Network/publicIPAddresses", "nodepool", "np0000099998-pip-IPv4", other)
 
-	startLauncher(t, chroot, yaml, nodepool.WithCleanupInterval(100*time.Millisecond))
+	launchertest.StartChrootStop(t, chroot, yaml, nodepool.WithCleanupInterval(100*time.Millisecond))
 	names := func(typ string) []string {
 		var out []string
 		for _, r := range cloud.Resources(typ) {

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -94,38 +92,6 @@ func writeConfig(t *testing.T, yaml string) string {
 	return path
 }
 
-// startLauncher runs a launcher on the configuration in the ZooKeeper
-// chroot; stop ends it (also called when the test ends).
-func startLauncher(t *testing.T, chroot, yaml string, opts ...nodepool.Option) (stop func()) {
-	t.Helper()
-	cfg, err := nodepool.LoadConfig(writeConfig(t, yaml), "")
-	require.NoError(t, err)
-	opts = append([]nodepool.Option{nodepool.WithZooKeeper(zktest.ConnectChroot(t, chroot)), nodepool.WithHostname("nl-" + strings.ReplaceAll(t.Name(), "/", "-"))}, opts...)
-	l, err := nodepool.NewLauncher(cfg, opts...)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			buf := make([]byte, 1<<22)
-			t.Errorf("launcher did not stop; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
-		}
-	}
-	t.Cleanup(stop)
-	require.Eventually(t, l.Ready, 20*time.Second, 20*time.Millisecond)
-	return stop
-}
-
 // serve submits a request for label and returns it with its fulfilled
 // node.
 func serve(t *testing.T, ctx context.Context, zk *zkclient.Client, label string) (*zuulsim.Request, *zkclient.Node) {
@@ -164,7 +130,7 @@ func TestEndToEndCloudImageAndUploadedDiskimage(t *testing.T) {
 	yaml := e2eYAML(t, c, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	startLauncher(t, chroot, yaml)
+	launchertest.StartChrootStop(t, chroot, yaml)
 
 	// A cloud-image label in the public pool: floating IP as interface_ip.
 	req, n := serve(t, ctx, zk, "debian-public")
@@ -233,7 +199,7 @@ func TestEndToEndQuotaPauseAndFaults(t *testing.T) {
 	defer cancel()
 	// One attempt per node: neither the quota refusal nor the ridden-out
 	// faults may use one up.
-	startLauncher(t, chroot, e2eYAML(t, c, "    launch-retries: 1"))
+	launchertest.StartChrootStop(t, chroot, e2eYAML(t, c, "    launch-retries: 1"))
 
 	// 503s beyond the SDK's own retries: transient, retried by the
 	// launcher in the same attempt. Then throttling, ridden out by the SDK.
@@ -265,7 +231,7 @@ func TestEndToEndLeakCleanupAfterRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	yaml := e2eYAML(t, c, "")
-	stop := startLauncher(t, chroot, yaml)
+	stop := launchertest.StartChrootStop(t, chroot, yaml)
 	_, n := serve(t, ctx, zk, "debian-public")
 	stop()
 
@@ -279,7 +245,7 @@ func TestEndToEndLeakCleanupAfterRestart(t *testing.T) {
 	c.AddInstance("np0000099999", "np_ibmvpc_private", "cx2-2x4")
 	c.AddInstance("someone-elses", "Default", "cx2-2x4")
 
-	startLauncher(t, chroot, yaml, nodepool.WithCleanupInterval(100*time.Millisecond))
+	launchertest.StartChrootStop(t, chroot, yaml, nodepool.WithCleanupInterval(100*time.Millisecond))
 	require.Eventually(t, func() bool {
 		vms := c.Instances()
 		return len(vms) == 1 && len(c.FloatingIPs()) == 0
@@ -295,7 +261,7 @@ func TestEndToEndProviderQuotaKey(t *testing.T) {
 	// cx2-2x4 has 2 vCPUs: one node at a time, as a foreign instance's
 	// vCPUs count too.
 	c.AddInstance("someone-elses", "Default", "cx2-2x4")
-	startLauncher(t, chroot, e2eYAML(t, c, "    quota:\n      cores: 4"))
+	launchertest.StartChrootStop(t, chroot, e2eYAML(t, c, "    quota:\n      cores: 4"))
 	req1, _ := serve(t, ctx, zk, "debian-private")
 	req2, err := zuulsim.Submit(ctx, zk, []string{"debian-private"}, zuulsim.Options{})
 	require.NoError(t, err)

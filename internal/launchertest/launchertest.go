@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -46,25 +47,45 @@ func StartChroot(t testing.TB, chroot, yaml string, opts ...nodepool.Option) *no
 	return Start(t, zktest.ConnectChroot(t, chroot), yaml, opts...)
 }
 
-// Run runs l until the test ends and waits until it is ready. When the
-// test ends it stops l and fails the test if l returns an error or does
-// not stop within 30 seconds.
-func Run(t testing.TB, l *nodepool.Launcher) {
+// StartChrootStop is StartChroot for tests that stop the launcher
+// themselves (to restart it): it returns the stop function.
+func StartChrootStop(t testing.TB, chroot, yaml string, opts ...nodepool.Option) (stop func()) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "nodepool.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
+	cfg, err := config.Load(path, "")
+	require.NoError(t, err)
+	opts = append([]nodepool.Option{nodepool.WithZooKeeper(zktest.ConnectChroot(t, chroot)), nodepool.WithHostname("test-" + strings.ReplaceAll(t.Name(), "/", "-"))}, opts...)
+	l, err := nodepool.NewLauncher(cfg, opts...)
+	require.NoError(t, err)
+	return Run(t, l)
+}
+
+// Run runs l until the test ends, or until the returned stop is called,
+// and waits until it is ready. Stopping fails the test if l returns an
+// error or does not stop within 30 seconds; stop may be called more than
+// once.
+func Run(t testing.TB, l *nodepool.Launcher) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			buf := make([]byte, 1<<22)
-			t.Errorf("launcher did not stop; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				require.NoError(t, err)
+			case <-time.After(30 * time.Second):
+				buf := make([]byte, 1<<22)
+				t.Errorf("launcher did not stop; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
+			}
+		})
+	}
+	t.Cleanup(stop)
 	require.Eventually(t, l.Ready, 20*time.Second, 20*time.Millisecond)
+	return stop
 }
 
 // Acquire submits a request for labels as Zuul does, waits for it to be
