@@ -3,17 +3,14 @@ package kubernetes_test
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/nodepool-go/nodepool"
 	"github.com/nodepool-go/nodepool/driver"
 	"github.com/nodepool-go/nodepool/internal/fakekube"
+	"github.com/nodepool-go/nodepool/internal/fakekube/kubee2e"
 	"github.com/nodepool-go/nodepool/internal/zktest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/zkclient"
@@ -46,59 +43,6 @@ providers:
             image: docker.io/fedora:missing
 `
 
-// startLauncher runs a launcher on the configuration until the test ends
-// or stop is called.
-func startLauncher(t *testing.T, zk *zkclient.Client, cleanup time.Duration) (stop func()) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "nodepool.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(e2eConfig), 0o600))
-	cfg, err := nodepool.LoadConfig(path, "")
-	require.NoError(t, err)
-	opts := []nodepool.Option{nodepool.WithZooKeeper(zk), nodepool.WithHostname("k8s-e2e")}
-	if cleanup > 0 {
-		opts = append(opts, nodepool.WithCleanupInterval(cleanup))
-	}
-	l, err := nodepool.NewLauncher(cfg, opts...)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			buf := make([]byte, 1<<22)
-			t.Errorf("launcher did not stop; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
-		}
-	}
-	t.Cleanup(stop)
-	require.Eventually(t, l.Ready, 20*time.Second, 20*time.Millisecond)
-	return stop
-}
-
-func serve(t *testing.T, ctx context.Context, zk *zkclient.Client, labels ...string) (*zuulsim.Request, []*zkclient.Node) {
-	t.Helper()
-	req, err := zuulsim.Submit(ctx, zk, labels, zuulsim.Options{})
-	require.NoError(t, err)
-	got, err := req.Wait(ctx)
-	require.NoError(t, err)
-	require.Equal(t, zkclient.RequestFulfilled, got.State)
-	var nodes []*zkclient.Node
-	for _, id := range got.Nodes {
-		n, err := zk.GetNode(ctx, id)
-		require.NoError(t, err)
-		nodes = append(nodes, n)
-	}
-	return req, nodes
-}
-
 func port(t *testing.T, n *zkclient.Node) map[string]any {
 	t.Helper()
 	var m map[string]any
@@ -109,12 +53,12 @@ func port(t *testing.T, n *zkclient.Node) map[string]any {
 func TestEndToEnd(t *testing.T) {
 	fake := fakekube.Setup(t, "fake")
 	zk, _ := zktest.Connect(t)
-	startLauncher(t, zk, 0)
+	kubee2e.StartLauncher(t, zk, e2eConfig, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
 	// A namespace label.
-	req, nodes := serve(t, ctx, zk, "ns")
+	req, nodes := kubee2e.Serve(t, ctx, zk, "ns")
 	n := nodes[0]
 	require.Equal(t, "namespace", n.ConnectionType)
 	require.Equal(t, "main-"+n.ID, n.ExternalID)
@@ -134,7 +78,7 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, ns.Return(ctx))
 
 	// A pod label.
-	req, nodes = serve(t, ctx, zk, "pod")
+	req, nodes = kubee2e.Serve(t, ctx, zk, "pod")
 	n = nodes[0]
 	require.Equal(t, "kubectl", n.ConnectionType)
 	require.Equal(t, "pod", n.InterfaceIP)
@@ -146,7 +90,7 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, ns.Return(ctx))
 
 	// Both in one request.
-	req, nodes = serve(t, ctx, zk, "ns", "pod")
+	req, nodes = kubee2e.Serve(t, ctx, zk, "ns", "pod")
 	require.Equal(t, "namespace", nodes[0].ConnectionType)
 	require.Equal(t, "kubectl", nodes[1].ConnectionType)
 	ns, err = req.Accept(ctx)
@@ -160,7 +104,7 @@ func TestEndToEnd(t *testing.T) {
 	require.NoError(t, err)
 	_, err = bad.Wait(ctx)
 	require.ErrorContains(t, err, "node request failed")
-	req, _ = serve(t, ctx, zk, "ns")
+	req, _ = kubee2e.Serve(t, ctx, zk, "ns")
 	ns, err = req.Accept(ctx)
 	require.NoError(t, err)
 	require.NoError(t, ns.Return(ctx))
@@ -174,7 +118,7 @@ func TestEndToEnd(t *testing.T) {
 func TestEndToEndQuotaPauseAndFaults(t *testing.T) {
 	fake := fakekube.Setup(t, "fake")
 	zk, _ := zktest.Connect(t)
-	startLauncher(t, zk, 0)
+	kubee2e.StartLauncher(t, zk, e2eConfig, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	// Faults the launch rides out: an API server error on one step and a
@@ -232,10 +176,10 @@ func TestEndToEndQuotaPauseAndFaults(t *testing.T) {
 func TestEndToEndLeakCleanupAfterRestart(t *testing.T) {
 	fake := fakekube.Setup(t, "fake")
 	zk, _ := zktest.Connect(t)
-	stop := startLauncher(t, zk, 0)
+	stop := kubee2e.StartLauncher(t, zk, e2eConfig, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	_, nodes := serve(t, ctx, zk, "ns")
+	_, nodes := kubee2e.Serve(t, ctx, zk, "ns")
 	live := nodes[0].ExternalID
 	stop()
 
@@ -249,7 +193,7 @@ func TestEndToEndLeakCleanupAfterRestart(t *testing.T) {
 	fake.AddNamespace("main-0000088888", own("another", "0000088888"))
 	fake.AddNamespace("kube-system", nil)
 
-	startLauncher(t, zk, 200*time.Millisecond)
+	kubee2e.StartLauncher(t, zk, e2eConfig, 200*time.Millisecond)
 	require.Eventually(t, func() bool { return !fake.Exists("namespaces", "", "main-0000099999") },
 		30*time.Second, 50*time.Millisecond, "the leaked namespace is deleted after the restart")
 	require.True(t, fake.Exists("namespaces", "", live), "a node's namespace stays")

@@ -51,11 +51,18 @@ func StartChroot(t testing.TB, chroot, yaml string, opts ...nodepool.Option) *no
 // themselves (to restart it): it returns the stop function.
 func StartChrootStop(t testing.TB, chroot, yaml string, opts ...nodepool.Option) (stop func()) {
 	t.Helper()
+	return StartStop(t, zktest.ConnectChroot(t, chroot), yaml, opts...)
+}
+
+// StartStop is Start for tests that stop the launcher themselves: it
+// returns the stop function.
+func StartStop(t testing.TB, zk *zkclient.Client, yaml string, opts ...nodepool.Option) (stop func()) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "nodepool.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
 	cfg, err := config.Load(path, "")
 	require.NoError(t, err)
-	opts = append([]nodepool.Option{nodepool.WithZooKeeper(zktest.ConnectChroot(t, chroot)), nodepool.WithHostname("test-" + strings.ReplaceAll(t.Name(), "/", "-"))}, opts...)
+	opts = append([]nodepool.Option{nodepool.WithZooKeeper(zk), nodepool.WithHostname("test-" + strings.ReplaceAll(t.Name(), "/", "-"))}, opts...)
 	l, err := nodepool.NewLauncher(cfg, opts...)
 	require.NoError(t, err)
 	return Run(t, l)

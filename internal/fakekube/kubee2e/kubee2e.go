@@ -5,15 +5,13 @@ package kubee2e
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/nodepool-go/nodepool"
+	"github.com/nodepool-go/nodepool/internal/launchertest"
 	"github.com/nodepool-go/nodepool/internal/zuulsim"
 	"github.com/nodepool-go/nodepool/zkclient"
 )
@@ -22,37 +20,11 @@ import (
 // or stop is called; cleanup, when positive, is its cleanup interval.
 func StartLauncher(t *testing.T, zk *zkclient.Client, yaml string, cleanup time.Duration) (stop func()) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "nodepool.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(yaml), 0o600))
-	cfg, err := nodepool.LoadConfig(path, "")
-	require.NoError(t, err)
-	opts := []nodepool.Option{nodepool.WithZooKeeper(zk), nodepool.WithHostname("kube-e2e")}
+	opts := []nodepool.Option{nodepool.WithHostname("kube-e2e")}
 	if cleanup > 0 {
 		opts = append(opts, nodepool.WithCleanupInterval(cleanup))
 	}
-	l, err := nodepool.NewLauncher(cfg, opts...)
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			require.NoError(t, err)
-		case <-time.After(30 * time.Second):
-			buf := make([]byte, 1<<22)
-			t.Errorf("launcher did not stop; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
-		}
-	}
-	t.Cleanup(stop)
-	require.Eventually(t, l.Ready, 20*time.Second, 20*time.Millisecond)
-	return stop
+	return launchertest.StartStop(t, zk, yaml, opts...)
 }
 
 // Serve submits a request for labels, waits until it is fulfilled and
