@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -145,7 +146,7 @@ func TestOpenStackOverQuotaAbortsWithoutUsingARetry(t *testing.T) {
 	zk, chroot := zktest.Connect(t)
 	// One attempt only: a quota answer that used up a retry would fail
 	// the request.
-	launchertest.StartChroot(t, chroot, osYAML("    launch-retries: 1"))
+	l := launchertest.StartChroot(t, chroot, osYAML("    launch-retries: 1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	states := watchStates(ctx, zk)
@@ -160,8 +161,15 @@ func TestOpenStackOverQuotaAbortsWithoutUsingARetry(t *testing.T) {
 	c := cloud.Counters()
 	require.Equal(t, 2, c.QuotaRejections)
 	require.Equal(t, 1, c.ServerCreates)
-	require.Eventually(t, func() bool { return states()[zkclient.NodeAborted] >= 1 }, 30*time.Second, 10*time.Millisecond,
-		"an over-quota launch leaves an aborted node")
+	// Each refusal aborted its node (result error.quota) instead of failing
+	// it. An aborted node is deleted at once, so the metric, not a sample
+	// of the node states, is the record of the aborts.
+	aborted := regexp.MustCompile(`nodepool_launch_total\{[^}]*provider="os"[^}]*result="error\.quota"\} 2\n`)
+	require.Eventually(t, func() bool {
+		rec := httptest.NewRecorder()
+		l.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return aborted.MatchString(rec.Body.String())
+	}, 30*time.Second, 10*time.Millisecond, "each over-quota launch aborted its node")
 	t.Logf("node states seen: %v", states())
 	require.Zero(t, states()[zkclient.NodeFailed])
 }
