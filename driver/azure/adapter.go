@@ -22,6 +22,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/resources/armresources"
 
 	"github.com/nodepool-go/nodepool/driver"
+	"github.com/nodepool-go/nodepool/driver/internal/cloudutil"
 )
 
 // Tunables of the adapter.
@@ -301,52 +302,16 @@ func (a *Adapter) doSetup(ctx context.Context) (string, error) {
 // limiter spaces API calls by the provider's rate (calls per second); it
 // is a pipeline policy, so every call of every client (pages and polls
 // included) waits for its turn.
-type limiter struct {
-	mu   sync.Mutex
-	gap  time.Duration
-	next time.Time
-}
+type limiter struct{ *cloudutil.Limiter }
 
-func newLimiter(rate float64) *limiter {
-	l := &limiter{}
-	if rate > 0 {
-		l.gap = time.Duration(float64(time.Second) / rate)
-	}
-	return l
-}
+func newLimiter(rate float64) *limiter { return &limiter{cloudutil.NewLimiter(rate)} }
 
 // Do waits for the request's turn and sends it.
 func (l *limiter) Do(req *policy.Request) (*http.Response, error) {
-	if err := l.wait(req.Raw().Context()); err != nil {
+	if err := l.Wait(req.Raw().Context()); err != nil {
 		return nil, err
 	}
 	return req.Next()
-}
-
-func (l *limiter) wait(ctx context.Context) error {
-	if l.gap <= 0 {
-		return nil
-	}
-	l.mu.Lock()
-	now := time.Now()
-	at := l.next
-	if at.Before(now) {
-		at = now
-	}
-	l.next = at.Add(l.gap)
-	l.mu.Unlock()
-	d := time.Until(at)
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func deref[T any](p *T) T {
