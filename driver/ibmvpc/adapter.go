@@ -251,6 +251,22 @@ func (f *future[T]) ready() bool {
 	}
 }
 
+// step drives one asynchronous call of a machine: the first call submits
+// fn into *slot, later calls report done once it finished, with its value
+// or error, and clear the slot so a retried step submits anew.
+func step[T any](ctx context.Context, a *Adapter, slot **future[T], fn func(ctx context.Context) (T, error)) (val T, done bool, err error) {
+	if *slot == nil {
+		*slot = submit(ctx, a, fn)
+		return val, false, nil
+	}
+	if !(*slot).ready() {
+		return val, false, nil
+	}
+	f := *slot
+	*slot = nil
+	return f.val, true, f.err
+}
+
 // submit runs fn on the API worker pool, detached from ctx's cancellation
 // but bounded by apiTimeout.
 func submit[T any](ctx context.Context, a *Adapter, fn func(ctx context.Context) (T, error)) *future[T] {

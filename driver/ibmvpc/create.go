@@ -58,38 +58,22 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 	a, ps := m.a, poolSettings(m.spec.Pool)
 	switch m.state {
 	case cPrepare:
-		if m.prepJob == nil {
-			m.prepJob = submit(ctx, a, m.findImage)
-			return nil, nil
+		v, done, err := step(ctx, a, &m.prepJob, m.findImage)
+		if !done || err != nil {
+			return nil, err
 		}
-		if !m.prepJob.ready() {
-			return nil, nil
-		}
-		j := m.prepJob
-		m.prepJob = nil
-		if j.err != nil {
-			return nil, j.err
-		}
-		m.image = j.val
+		m.image = v
 		m.state = cFIP
 		if !ps.PublicIPv4 {
 			m.state = cVM
 		}
 		return nil, nil
 	case cFIP:
-		if m.fipJob == nil {
-			m.fipJob = submit(ctx, a, m.createFloatingIP)
-			return nil, nil
+		v, done, err := step(ctx, a, &m.fipJob, m.createFloatingIP)
+		if !done || err != nil {
+			return nil, err
 		}
-		if !m.fipJob.ready() {
-			return nil, nil
-		}
-		j := m.fipJob
-		m.fipJob = nil
-		if j.err != nil {
-			return nil, j.err
-		}
-		m.fip, m.since, m.state = j.val, time.Now(), cFIPWait
+		m.fip, m.since, m.state = v, time.Now(), cFIPWait
 		return nil, nil
 	case cFIPWait:
 		fip, err := m.a.findFIP(ctx, deref(m.fip.ID), m.since)
@@ -104,19 +88,11 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 		}
 		return nil, nil
 	case cVM:
-		if m.vmJob == nil {
-			m.vmJob = submit(ctx, a, m.createInstance)
-			return nil, nil
+		v, done, err := step(ctx, a, &m.vmJob, m.createInstance)
+		if !done || err != nil {
+			return nil, err
 		}
-		if !m.vmJob.ready() {
-			return nil, nil
-		}
-		j := m.vmJob
-		m.vmJob = nil
-		if j.err != nil {
-			return nil, j.err
-		}
-		m.vm, m.since, m.state = j.val, time.Now(), cVMWait
+		m.vm, m.since, m.state = v, time.Now(), cVMWait
 		return nil, nil
 	case cVMWait:
 		vm, err := m.a.findInstance(ctx, deref(m.vm.ID), m.since)
@@ -137,17 +113,8 @@ func (m *createMachine) Advance(ctx context.Context) (*driver.Instance, error) {
 			return nil, nil
 		}
 	case cAttach:
-		if m.attach == nil {
-			m.attach = submit(ctx, a, m.attachFloatingIP)
-			return nil, nil
-		}
-		if !m.attach.ready() {
-			return nil, nil
-		}
-		j := m.attach
-		m.attach = nil
-		if j.err != nil {
-			return nil, j.err
+		if _, done, err := step(ctx, a, &m.attach, m.attachFloatingIP); !done || err != nil {
+			return nil, err
 		}
 		m.since, m.state = time.Now(), cAttachWait
 		return nil, nil
