@@ -62,6 +62,9 @@ type Result struct {
 	FulfilledPerSec float64
 	P50, P95, P99   time.Duration // submit to fulfilled seen
 	Max             time.Duration
+	// SubmitSpan is when the last request was submitted and FirstDone when
+	// the first was fulfilled, both counted from the first submit.
+	SubmitSpan, FirstDone time.Duration
 
 	NodesReturned int
 	NodesDeleted  int           // returned nodes seen deleted (ReturnWait)
@@ -82,12 +85,13 @@ type Result struct {
 }
 
 type sample struct {
-	latency  time.Duration
-	doneAt   time.Time
-	returned time.Time
-	nodes    []string
-	failed   bool
-	err      error
+	submitted time.Time
+	latency   time.Duration
+	doneAt    time.Time
+	returned  time.Time
+	nodes     []string
+	failed    bool
+	err       error
 }
 
 // Run executes the benchmark. It returns an error only when the run could
@@ -120,11 +124,18 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	var procBefore ProcStats
+	var sampler *Sampler
 	if cfg.LauncherPID > 0 {
 		var err error
 		if procBefore, err = ReadProc(cfg.LauncherPID); err != nil {
 			return res, err
 		}
+		sampler = StartSampler(cfg.LauncherPID, 50*time.Millisecond)
+		defer func() {
+			if sampler != nil {
+				sampler.Stop()
+			}
+		}()
 	}
 	var launcherOps0 int64
 	if cfg.LauncherOps != nil {
@@ -171,8 +182,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	wg.Wait()
 
 	var lat []time.Duration
-	var lastDone, firstReturn, lastReturn time.Time
+	var lastDone, firstDone, lastSubmit, firstReturn, lastReturn time.Time
 	for _, s := range samples {
+		if s.submitted.After(lastSubmit) {
+			lastSubmit = s.submitted
+		}
+		if !s.doneAt.IsZero() && (firstDone.IsZero() || s.doneAt.Before(firstDone)) {
+			firstDone = s.doneAt
+		}
 		switch {
 		case s.failed:
 			res.Failed++
@@ -201,6 +218,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	if ctx.Err() != nil {
 		return res, ctx.Err()
+	}
+	if !lastSubmit.IsZero() {
+		res.SubmitSpan = lastSubmit.Sub(start)
+	}
+	if !firstDone.IsZero() {
+		res.FirstDone = firstDone.Sub(start)
 	}
 	if !lastDone.IsZero() {
 		res.Elapsed = lastDone.Sub(start)
@@ -246,6 +269,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return res, err
 		}
 		after.CPUSeconds -= procBefore.CPUSeconds
+		after.PeakAnonKB, after.PeakFileKB = sampler.Stop()
+		sampler = nil
 		res.Launcher = &after
 	}
 	if cfg.MntrAddr != "" {
@@ -273,6 +298,7 @@ func oneRequest(ctx context.Context, cfg Config, del *deleteTracker, gate *retur
 		s.err = err
 		return s
 	}
+	s.submitted = req.SubmittedAt
 	_, err = req.Wait(zkclient.WithPhase(ctx, "zuul-wait"))
 	s.doneAt = req.DoneAt
 	s.latency = req.DoneAt.Sub(req.SubmittedAt)
@@ -407,6 +433,7 @@ func (r Result) Print(w io.Writer) {
 	}
 	pf("elapsed:             %s (first submit to last fulfilled)", round(r.Elapsed))
 	pf("fulfilled/s:         %.1f", r.FulfilledPerSec)
+	pf("timeline:            last submitted at %s, first fulfilled at %s", round(r.SubmitSpan), round(r.FirstDone))
 	pf("latency p50/p95/p99: %s / %s / %s (max %s)", round(r.P50), round(r.P95), round(r.P99), round(r.Max))
 	if r.NodesDeleted > 0 || r.DeleteSpan > 0 {
 		pf("nodes deleted:       %d of %d returned; last %s after the last return", r.NodesDeleted, r.NodesReturned, round(r.DeleteWait))
@@ -436,6 +463,8 @@ func (r Result) Print(w io.Writer) {
 	if p := r.Launcher; p != nil {
 		pf("launcher CPU:        %.2f s", p.CPUSeconds)
 		pf("launcher peak RSS:   %.1f MB (VmHWM, process lifetime); %.1f MB resident at the end", float64(p.PeakRSSKB)/1024, float64(p.RSSKB)/1024)
+		pf("launcher RSS split:  peak %.1f MB anonymous (heap, stacks), peak %.1f MB file-backed (the binary's pages); sampled every 50ms",
+			float64(p.PeakAnonKB)/1024, float64(p.PeakFileKB)/1024)
 	}
 	printPhases(w, "launcher", r.LauncherPhases, r.Requests)
 	printPhases(w, "zuul-side", r.ZuulPhases, r.Requests)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ProcStats are a process's resource figures from /proc.
@@ -14,6 +15,12 @@ type ProcStats struct {
 	CPUSeconds float64 // user + system time (a delta in Result)
 	PeakRSSKB  int64   // VmHWM: peak resident set size over the process's life
 	RSSKB      int64   // VmRSS: resident set size when sampled
+	// AnonKB and FileKB split RSSKB into the process's own memory (heap,
+	// stacks) and the pages of its binary and other files it maps.
+	AnonKB, FileKB int64
+	// PeakAnonKB and PeakFileKB are the largest AnonKB and FileKB seen by
+	// a Sampler (the kernel keeps no peak of either).
+	PeakAnonKB, PeakFileKB int64
 }
 
 // clockTicks is USER_HZ, which is 100 on every Linux architecture Go runs on.
@@ -50,7 +57,7 @@ func ReadProc(pid int) (ProcStats, error) {
 	defer status.Close()
 	sc := bufio.NewScanner(status)
 	for sc.Scan() {
-		for key, dst := range map[string]*int64{"VmHWM:": &ps.PeakRSSKB, "VmRSS:": &ps.RSSKB} {
+		for key, dst := range map[string]*int64{"VmHWM:": &ps.PeakRSSKB, "VmRSS:": &ps.RSSKB, "RssAnon:": &ps.AnonKB, "RssFile:": &ps.FileKB} {
 			if v, ok := strings.CutPrefix(sc.Text(), key); ok {
 				kb, _ := strings.CutSuffix(strings.TrimSpace(v), " kB")
 				*dst, _ = strconv.ParseInt(strings.TrimSpace(kb), 10, 64)
@@ -58,4 +65,48 @@ func ReadProc(pid int) (ProcStats, error) {
 		}
 	}
 	return ps, sc.Err()
+}
+
+// Sampler polls a process's resident memory until stopped, keeping the
+// peaks of its anonymous and file-backed parts.
+type Sampler struct {
+	pid       int
+	stop      chan struct{}
+	done      chan struct{}
+	anon, fil int64
+}
+
+// StartSampler polls pid every interval.
+func StartSampler(pid int, interval time.Duration) *Sampler {
+	s := &Sampler{pid: pid, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			s.sample()
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *Sampler) sample() {
+	ps, err := ReadProc(s.pid)
+	if err != nil {
+		return
+	}
+	s.anon, s.fil = max(s.anon, ps.AnonKB), max(s.fil, ps.FileKB)
+}
+
+// Stop ends the polling, takes a last sample and returns the peaks in KB.
+func (s *Sampler) Stop() (anonKB, fileKB int64) {
+	close(s.stop)
+	<-s.done
+	s.sample()
+	return s.anon, s.fil
 }
