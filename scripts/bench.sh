@@ -10,6 +10,14 @@
 # Environment: LEAN=1 builds the launcher without the cloud SDKs the
 # simulated cloud does not need; LAUNCHER_ENV="GOGC=50 ..." is passed to
 # the launcher processes only; BENCH_PORT moves the launchers' web ports.
+#
+# The scenario "python" compares with another launcher in the same run:
+# PY_LAUNCHER names a command that takes a ZooKeeper chroot as its only
+# argument and runs, in the foreground (exec, so its PID is the
+# launcher's), a launcher with a provider serving label fake-label from
+# that chroot on the same ZooKeeper, such as upstream's Python launcher with
+# its fake driver. It gets a burst of PY_N requests (default 200), and so
+# does this launcher if that size is not among the bursts already asked for.
 # The run ends with a summary of every burst (and the 10,000/1,000
 # throughput ratio when both ran); the full reports are above it and in
 # bin/bench/<scenario>.out.
@@ -30,15 +38,24 @@ named=()
 for a in "$@"; do
   case $a in
   [0-9]*) sizes+=("$a") ;;
-  delete | minready | two) named+=("$a") ;;
-  *) echo "unknown scenario $a (burst sizes, delete, minready, two)" >&2; exit 2 ;;
+  delete | minready | two | python) named+=("$a") ;;
+  *) echo "unknown scenario $a (burst sizes, delete, minready, two, python)" >&2; exit 2 ;;
   esac
 done
 if [ $# -eq 0 ]; then
   sizes=(200 1000 10000)
   named=(delete minready two)
+  [ -n "${PY_LAUNCHER:-}" ] && named+=(python)
 fi
 want() { [[ " ${named[*]} " == *" $1 "* ]]; }
+py_n=${PY_N:-200}
+if want python; then
+  if [ -z "${PY_LAUNCHER:-}" ]; then
+    echo "the python scenario needs PY_LAUNCHER (see the top of this script)" >&2
+    exit 2
+  fi
+  [[ " ${sizes[*]+${sizes[*]}} " == *" $py_n "* ]] || sizes=("$py_n" "${sizes[@]+"${sizes[@]}"}")
+fi
 
 config() { # chroot port min-ready
   cat <<CFG
@@ -113,6 +130,10 @@ summary() {
       "$(sed -n 's/^launcher peak RSS: *\([0-9.]*\) MB.*/\1/p' "$f")" \
       "$(sed -n 's/^launcher peak RSS:.*; \([0-9.]*\) MB resident.*/\1/p' "$f")"
   done
+  if want python && [ -f "bin/bench/l-$py_n.out" ] && [ -f bin/bench/python.out ]; then
+    awk -v a="$(field "l-$py_n" 'fulfilled\/s:')" -v b="$(field python 'fulfilled\/s:')" -v n="$py_n" \
+      'BEGIN { if (b > 0) printf "fulfilled/s at a burst of %d against PY_LAUNCHER: %.1f vs %.1f, %.1fx\n", n, a, b, a / b }'
+  fi
   if [ -f bin/bench/l-1000.out ] && [ -f bin/bench/l-10000.out ]; then
     awk -v a="$(field l-10000 'fulfilled\/s:')" -v b="$(field l-1000 'fulfilled\/s:')" \
       'BEGIN { if (b > 0) printf "fulfilled/s at 10,000 as a share of 1,000: %.0f%% (%.1f vs %.1f)\n", 100 * a / b, a, b }'
@@ -137,6 +158,15 @@ for n in "${sizes[@]+"${sizes[@]}"}"; do
   run "l-$n" "burst of $n single-node requests, one launcher" "$chroot" "${pids[0]}" http://127.0.0.1:${BENCH_PORT}/metrics -n "$n"
   stop_launchers
 done
+
+if want python; then
+  chroot=/bench-$stamp-python
+  "$PY_LAUNCHER" "$chroot" >bin/bench/python.log 2>&1 &
+  pids+=($!)
+  run python "burst of $py_n single-node requests, PY_LAUNCHER ($PY_LAUNCHER)" "$chroot" "${pids[0]}" "" \
+    -n "$py_n" -wait-launcher 60s
+  stop_launchers
+fi
 
 if want delete; then
   chroot=/bench-$stamp-delete

@@ -56,6 +56,7 @@ func main() {
 		tlsCert    = flag.String("tls-cert", "", "ZooKeeper TLS client certificate")
 		tlsKey     = flag.String("tls-key", "", "ZooKeeper TLS client key")
 		tlsCA      = flag.String("tls-ca", "", "ZooKeeper TLS CA certificate")
+		waitFor    = flag.Duration("wait-launcher", 0, "first wait up to this long for a launcher to register in the chroot (for launchers without a readiness endpoint)")
 		labels     listFlag
 		metricsURL = flag.String("launcher-metrics", "", "launcher /metrics URL, to count its ZooKeeper requests (comma-separate several launchers)")
 	)
@@ -83,6 +84,11 @@ func main() {
 		fail(err)
 	}
 	defer c.Close()
+	if *waitFor > 0 {
+		if err := waitLauncher(ctx, c, *waitFor); err != nil {
+			fail(err)
+		}
+	}
 
 	res, err := bench.Run(ctx, bench.Config{
 		Client:         c,
@@ -186,4 +192,25 @@ func scrape(u string, fn func(line string)) {
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "nodepool-bench:", err)
 	os.Exit(1)
+}
+
+// waitLauncher waits until a launcher component is registered and then a
+// second more (it registers before its pool workers start).
+func waitLauncher(ctx context.Context, c *zkclient.Client, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		cs, err := c.Components(ctx, "launcher")
+		if err == nil && len(cs) > 0 {
+			time.Sleep(time.Second)
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no launcher registered within %s (last error: %v)", limit, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
