@@ -43,3 +43,17 @@ func TestDriverContractKnowsNoLauncher(t *testing.T) {
 		}
 	}
 }
+
+// TestKubeDriversLinkNoClientset: the Kubernetes drivers reach the API
+// through REST clients over a scheme of core/v1 and rbac/v1 alone, so they
+// link neither client-go's clientset nor its scheme of every API group
+// (both register ~50 groups at start, a cost in the launcher's binary
+// size and resident memory).
+func TestKubeDriversLinkNoClientset(t *testing.T) {
+	allowed := map[string]bool{"k8s.io/api/core/v1": true, "k8s.io/api/rbac/v1": true}
+	for _, dep := range goListDeps(t, "./driver/kubernetes", "./driver/openshift", "./driver/openshiftpods") {
+		if strings.HasPrefix(dep, "k8s.io/client-go/kubernetes") || strings.HasPrefix(dep, "k8s.io/api/") && !allowed[dep] {
+			t.Errorf("the Kubernetes drivers link %s", dep)
+		}
+	}
+}

@@ -89,7 +89,7 @@ func (a *Adapter) listSpaces(ctx context.Context) ([]item, error) {
 		}
 		return out, nil
 	}
-	l, err := a.c.cs.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	l, err := a.c.kc.listNamespaces(ctx)
 	if err != nil {
 		return nil, classify(err, "listing namespaces")
 	}
@@ -113,7 +113,7 @@ func (a *Adapter) listPods(ctx context.Context) ([]item, error) {
 	}
 	var out []item
 	for _, ns := range namespaces {
-		l, err := a.c.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: a.selector()})
+		l, err := a.c.kc.listPods(ctx, ns, a.selector())
 		if err != nil {
 			return nil, classify(err, "listing pods")
 		}

@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -34,7 +33,9 @@ var (
 
 // conn is one provider's connection to its cluster.
 type conn struct {
-	cs  kubernetes.Interface
+	// kc makes the core/v1 and rbac/v1 calls; dyn reaches OpenShift's
+	// groups.
+	kc  *kubeClient
 	dyn dynamic.Interface
 	// host is the API server's URL and insecure whether TLS verification
 	// is off: both go into the nodes' connection records.
@@ -70,7 +71,7 @@ func connect(st *ProviderSettings) (*conn, error) {
 	// JSON both ways: every API server and aggregated API (OpenShift's
 	// included) speaks it, and the objects stay readable in logs.
 	rc.ContentType, rc.AcceptContentTypes = "application/json", "application/json"
-	cs, err := kubernetes.NewForConfig(rc)
+	kc, err := newKubeClient(rc)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +79,7 @@ func connect(st *ProviderSettings) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{cs: cs, dyn: dyn, host: rc.Host, insecure: rc.Insecure, token: rc.BearerToken}
+	c := &conn{kc: kc, dyn: dyn, host: rc.Host, insecure: rc.Insecure, token: rc.BearerToken}
 	if c.token == "" && rc.BearerTokenFile != "" {
 		if b, err := os.ReadFile(rc.BearerTokenFile); err == nil {
 			c.token = strings.TrimSpace(string(b))

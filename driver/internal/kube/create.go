@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/nodepool-go/nodepool/driver"
 )
@@ -146,11 +145,11 @@ func (m *createMachine) makeSpace(ctx context.Context) error {
 		_, err = m.a.c.dyn.Resource(gvrProjectRequests).Create(ctx, pr, metav1.CreateOptions{})
 	} else {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: m.space, Labels: labels}}
-		_, err = m.a.c.cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+		err = m.a.c.kc.createNamespace(ctx, ns)
 	}
 	if apierrors.IsAlreadyExists(err) {
 		// Ours only if it carries this node's id and is not going away.
-		got, gerr := m.a.c.cs.CoreV1().Namespaces().Get(ctx, m.space, metav1.GetOptions{})
+		got, gerr := m.a.c.kc.getNamespace(ctx, m.space)
 		if gerr != nil {
 			return classify(gerr, "reading namespace "+m.space)
 		}
@@ -174,13 +173,13 @@ func (m *createMachine) makeSpace(ctx context.Context) error {
 // cleanup can find it.
 func (m *createMachine) labelNamespace(ctx context.Context) error {
 	patch, _ := jsonMerge(map[string]any{"metadata": map[string]any{"labels": toAny(objectLabels(m.spec, m.lst))}})
-	_, err := m.a.c.cs.CoreV1().Namespaces().Patch(ctx, m.space, types.MergePatchType, patch, metav1.PatchOptions{})
+	err := m.a.c.kc.mergePatchNamespace(ctx, m.space, patch)
 	return classify(err, "labelling namespace "+m.space)
 }
 
 func (m *createMachine) makeAccount(ctx context.Context) error {
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: workerUser}}
-	_, err := m.a.c.cs.CoreV1().ServiceAccounts(m.space).Create(ctx, sa, metav1.CreateOptions{})
+	err := m.a.c.kc.createServiceAccount(ctx, m.space, sa)
 	if !created(err) {
 		return classify(err, "creating service account in "+m.space)
 	}
@@ -193,7 +192,7 @@ func (m *createMachine) makeSecret(ctx context.Context) error {
 		ObjectMeta: metav1.ObjectMeta{Name: workerUser, Annotations: map[string]string{corev1.ServiceAccountNameKey: workerUser}},
 		Type:       corev1.SecretTypeServiceAccountToken,
 	}
-	_, err := m.a.c.cs.CoreV1().Secrets(m.space).Create(ctx, sec, metav1.CreateOptions{})
+	err := m.a.c.kc.createSecret(ctx, m.space, sec)
 	if !created(err) {
 		return classify(err, "creating token secret in "+m.space)
 	}
@@ -211,7 +210,7 @@ func (m *createMachine) waitToken(ctx context.Context) error {
 	m.nextPoll = time.Now().Add(m.a.st.PollInterval)
 	name := workerUser
 	if m.a.st.Flavor == OpenShift {
-		sa, err := m.a.c.cs.CoreV1().ServiceAccounts(m.space).Get(ctx, workerUser, metav1.GetOptions{})
+		sa, err := m.a.c.kc.getServiceAccount(ctx, m.space, workerUser)
 		if err != nil && !apierrors.IsNotFound(err) {
 			return classify(err, "reading service account in "+m.space)
 		}
@@ -221,7 +220,7 @@ func (m *createMachine) waitToken(ctx context.Context) error {
 		}
 	}
 	if name != "" {
-		sec, err := m.a.c.cs.CoreV1().Secrets(m.space).Get(ctx, name, metav1.GetOptions{})
+		sec, err := m.a.c.kc.getSecret(ctx, m.space, name)
 		if err != nil && !apierrors.IsNotFound(err) {
 			return classify(err, "reading token secret in "+m.space)
 		}
@@ -255,7 +254,7 @@ func (m *createMachine) makeRole(ctx context.Context) error {
 			"pods", "pods/exec", "pods/log", "pods/portforward", "services", "endpoints", "crontabs",
 			"jobs", "deployments", "replicasets", "configmaps", "secrets"}}}
 	}
-	_, err := m.a.c.cs.RbacV1().Roles(m.space).Create(ctx, role, metav1.CreateOptions{})
+	err := m.a.c.kc.createRole(ctx, m.space, role)
 	if !created(err) {
 		return classify(err, "creating role in "+m.space)
 	}
@@ -284,7 +283,7 @@ func (m *createMachine) makeBinding(ctx context.Context) error {
 			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role},
 			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: workerUser, Namespace: m.space}},
 		}
-		_, err = m.a.c.cs.RbacV1().RoleBindings(m.space).Create(ctx, rb, metav1.CreateOptions{})
+		err = m.a.c.kc.createRoleBinding(ctx, m.space, rb)
 	}
 	if !created(err) {
 		return classify(err, "creating role binding in "+m.space)
@@ -297,7 +296,7 @@ func (m *createMachine) makePod(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("label %s: %w", m.spec.Label.Name, err)
 	}
-	_, err = m.a.c.cs.CoreV1().Pods(m.podNS).Create(ctx, pod, metav1.CreateOptions{})
+	err = m.a.c.kc.createPod(ctx, m.podNS, pod)
 	if !created(err) {
 		return classify(err, fmt.Sprintf("creating pod %s in %s", m.podName, m.podNS))
 	}

@@ -38,9 +38,9 @@ func (a *Adapter) deleteCall(ctx context.Context, id string) (gone bool, err err
 		if !ok {
 			return true, driver.NotFoundError("pod %s: no pool of provider %s holds it", id, a.cfg.Name)
 		}
-		err = a.c.cs.CoreV1().Pods(ns).Delete(ctx, pod, opts)
+		err = a.c.kc.deletePod(ctx, ns, pod, opts)
 	default:
-		err = a.c.cs.CoreV1().Namespaces().Delete(ctx, id, opts)
+		err = a.c.kc.deleteNamespace(ctx, id, opts)
 	}
 	err = classify(err, "deleting "+a.resourceType()+" "+id)
 	return driver.IsNotFound(err), err
