@@ -655,6 +655,24 @@ type SetOp struct {
 	Path    string // the znode to write
 	Data    []byte // its new data
 	Version int32  // expected data version; -1 for any
+
+	// record is a private copy of the record Data encodes (NodeSet,
+	// RequestSet): a cache that takes the write adopts it instead of
+	// decoding Data.
+	record any
+}
+
+// NodeSet is the SetOp that writes node n at the given expected version.
+func NodeSet(n *Node, version int32) SetOp {
+	return SetOp{Path: NodePath(n.ID), Data: n.AppendJSON(nil), Version: version, record: n.Clone()}
+}
+
+// RequestSet is the SetOp that writes request r at the given expected
+// version.
+func RequestSet(r *NodeRequest, version int32) SetOp {
+	data, rec := r.AppendJSON(nil), r.Clone()
+	rec.Size = len(data)
+	return SetOp{Path: RequestPath(r.ID), Data: data, Version: version, record: rec}
 }
 
 // DeleteOp deletes a znode in a transaction.

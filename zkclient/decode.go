@@ -88,10 +88,22 @@ func num(raw json.RawMessage, dst *float64) error {
 		*dst = f
 		return nil
 	}
-	if err := json.Unmarshal(raw, dst); err != nil {
+	f, err := jsonFloat(raw)
+	if err != nil {
 		return fmt.Errorf("expected number, got %s", truncate(raw))
 	}
+	*dst = f
 	return nil
+}
+
+// jsonFloat parses a JSON number. Callers hold a value of a document
+// already checked to be valid JSON, so a value that starts like a number
+// is one, in a syntax strconv accepts.
+func jsonFloat(raw []byte) (float64, error) {
+	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
+		return 0, errors.New("not a number")
+	}
+	return strconv.ParseFloat(string(raw), 64)
 }
 
 // optInt reads an integer-or-null the way Python's int() coerces it:
@@ -134,8 +146,8 @@ func pyInt(raw json.RawMessage) (v int, ok bool) {
 	case string(raw) == "false":
 		return 0, true
 	}
-	var f float64
-	if json.Unmarshal(raw, &f) != nil || math.IsNaN(f) || math.Abs(f) >= 1<<63 {
+	f, err := jsonFloat(raw)
+	if err != nil || math.IsNaN(f) || math.Abs(f) >= 1<<63 {
 		return 0, false
 	}
 	return int(f), true
@@ -157,7 +169,12 @@ func boolean(raw json.RawMessage, dst *bool, def bool) error {
 		*dst = def
 		return nil
 	}
-	if err := json.Unmarshal(raw, dst); err != nil {
+	switch string(raw) {
+	case "true":
+		*dst = true
+	case "false":
+		*dst = false
+	default:
 		return fmt.Errorf("expected boolean, got %s", truncate(raw))
 	}
 	return nil

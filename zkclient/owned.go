@@ -21,12 +21,12 @@ import (
 
 // writeOwner is a cache that takes this client's locked writes.
 type writeOwner interface {
-	expect(id string)                                           // a guarded write of id is about to be sent
-	wrote(id string, data []byte, version int32, unlocked bool) // it succeeded (and the lock went with it)
-	failed(id string)                                           // it failed or its outcome is unknown
-	created(id string, data []byte)                             // this client created id (version 0)
-	released(id string)                                         // the lock of id was given up
-	deleted(id string)                                          // this client deleted id
+	expect(id string)                                          // a guarded write of id is about to be sent
+	wrote(id string, s ownedSet, version int32, unlocked bool) // it succeeded (and the lock went with it)
+	failed(id string)                                          // it failed or its outcome is unknown
+	created(id string, data []byte)                            // this client created id (version 0)
+	released(id string)                                        // the lock of id was given up
+	deleted(id string)                                         // this client deleted id
 }
 
 // ownerRoute maps records and their lock directories to a cache.
@@ -97,11 +97,12 @@ func (c *Client) lockOwner(dir string) (writeOwner, string) {
 
 // ownedSet is a guarded SetOp on a cached record.
 type ownedSet struct {
-	o    writeOwner
-	id   string
-	data []byte
-	idx  int // position in the transaction
-	ver  int32
+	o      writeOwner
+	id     string
+	data   []byte
+	record any // SetOp.record
+	idx    int // position in the transaction
+	ver    int32
 }
 
 // expectSets announces the guarded sets among ops to their caches.
@@ -114,7 +115,7 @@ func (c *Client) expectSets(ops []Op, offset int) []ownedSet {
 		}
 		if o, id := c.ownerOf(s.Path); o != nil {
 			o.expect(id)
-			out = append(out, ownedSet{o: o, id: id, data: s.Data, idx: offset + i, ver: s.Version})
+			out = append(out, ownedSet{o: o, id: id, data: s.Data, record: s.record, idx: offset + i, ver: s.Version})
 		}
 	}
 	return out
@@ -139,7 +140,7 @@ func settleSets(sets []ownedSet, res []zk.MultiResponse, err error, unlocked fun
 			s.o.failed(s.id)
 			continue
 		}
-		s.o.wrote(s.id, s.data, v, unlocked != nil && unlocked(s.id))
+		s.o.wrote(s.id, s, v, unlocked != nil && unlocked(s.id))
 	}
 }
 
@@ -178,8 +179,12 @@ func (t *TreeCache[T]) expect(id string) {
 	}
 }
 
-func (t *TreeCache[T]) wrote(id string, data []byte, version int32, unlocked bool) {
-	item, err := t.decode(id, data)
+func (t *TreeCache[T]) wrote(id string, s ownedSet, version int32, unlocked bool) {
+	item, ok := s.record.(T)
+	var err error
+	if !ok {
+		item, err = t.decode(id, s.data)
+	}
 	t.mu.Lock()
 	if err != nil {
 		t.mu.Unlock()

@@ -49,7 +49,7 @@ func (c *Client) GetRequest(ctx context.Context, id string) (*NodeRequest, error
 // StoreRequest writes a request unconditionally. When lock is non-nil the
 // write happens only while lock's contender still exists.
 func (c *Client) StoreRequest(ctx context.Context, req *NodeRequest, lock *Lock) error {
-	return c.storeGuarded(ctx, RequestPath(req.ID), req.AppendJSON(nil), lock, &req.Version)
+	return c.storeGuarded(ctx, RequestSet(req, -1), lock, &req.Version)
 }
 
 // DeleteRequest deletes a request (missing is not an error).
@@ -104,7 +104,7 @@ func (c *Client) GetNode(ctx context.Context, id string) (*Node, error) {
 // StoreNode writes a node. When lock is non-nil the write happens only
 // while lock's contender still exists (ErrLockLost otherwise).
 func (c *Client) StoreNode(ctx context.Context, n *Node, lock *Lock) error {
-	return c.storeGuarded(ctx, NodePath(n.ID), n.AppendJSON(nil), lock, &n.Version)
+	return c.storeGuarded(ctx, NodeSet(n, -1), lock, &n.Version)
 }
 
 // DeleteNode writes state "deleted" and then removes the node and its lock
@@ -189,9 +189,9 @@ func (c *Client) Requests(ctx context.Context, skip func(id string, err error)) 
 	return out, nil
 }
 
-func (c *Client) storeGuarded(ctx context.Context, p string, data []byte, lock *Lock, version *int32) error {
+func (c *Client) storeGuarded(ctx context.Context, set SetOp, lock *Lock, version *int32) error {
 	if lock == nil {
-		st, err := c.Set(ctx, p, data, -1)
+		st, err := c.Set(ctx, set.Path, set.Data, -1)
 		if err == nil && version != nil {
 			*version = st.Version
 		}
@@ -201,7 +201,7 @@ func (c *Client) storeGuarded(ctx context.Context, p string, data []byte, lock *
 	if err != nil {
 		return err
 	}
-	ops := []Op{check, SetOp{Path: p, Data: data, Version: -1}}
+	ops := []Op{check, set}
 	sets := c.expectSets(ops, 0)
 	res, err := c.Multi(ctx, ops...)
 	settleSets(sets, res, err, nil)

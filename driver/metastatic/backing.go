@@ -142,7 +142,7 @@ func (a *Adapter) checkRequest(ctx context.Context, r *record) error {
 	n.State = zkclient.NodeInUse
 	n.StateTime = float64(a.now().UnixNano()) / 1e9
 	if _, err := a.zk.Multi(ctx, zkclient.CheckOp{Path: contender, Version: -1},
-		zkclient.SetOp{Path: zkclient.NodePath(id), Data: n.AppendJSON(nil), Version: n.Version}); err != nil {
+		zkclient.NodeSet(n, n.Version)); err != nil {
 		return fmt.Errorf("storing backing node %s: %w", id, err)
 	}
 	if err := a.zk.DeleteRequest(ctx, r.requestID); err != nil {
@@ -173,7 +173,7 @@ func (a *Adapter) release(ctx context.Context, nodeID string) error {
 	}
 	n.State = zkclient.NodeUsed
 	n.StateTime = float64(a.now().UnixNano()) / 1e9
-	ops := []zkclient.Op{zkclient.SetOp{Path: zkclient.NodePath(nodeID), Data: n.AppendJSON(nil), Version: n.Version}}
+	ops := []zkclient.Op{zkclient.NodeSet(n, n.Version)}
 	for _, p := range mine {
 		ops = append(ops, zkclient.DeleteOp{Path: p, Version: -1})
 	}

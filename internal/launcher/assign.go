@@ -210,7 +210,7 @@ func (w *poolWorker) take(ctx context.Context, r *zkclient.NodeRequest, h *handl
 	accepted := r.Clone()
 	accepted.State = zkclient.RequestPending
 	accepted.StateTime = unixNow(w.l.now())
-	got, err := lock.TryAcquireWith(ctx, zkclient.SetOp{Path: zkclient.RequestPath(r.ID), Data: accepted.AppendJSON(nil), Version: r.Version})
+	got, err := lock.TryAcquireWith(ctx, zkclient.RequestSet(accepted, r.Version))
 	if err != nil || !got {
 		return false
 	}

@@ -31,6 +31,8 @@ type cleanupState struct {
 	// orphanSeen is when each ready allocated node was first seen without
 	// its request (only the deleted-node worker touches it).
 	orphanSeen map[string]time.Time
+	// orphanScanned is when the orphan scan last ran.
+	orphanScanned time.Time
 	// retries tracks quick retries of locked deletable nodes; retryArmed
 	// is set while a retry wake-up is scheduled.
 	retries    map[string]deleteRetry
@@ -71,6 +73,9 @@ func (l *Launcher) wakeLostRequests() {
 // its request is normal for a moment and checking it at once would cost a
 // read (and a lock attempt) per request.
 const orphanGrace = 3 * time.Second
+
+// orphanScanEvery is how often passes driven by changes scan for orphans.
+const orphanScanEvery = time.Second
 
 // heldGrace is how long a node stays in-use or building before the
 // deleted-node worker checks whether its holder still holds it: one that
@@ -185,30 +190,14 @@ func (l *Launcher) deletedNodeLoop(ctx context.Context) {
 // full also tries in-use and building nodes.
 func (l *Launcher) deletePass(ctx context.Context, full bool) {
 	l.removeOrphanInits(ctx)
-	seen := map[string]time.Time{}
-	for _, n := range l.byPhase.Lookup(phaseAllocated) {
-		if _, ok := l.requests.Get(n.AllocatedTo); ok || ctx.Err() != nil {
-			continue
-		}
-		first, ok := l.cleanup.orphanSeen[n.ID]
-		if !ok {
-			first = l.now()
-		}
-		seen[n.ID] = first
-		if l.now().Sub(first) >= orphanGrace {
-			l.freeOrphan(ctx, n)
-		}
+	// Passes follow every change of the node tree; the orphan scan costs
+	// every allocated node, and its grace is seconds, so it runs at most
+	// once a second.
+	if full || l.now().Sub(l.cleanup.orphanScanned) >= orphanScanEvery {
+		l.cleanup.orphanScanned = l.now()
+		l.scanOrphans(ctx)
 	}
-	l.cleanup.orphanSeen = seen
 	provs := l.providerNames()
-	launching := map[string]bool{}
-	for _, p := range provs {
-		p.mu.Lock()
-		for id := range p.launchIDs {
-			launching[id] = true
-		}
-		p.mu.Unlock()
-	}
 	cands := l.byPhase.Lookup(phaseDeletable)
 	l.forgetRetries(cands)
 	if full {
@@ -226,7 +215,7 @@ func (l *Launcher) deletePass(ctx context.Context, full bool) {
 			break
 		}
 		p, ok := provs[n.Provider]
-		if !ok || p.deleting(n.ID) || launching[n.ID] || l.retryLater(n, full) {
+		if !ok || p.deleting(n.ID) || p.launching(n.ID) || l.retryLater(n, full) {
 			continue
 		}
 		g.Go(func() error {
@@ -236,6 +225,26 @@ func (l *Launcher) deletePass(ctx context.Context, full bool) {
 	}
 	_ = g.Wait()
 	l.armRetry()
+}
+
+// scanOrphans frees allocated nodes whose request has been gone for
+// orphanGrace.
+func (l *Launcher) scanOrphans(ctx context.Context) {
+	seen := map[string]time.Time{}
+	for _, n := range l.byPhase.Lookup(phaseAllocated) {
+		if _, ok := l.requests.Get(n.AllocatedTo); ok || ctx.Err() != nil {
+			continue
+		}
+		first, ok := l.cleanup.orphanSeen[n.ID]
+		if !ok {
+			first = l.now()
+		}
+		seen[n.ID] = first
+		if l.now().Sub(first) >= orphanGrace {
+			l.freeOrphan(ctx, n)
+		}
+	}
+	l.cleanup.orphanSeen = seen
 }
 
 // tryDelete locks an unlocked node, checking in the same transaction that

@@ -217,7 +217,7 @@ func (h *handler) lockNewNode(ctx context.Context, n *zkclient.Node, label strin
 		nl.fieldsStored = true
 	}
 	lock := l.zk.NodeLock(n.ID)
-	got, err := lock.TryAcquireWith(ctx, zkclient.SetOp{Path: zkclient.NodePath(n.ID), Data: building.AppendJSON(nil), Version: n.Version})
+	got, err := lock.TryAcquireWith(ctx, zkclient.NodeSet(building, n.Version))
 	if err != nil || !got {
 		l.orphanInit(n.ID)
 		if err == nil {

@@ -77,7 +77,7 @@ func (h *handler) poll(ctx context.Context) bool {
 		locks = append(locks, hn.lock)
 	}
 	locks = append(locks, h.lock)
-	err := l.zk.ReleaseWith(ctx, locks, zkclient.SetOp{Path: zkclient.RequestPath(h.req.ID), Data: h.req.AppendJSON(nil), Version: -1})
+	err := l.zk.ReleaseWith(ctx, locks, zkclient.RequestSet(h.req, -1))
 	switch {
 	case err == nil:
 		h.nodes = nil

@@ -204,6 +204,14 @@ func (p *provider) deleting(id string) bool {
 	return ok
 }
 
+// launching reports whether the node is being launched here.
+func (p *provider) launching(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.launchIDs[id]
+	return ok
+}
+
 // labelNeed returns what one node of label costs in this provider.
 func (p *provider) labelNeed(ctx context.Context, pool *driver.PoolConfig, label string) quota.Resources {
 	lc := pool.Label(label)

@@ -90,6 +90,9 @@ type Conn struct {
 	recvTimeout    time.Duration
 	connectTimeout time.Duration
 	maxBufferSize  int
+	// maxSendBuffer bounds the send buffer, which starts small and grows
+	// to fit the largest request (0: bufferSize).
+	maxSendBuffer int
 
 	creds   []authCreds
 	credsMu sync.Mutex // protects server
@@ -204,7 +207,7 @@ func Connect(servers []string, sessionTimeout time.Duration, options ...connOpti
 		passwd:         emptyPassword,
 		logger:         DefaultLogger,
 		logInfo:        true, // default is true for backwards compatability
-		buf:            make([]byte, bufferSize),
+		buf:            make([]byte, initialBufferSize),
 		resendZkAuthFn: resendZkAuth,
 	}
 
@@ -307,7 +310,7 @@ func WithMaxBufferSize(maxBufferSize int) connOption {
 // where znode is bigger than default 1mb.
 func WithMaxConnBufferSize(maxBufferSize int) connOption {
 	return func(c *Conn) {
-		c.buf = make([]byte, maxBufferSize)
+		c.maxSendBuffer = maxBufferSize
 	}
 }
 
@@ -723,9 +726,31 @@ func (c *Conn) authenticate() error {
 // into one write.
 const sendBatchBytes = 64 << 10
 
+// initialBufferSize is the starting size of the send and receive buffers;
+// each grows to fit the largest packet, up to its limit.
+const initialBufferSize = 64 << 10
+
 // encodeRequest encodes req, length prefix included, at c.buf[off:] and
-// returns its size.
+// returns its size. At the start of the buffer, a request that does not fit
+// grows the buffer up to its limit.
 func (c *Conn) encodeRequest(req *request, off int) (int, error) {
+	limit := c.maxSendBuffer
+	if limit <= 0 {
+		limit = bufferSize
+	}
+	for {
+		n, err := c.encodeAt(req, off)
+		if err != ErrShortBuffer || off > 0 || len(c.buf) >= limit {
+			return n, err
+		}
+		c.buf = make([]byte, min(2*len(c.buf), limit))
+	}
+}
+
+func (c *Conn) encodeAt(req *request, off int) (int, error) {
+	if off+4 > len(c.buf) {
+		return 0, ErrShortBuffer
+	}
 	header := &requestHeader{req.xid, req.opcode}
 	n, err := encodePacket(c.buf[off+4:], header)
 	if err != nil {
@@ -862,7 +887,7 @@ func (c *Conn) sendLoop() error {
 const recvBufferBytes = 64 << 10
 
 func (c *Conn) recvLoop(conn net.Conn) error {
-	sz := bufferSize
+	sz := initialBufferSize
 	if c.maxBufferSize > 0 && sz > c.maxBufferSize {
 		sz = c.maxBufferSize
 	}
