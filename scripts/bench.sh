@@ -116,7 +116,7 @@ field() { sed -n "s/^$2 *\([0-9.]*\).*/\1/p" "bin/bench/$1.out" | head -1; }
 
 summary() {
   echo "== summary"
-  printf '%-10s %12s %10s %10s %12s %14s %14s\n' burst fulfilled/s p50 p99/p50 "zk req/req" "peak RSS MB" "RSS at end MB"
+  printf '%-10s %12s %10s %10s %12s %14s %14s %14s\n' burst fulfilled/s p50 p99/p50 "zk req/req" "peak RSS MB" "of it anon MB" "RSS at end MB"
   for n in "${sizes[@]+"${sizes[@]}"}"; do
     local f="bin/bench/l-$n.out"
     [ -f "$f" ] || continue
@@ -124,10 +124,11 @@ summary() {
     lat=$(sed -n 's/^latency p50\/p95\/p99: *//p' "$f")
     p50=$(echo "$lat" | awk '{print $1}')
     p99=$(echo "$lat" | awk '{print $5}')
-    printf '%-10s %12s %10s %10s %12s %14s %14s\n' "$n" "$(field "l-$n" 'fulfilled\/s:')" "$p50" \
+    printf '%-10s %12s %10s %10s %12s %14s %14s %14s\n' "$n" "$(field "l-$n" 'fulfilled\/s:')" "$p50" \
       "$(awk -v a="$(secs "$p99")" -v b="$(secs "$p50")" 'BEGIN { if (b > 0) printf "%.2f", a / b }')" \
       "$(sed -n 's/^launcher zk ops: *[0-9]* (\([0-9.]*\) per request)/\1/p' "$f")" \
       "$(sed -n 's/^launcher peak RSS: *\([0-9.]*\) MB.*/\1/p' "$f")" \
+      "$(sed -n 's/^launcher RSS split: *peak \([0-9.]*\) MB anonymous.*/\1/p' "$f")" \
       "$(sed -n 's/^launcher peak RSS:.*; \([0-9.]*\) MB resident.*/\1/p' "$f")"
   done
   if want python && [ -f "bin/bench/l-$py_n.out" ] && [ -f bin/bench/python.out ]; then

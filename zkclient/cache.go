@@ -14,11 +14,13 @@ import (
 )
 
 // TreeCache mirrors the direct children of one directory (requests or
-// nodes) in memory. It is event driven: one child watch on the directory
-// and one data watch per child, dispatched from the connection's event
-// stream without a goroutine per watch, so a change costs one read of the
-// changed znode, never a re-read of the tree. Corrupt children are logged
-// once and left out.
+// nodes) in memory. It is event driven: one persistent recursive watch on
+// the directory, dispatched from the connection's event stream, so a new
+// or changed child costs one read of that child and nothing else, never a
+// listing of the directory, and no watch is set again after it fires.
+// Against a server older than ZooKeeper 3.6, which has no persistent
+// watches, it falls back to one child watch on the directory and one data
+// watch per child. Corrupt children are logged once and left out.
 type TreeCache[T any] struct {
 	c      *Client
 	root   string
@@ -29,9 +31,18 @@ type TreeCache[T any] struct {
 	items   map[string]T
 	vers    map[string]int32
 	bad     map[string]int32 // corrupt children, by version logged
-	watched map[string]bool  // data watch set and not yet fired
+	watched map[string]bool  // data watch set and not yet fired (one-shot mode)
 
-	events   chan zk.Event
+	// persistent is set while the directory has a persistent recursive
+	// watch (ZooKeeper 3.6+); otherwise the cache sets one-shot watches.
+	persistent   atomic.Bool
+	oneShot      bool // never set a persistent watch (tests of the fallback)
+	legacyLogged bool // the fallback was logged (Run's goroutine only)
+
+	// queue holds the events not handled yet (onEvent appends, Run takes
+	// them all); overflow is set when it reached maxQueuedEvents.
+	queueMu  sync.Mutex
+	queue    []zk.Event
 	overflow atomic.Bool
 	kick     chan struct{}
 
@@ -176,10 +187,9 @@ func newTreeCache[T any](c *Client, root string, decode func(string, []byte) (T,
 		pending:   map[string]int{},
 		owned:     map[string]bool{},
 		refetch:   map[string]bool{},
-		events:    make(chan zk.Event, 8192),
 		kick:      make(chan struct{}, 1),
 		synced:    make(chan struct{}),
-		fetchSize: 16,
+		fetchSize: 128,
 	}
 }
 
@@ -239,16 +249,37 @@ func (t *TreeCache[T]) List() []T {
 }
 
 // onEvent runs on the connection's receive loop: queue, never block.
+// Events below a child (its lock, which the recursive watch reports too)
+// are dropped here.
 func (t *TreeCache[T]) onEvent(ev zk.Event) {
-	select {
-	case t.events <- ev:
-	default:
-		t.overflow.Store(true)
-		select {
-		case t.kick <- struct{}{}:
-		default:
-		}
+	if rel, ok := strings.CutPrefix(ev.Path, t.root+"/"); ok && strings.Contains(rel, "/") {
+		return
 	}
+	t.queueMu.Lock()
+	if len(t.queue) < maxQueuedEvents {
+		t.queue = append(t.queue, ev)
+	} else {
+		t.overflow.Store(true)
+	}
+	t.queueMu.Unlock()
+	t.wakeLoop()
+}
+
+// maxQueuedEvents bounds the events waiting for the cache's loop (a burst
+// of 10,000 new requests is 10,000 events); past it the cache drops them
+// and reads the whole directory again.
+const maxQueuedEvents = 1 << 20
+
+// handleSlice is how many events the cache applies before announcing them.
+const handleSlice = 512
+
+// takeEvents returns the queued events, oldest first.
+func (t *TreeCache[T]) takeEvents() []zk.Event {
+	t.queueMu.Lock()
+	defer t.queueMu.Unlock()
+	q := t.queue
+	t.queue = nil
+	return q
 }
 
 // Run keeps the cache in sync until ctx ends.
@@ -280,28 +311,27 @@ func (t *TreeCache[T]) Run(ctx context.Context) error {
 			if ev.State == StateLost {
 				needResync = true // watches died with the session
 			}
+			if ev.State == StateConnected && t.persistent.Load() {
+				// A persistent watch dies with its connection, and what
+				// changed meanwhile was never reported.
+				needResync = true
+			}
 			if ev.State == StateConnected && needResync {
 				continue
 			}
 		case <-t.kick:
+			batch := t.takeEvents()
 			if t.overflow.Swap(false) {
 				needResync = true
 			}
+			// In slices, so that the first of a large burst are announced
+			// before the last are read.
+			for len(batch) > 0 && !needResync {
+				n := min(len(batch), handleSlice)
+				needResync = t.handle(ctx, batch[:n])
+				batch = batch[n:]
+			}
 			if !needResync && t.fetchRefetch(ctx) {
-				needResync = true
-			}
-		case ev := <-t.events:
-			batch := []zk.Event{ev}
-		drain:
-			for len(batch) < 4096 {
-				select {
-				case e := <-t.events:
-					batch = append(batch, e)
-				default:
-					break drain
-				}
-			}
-			if t.handle(ctx, batch) {
 				needResync = true
 			}
 		}
@@ -338,6 +368,15 @@ func (t *TreeCache[T]) handle(ctx context.Context, batch []zk.Event) bool {
 			continue // below a child (e.g. its lock); not watched
 		}
 		switch ev.Type {
+		case zk.EventNodeCreated:
+			// Only a persistent watch reports children's creation.
+			t.mu.RLock()
+			_, have := t.items[rel]
+			_, bad := t.bad[rel]
+			t.mu.RUnlock()
+			if !have && !bad {
+				added[rel] = true
+			}
 		case zk.EventNodeDataChanged:
 			t.mu.Lock()
 			delete(t.watched, rel)
@@ -422,7 +461,15 @@ func (t *TreeCache[T]) fetch(ctx context.Context, ids map[string]bool) (changed,
 
 func (t *TreeCache[T]) fetchOne(ctx context.Context, id string) (changed, failed bool) {
 	p := t.root + "/" + id
-	data, st, _, err := t.c.GetW(ctx, p)
+	persistent := t.persistent.Load()
+	var data []byte
+	var st *zk.Stat
+	var err error
+	if persistent {
+		data, st, err = t.c.Get(ctx, p)
+	} else {
+		data, st, _, err = t.c.GetW(ctx, p)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if errors.Is(err, zk.ErrNoNode) {
@@ -437,7 +484,9 @@ func (t *TreeCache[T]) fetchOne(ctx context.Context, id string) (changed, failed
 		t.log.Warn("reading child failed", "path", p, "error", err)
 		return false, true
 	}
-	t.watched[id] = true
+	if !persistent {
+		t.watched[id] = true
+	}
 	if v, ok := t.vers[id]; ok && st.Version < v {
 		return false, false // a stale read raced a newer one
 	}
@@ -482,7 +531,29 @@ func (t *TreeCache[T]) resync(ctx context.Context) error {
 	if err := t.c.EnsurePath(ctx, t.root); err != nil {
 		return err
 	}
-	ids, _, err := t.c.ChildrenW(ctx, t.root)
+	// The watch first, so that no change after the listing goes unseen.
+	err := zk.ErrUnimplemented
+	if !t.oneShot {
+		err = t.c.AddWatch(ctx, t.root, true)
+	}
+	switch {
+	case err == nil:
+		t.persistent.Store(true)
+	case errors.Is(err, zk.ErrUnimplemented):
+		if !t.oneShot && (t.persistent.Load() || !t.legacyLogged) {
+			t.log.Info("ZooKeeper has no persistent watches (before 3.6); watching each child instead")
+			t.legacyLogged = true
+		}
+		t.persistent.Store(false)
+	default:
+		return err
+	}
+	var ids []string
+	if t.persistent.Load() {
+		ids, err = t.c.Children(ctx, t.root)
+	} else {
+		ids, _, err = t.c.ChildrenW(ctx, t.root)
+	}
 	if err != nil {
 		return err
 	}

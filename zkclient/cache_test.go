@@ -56,3 +56,60 @@ func TestCacheIndex(t *testing.T) {
 	require.Empty(t, ready.Lookup("b"))
 	require.Empty(t, ready.Lookup(""), "children with an empty key are not indexed")
 }
+
+// TestCacheCatchesUpAfterReconnect: changes made while the cache's
+// connection was down (the session survives) reach the cache once it is
+// back: a persistent watch dies with its connection, so the cache reads
+// the directory again.
+func TestCacheCatchesUpAfterReconnect(t *testing.T) {
+	for _, oneShot := range []bool{false, true} {
+		name := map[bool]string{false: "persistent", true: "one-shot"}[oneShot]
+		t.Run(name, func(t *testing.T) {
+			chroot := zktest.Chroot(t)
+			c, proxy := zktest.ConnectViaProxy(t, chroot, 10*time.Second)
+			other := zktest.ConnectChroot(t, chroot)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			require.NoError(t, c.EnsurePath(ctx, zkclient.RequestRoot))
+			cache := zkclient.NewRequestCache(c)
+			if oneShot {
+				zkclient.OneShot(cache)
+			}
+			go func() { _ = cache.Run(ctx) }()
+			<-cache.Synced()
+			submit := func(state zkclient.RequestState) *zkclient.NodeRequest {
+				r := &zkclient.NodeRequest{State: state, NodeTypes: []string{"l"}}
+				p, err := other.Create(ctx, zkclient.RequestRoot+"/100-", r.AppendJSON(nil), zkclient.Sequential, false)
+				require.NoError(t, err)
+				r.ID = zkclient.Base(p)
+				return r
+			}
+			kept, gone := submit(zkclient.RequestRequested), submit(zkclient.RequestRequested)
+			require.Eventually(t, func() bool { return cache.Len() == 2 }, 10*time.Second, time.Millisecond)
+
+			proxy.Pause()
+			kept.State = zkclient.RequestPending
+			require.NoError(t, other.StoreRequest(ctx, kept, nil))
+			require.NoError(t, other.DeleteRequest(ctx, gone.ID))
+			added := submit(zkclient.RequestRequested)
+			time.Sleep(300 * time.Millisecond)
+			proxy.Resume()
+
+			require.Eventually(t, func() bool {
+				r, ok := cache.Get(kept.ID)
+				_, stale := cache.Get(gone.ID)
+				_, fresh := cache.Get(added.ID)
+				return ok && r.State == zkclient.RequestPending && !stale && fresh
+			}, 20*time.Second, 5*time.Millisecond)
+			require.Equal(t, !oneShot, zkclient.HasPersistentWatch(cache))
+
+			// And the watch works again after the reconnection.
+			kept.State = zkclient.RequestFulfilled
+			require.NoError(t, other.StoreRequest(ctx, kept, nil))
+			require.Eventually(t, func() bool {
+				r, ok := cache.Get(kept.ID)
+				return ok && r.State == zkclient.RequestFulfilled
+			}, 10*time.Second, 5*time.Millisecond)
+		})
+	}
+}

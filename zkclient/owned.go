@@ -160,6 +160,12 @@ func (t *TreeCache[T]) ownEvent(id string) bool {
 	if t.pending[id]--; t.pending[id] == 0 {
 		delete(t.pending, id)
 	}
+	if t.persistent.Load() {
+		// The watch stays set: the event is our write, whose data the
+		// cache already took, locked or not.
+		_, ok := t.items[id]
+		return ok
+	}
 	if t.owned[id] {
 		return true // still locked: the data we wrote is in the cache
 	}
@@ -171,7 +177,7 @@ func (t *TreeCache[T]) expect(id string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.owned[id] = true
-	if t.watched[id] {
+	if t.persistent.Load() || t.watched[id] {
 		// The write fires the watch; a second write before its event
 		// arrives fires nothing, so the watch counts once.
 		t.pending[id]++
@@ -268,6 +274,9 @@ func (t *TreeCache[T]) released(id string) {
 // rearmLocked schedules a read of a cached child that has no watch, no
 // watch event on its way and no lock of ours (t.mu held).
 func (t *TreeCache[T]) rearmLocked(id string) {
+	if t.persistent.Load() {
+		return // the persistent watch reports what changes next
+	}
 	item, ok := t.items[id]
 	if !ok || t.watched[id] || t.pending[id] > 0 || t.owned[id] {
 		return

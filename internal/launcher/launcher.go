@@ -442,22 +442,33 @@ func (l *Launcher) wakeDeleter() {
 	}
 }
 
+// sortRequests orders requests as upstream's pool workers take them: those
+// asking for the fewest labels this pool lacks first, then by priority,
+// relative priority and sequence. Each request's key is computed once.
 func sortRequests(reqs []*zkclient.NodeRequest, poolLabels map[string]bool) {
-	missing := func(r *zkclient.NodeRequest) int {
+	type keyed struct {
+		missing int
+		r       *zkclient.NodeRequest
+	}
+	ks := make([]keyed, len(reqs))
+	for i, r := range reqs {
 		n := 0
 		for _, t := range r.NodeTypes {
 			if !poolLabels[t] {
 				n++
 			}
 		}
-		return n
+		ks[i] = keyed{n, r}
 	}
-	slices.SortStableFunc(reqs, func(a, b *zkclient.NodeRequest) int {
-		if c := cmp.Compare(missing(a), missing(b)); c != 0 {
+	slices.SortStableFunc(ks, func(a, b keyed) int {
+		if c := cmp.Compare(a.missing, b.missing); c != 0 {
 			return c
 		}
-		return zkclient.CompareRequests(a, b)
+		return zkclient.CompareRequests(a.r, b.r)
 	})
+	for i, k := range ks {
+		reqs[i] = k.r
+	}
 }
 
 // unusedKey is the unused-node index key of a ready, unallocated node.

@@ -1353,6 +1353,24 @@ func (c *Conn) SetACL(path string, acl []ACL, version int32) (*Stat, error) {
 // Sync flushes the channel between process and the leader of a given znode,
 // you may need it if you want identical views of ZooKeeper data for 2 client instances.
 // Please refer to the "Consistency Guarantees" section of ZK document for more details.
+// AddWatch sets a persistent watch on path, one that stays set after it
+// fires (ZooKeeper 3.6 and later; older servers answer ErrUnimplemented).
+// A recursive one also fires for every znode below path, for creation,
+// data changes and deletion, but not for children changes. Its events
+// reach only the connection's event channel or callback, and it does not
+// survive a reconnection: set it again on a new connection.
+func (c *Conn) AddWatch(path string, recursive bool) error {
+	if err := validatePath(path, false); err != nil {
+		return err
+	}
+	mode := int32(0)
+	if recursive {
+		mode = 1
+	}
+	_, err := c.request(opAddWatch, &addWatchRequest{Path: path, Mode: mode}, &addWatchResponse{}, nil)
+	return err
+}
+
 func (c *Conn) Sync(path string) (string, error) {
 	if err := validatePath(path, false); err != nil {
 		return "", err

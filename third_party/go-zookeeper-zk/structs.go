@@ -178,6 +178,13 @@ type createResponse pathResponse
 type DeleteRequest PathVersionRequest
 type deleteResponse struct{}
 
+type addWatchRequest struct {
+	Path string
+	Mode int32
+}
+
+type addWatchResponse struct{}
+
 type errorResponse struct {
 	Err int32
 }

@@ -119,14 +119,25 @@ func Main(args []string) int {
 	return 0
 }
 
-// defaultMemoryLimitMB is the launcher's default soft memory limit: the Go
-// runtime collects more often as its memory nears it instead of letting
-// the heap grow to twice what is live, which is where a large burst's peak
-// comes from. It is soft: a launcher that needs more gets more.
-const defaultMemoryLimitMB = 48
+// defaultMemoryLimitMB is the launcher's default soft memory limit, a
+// backstop above what defaultGCPercent keeps a 10,000-request burst at: as
+// the runtime's memory nears it the collector runs ever more often, so a
+// limit close to the live heap costs far more CPU than a lower GOGC for the
+// same peak. It is soft: a launcher that needs more gets more.
+const defaultMemoryLimitMB = 64
 
-// setMemoryLimit applies the soft memory limit unless GOMEMLIMIT is set.
+// defaultGCPercent is the launcher's GOGC unless the environment sets one:
+// a cycle starts when the heap has grown by half of what is live (Go's
+// default is all of it), which bounds a burst's peak at about 1.5 times
+// the live heap.
+const defaultGCPercent = 50
+
+// setMemoryLimit applies the soft memory limit unless GOMEMLIMIT is set,
+// and the collector's pace unless GOGC is set.
 func setMemoryLimit(mb int64) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	if os.Getenv("GOMEMLIMIT") != "" || mb <= 0 {
 		return
 	}
