@@ -106,13 +106,14 @@ type Client struct {
 	sessionID int64
 	lost      chan struct{} // closed when the current session is lost
 
-	events chan zk.Event
-	routes atomic.Pointer[[]watchRoute]
-	owners atomic.Pointer[[]ownerRoute]
-	ops    Counters
-	locals localLocks
-	closed atomic.Bool
-	done   chan struct{}
+	events   chan zk.Event
+	routes   atomic.Pointer[[]watchRoute]
+	routeIDs uint64 // last route id handed out (c.mu)
+	owners   atomic.Pointer[[]ownerRoute]
+	ops      Counters
+	locals   localLocks
+	closed   atomic.Bool
+	done     chan struct{}
 }
 
 // Counters counts the requests this client sent to ZooKeeper.
@@ -734,10 +735,11 @@ func (c *Client) Multi(ctx context.Context, ops ...Op) ([]zk.MultiResponse, erro
 type watchRoute struct {
 	prefix string
 	fn     func(zk.Event)
+	id     uint64 // tells apart routes of one prefix
 }
 
 // routeWatch hands a watch event (path relative to the chroot) to the
-// route whose prefix matches. It runs on go-zookeeper's receive loop and
+// routes whose prefix matches. It runs on go-zookeeper's receive loop and
 // must not block.
 func (c *Client) routeWatch(ev zk.Event) {
 	rs := c.routes.Load()
@@ -748,7 +750,6 @@ func (c *Client) routeWatch(ev zk.Event) {
 	for _, r := range *rs {
 		if ev.Path == r.prefix || strings.HasPrefix(ev.Path, r.prefix+"/") {
 			r.fn(ev)
-			return
 		}
 	}
 }
@@ -762,7 +763,9 @@ func (c *Client) addWatchRoute(prefix string, fn func(zk.Event)) func() {
 	if p := c.routes.Load(); p != nil {
 		cur = *p
 	}
-	next := append(append([]watchRoute(nil), cur...), watchRoute{prefix, fn})
+	c.routeIDs++
+	id := c.routeIDs
+	next := append(append([]watchRoute(nil), cur...), watchRoute{prefix, fn, id})
 	c.routes.Store(&next)
 	return func() {
 		c.mu.Lock()
@@ -773,7 +776,7 @@ func (c *Client) addWatchRoute(prefix string, fn func(zk.Event)) func() {
 		}
 		var out []watchRoute
 		for _, r := range cur {
-			if r.prefix != prefix {
+			if r.id != id {
 				out = append(out, r)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,7 +158,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		gate.wg.Add(cfg.Requests)
 		go func() { gate.wg.Wait(); close(gate.open) }()
 	}
-	deletions := newDeleteTracker(c)
+	deletions := newDeleteTracker(ctx, c)
 	samples := make([]sample, cfg.Requests)
 	var next atomic.Int64
 	var done atomic.Int64
@@ -359,9 +360,11 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 	return sorted[i-1]
 }
 
-// deleteTracker records when returned nodes disappear, with one children
-// watch per node (it fires when the lock directory goes and when the node
-// itself is deleted).
+// deleteTracker records when returned nodes disappear. With a persistent
+// recursive watch on the node directory (ZooKeeper 3.6+) every deletion is
+// reported without a request, which keeps the benchmark's own load off
+// the server it measures; otherwise each node gets a children watch (it
+// fires when the lock directory goes and when the node itself is deleted).
 type deleteTracker struct {
 	c    *zkclient.Client
 	wg   sync.WaitGroup
@@ -369,11 +372,67 @@ type deleteTracker struct {
 	last time.Time
 	n    int
 	err  error
+
+	stop    func()               // ends the tree watch (nil: per-node watches)
+	gone    map[string]time.Time // deletions the tree watch saw, by id
+	waiting map[string]bool      // tracked ids not seen deleted yet
+	settled chan struct{}        // signalled when waiting empties
 }
 
-func newDeleteTracker(c *zkclient.Client) *deleteTracker { return &deleteTracker{c: c} }
+func newDeleteTracker(ctx context.Context, c *zkclient.Client) *deleteTracker {
+	d := &deleteTracker{c: c, gone: map[string]time.Time{}, waiting: map[string]bool{}, settled: make(chan struct{}, 1)}
+	if err := c.EnsurePath(ctx, zkclient.NodeRoot); err != nil {
+		return d
+	}
+	stop, err := c.WatchTree(zkclient.WithPhase(ctx, "bench-deletion-watch"), zkclient.NodeRoot, d.event)
+	if err == nil {
+		d.stop = stop
+	}
+	return d
+}
+
+// event records a node's deletion (on the connection's receive loop).
+func (d *deleteTracker) event(ev zk.Event) {
+	id, ok := strings.CutPrefix(ev.Path, zkclient.NodeRoot+"/")
+	if !ok || ev.Type != zk.EventNodeDeleted || strings.Contains(id, "/") {
+		return
+	}
+	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.waiting[id] {
+		delete(d.waiting, id)
+		d.countLocked(now)
+		return
+	}
+	d.gone[id] = now
+}
+
+func (d *deleteTracker) countLocked(t time.Time) {
+	d.n++
+	if t.After(d.last) {
+		d.last = t
+	}
+	if len(d.waiting) == 0 {
+		select {
+		case d.settled <- struct{}{}:
+		default:
+		}
+	}
+}
 
 func (d *deleteTracker) track(ctx context.Context, id string) {
+	if d.stop != nil {
+		d.mu.Lock()
+		if at, ok := d.gone[id]; ok {
+			delete(d.gone, id)
+			d.countLocked(at)
+		} else {
+			d.waiting[id] = true
+		}
+		d.mu.Unlock()
+		return
+	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -415,6 +474,24 @@ func (d *deleteTracker) deleted(t time.Time) {
 }
 
 func (d *deleteTracker) wait(ctx context.Context) (time.Time, int, error) {
+	if d.stop != nil {
+		defer d.stop()
+		for {
+			d.mu.Lock()
+			left := len(d.waiting)
+			d.mu.Unlock()
+			if left == 0 {
+				break
+			}
+			select {
+			case <-d.settled:
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
 	d.wg.Wait()
 	d.mu.Lock()
 	defer d.mu.Unlock()
