@@ -2,6 +2,7 @@ package zkclient
 
 import (
 	"context"
+	"strings"
 
 	"github.com/go-zookeeper/zk"
 )
@@ -32,4 +33,56 @@ func (c *Client) WatchTree(ctx context.Context, root string, fn func(zk.Event)) 
 		return nil, err
 	}
 	return remove, nil
+}
+
+type watchRoute struct {
+	prefix string
+	fn     func(zk.Event)
+	id     uint64 // tells apart routes of one prefix
+}
+
+// routeWatch hands a watch event (path relative to the chroot) to the
+// routes whose prefix matches. It runs on go-zookeeper's receive loop and
+// must not block.
+func (c *Client) routeWatch(ev zk.Event) {
+	rs := c.routes.Load()
+	if rs == nil {
+		return
+	}
+	ev.Path = c.strip(ev.Path)
+	for _, r := range *rs {
+		if ev.Path == r.prefix || strings.HasPrefix(ev.Path, r.prefix+"/") {
+			r.fn(ev)
+		}
+	}
+}
+
+// addWatchRoute delivers watch events under prefix to fn (which must not
+// block), and returns a function that removes the route.
+func (c *Client) addWatchRoute(prefix string, fn func(zk.Event)) func() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var cur []watchRoute
+	if p := c.routes.Load(); p != nil {
+		cur = *p
+	}
+	c.routeIDs++
+	id := c.routeIDs
+	next := append(append([]watchRoute(nil), cur...), watchRoute{prefix, fn, id})
+	c.routes.Store(&next)
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		var cur []watchRoute
+		if p := c.routes.Load(); p != nil {
+			cur = *p
+		}
+		var out []watchRoute
+		for _, r := range cur {
+			if r.id != id {
+				out = append(out, r)
+			}
+		}
+		c.routes.Store(&out)
+	}
 }
