@@ -8,7 +8,7 @@
 #                                    # scenarios delete, minready, two
 #
 # Environment: WARMUP=0 skips the unreported warm-up burst (WARMUP_N sets
-# its size, default 3000); LEAN=1 builds the launcher without the cloud SDKs the
+# its size, default 10000); LEAN=1 builds the launcher without the cloud SDKs the
 # simulated cloud does not need; LAUNCHER_ENV="GOGC=50 ..." is passed to
 # the launcher processes only; BENCH_PORT moves the launchers' web ports.
 #
@@ -160,10 +160,10 @@ stamp=$(date +%s)
 if [ "${WARMUP:-1}" != 0 ]; then
   chroot=/bench-$stamp-warmup
   start_launcher "$chroot" ${BENCH_PORT} 0 warmup
-  bin/nodepool-bench -zk "$zk" -chroot "$chroot" -n "${WARMUP_N:-3000}" >bin/bench/warmup.out 2>&1 ||
+  bin/nodepool-bench -zk "$zk" -chroot "$chroot" -n "${WARMUP_N:-10000}" >bin/bench/warmup.out 2>&1 ||
     { echo "warm-up burst failed; see bin/bench/warmup.out" >&2; exit 1; }
   stop_launchers
-  echo "== warm-up: a burst of ${WARMUP_N:-3000} (not reported)"
+  echo "== warm-up: a burst of ${WARMUP_N:-10000} (not reported)"
   echo
 fi
 for n in "${sizes[@]+"${sizes[@]}"}"; do

@@ -512,7 +512,10 @@ func decodePacketValue(buf []byte, v reflect.Value) (int, error) {
 func encodePacket(buf []byte, st interface{}) (n int, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			if e, ok := r.(runtime.Error); ok && strings.HasPrefix(e.Error(), "runtime error: slice bounds out of range") {
+			// Running off the end of buf shows as a bounds error of either
+			// kind, depending on the field that crossed it.
+			if e, ok := r.(runtime.Error); ok && (strings.HasPrefix(e.Error(), "runtime error: slice bounds out of range") ||
+				strings.HasPrefix(e.Error(), "runtime error: index out of range")) {
 				err = ErrShortBuffer
 			} else {
 				panic(r)
