@@ -72,11 +72,7 @@ func TestCacheCatchesUpAfterReconnect(t *testing.T) {
 			defer cancel()
 			require.NoError(t, c.EnsurePath(ctx, zkclient.RequestRoot))
 			cache := zkclient.NewRequestCache(c)
-			if oneShot {
-				zkclient.OneShot(cache)
-			}
-			go func() { _ = cache.Run(ctx) }()
-			<-cache.Synced()
+			zkclient.StartCache(t, ctx, cache, oneShot)
 			submit := func(state zkclient.RequestState) *zkclient.NodeRequest {
 				r := &zkclient.NodeRequest{State: state, NodeTypes: []string{"l"}}
 				p, err := other.Create(ctx, zkclient.RequestRoot+"/100-", r.AppendJSON(nil), zkclient.Sequential, false)

@@ -27,12 +27,7 @@ func testCacheWriteThrough(t *testing.T, oneShot bool) {
 	defer cancel()
 	require.NoError(t, c.EnsurePath(ctx, zkclient.NodeRoot))
 	cache := zkclient.NewNodeCache(c)
-	if oneShot {
-		zkclient.OneShot(cache)
-	}
-	go func() { _ = cache.Run(ctx) }()
-	<-cache.Synced()
-	require.Equal(t, !oneShot, zkclient.HasPersistentWatch(cache))
+	zkclient.StartCache(t, ctx, cache, oneShot)
 	cached := func(id string, state zkclient.NodeState, version int32) func() bool {
 		return func() bool {
 			n, ok := cache.Get(id)
