@@ -467,10 +467,7 @@ func (d *deleteTracker) track(ctx context.Context, id string) {
 func (d *deleteTracker) deleted(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.n++
-	if t.After(d.last) {
-		d.last = t
-	}
+	d.countLocked(t)
 }
 
 func (d *deleteTracker) wait(ctx context.Context) (time.Time, int, error) {

@@ -2,6 +2,7 @@ package fakeopenstack
 
 import (
 	"fmt"
+	"iter"
 	"maps"
 	"slices"
 )
@@ -188,18 +189,41 @@ func (c *Cloud) Server(id string) (Server, bool) {
 	return s.clone(), true
 }
 
+// copies returns a copy of every value of vs, made by clone.
+func copies[T any](vs iter.Seq[*T], clone func(*T) T) []T {
+	out := []T{}
+	for v := range vs {
+		out = append(out, clone(v))
+	}
+	return out
+}
+
+func plain[T any](v *T) T { return *v }
+
+func clonePort(p *Port) Port {
+	pp := *p
+	pp.Tags = slices.Clone(p.Tags)
+	return pp
+}
+
+func cloneFloatingIP(f *FloatingIP) FloatingIP {
+	ff := *f
+	ff.Tags = slices.Clone(f.Tags)
+	return ff
+}
+
+func cloneImage(im *Image) Image {
+	ii := *im
+	ii.Properties = maps.Clone(im.Properties)
+	return ii
+}
+
 // Ports returns every port.
 func (c *Cloud) Ports() []Port {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.advance()
-	out := make([]Port, 0, len(c.ports))
-	for _, p := range c.ports {
-		pp := *p
-		pp.Tags = slices.Clone(p.Tags)
-		out = append(out, pp)
-	}
-	return out
+	return copies(maps.Values(c.ports), clonePort)
 }
 
 // FloatingIPs returns every floating IP.
@@ -207,26 +231,14 @@ func (c *Cloud) FloatingIPs() []FloatingIP {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.advance()
-	out := make([]FloatingIP, 0, len(c.fips))
-	for _, f := range c.fips {
-		ff := *f
-		ff.Tags = slices.Clone(f.Tags)
-		out = append(out, ff)
-	}
-	return out
+	return copies(maps.Values(c.fips), cloneFloatingIP)
 }
 
 // Images returns every image.
 func (c *Cloud) Images() []Image {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]Image, 0, len(c.images))
-	for _, im := range c.images {
-		ii := *im
-		ii.Properties = maps.Clone(im.Properties)
-		out = append(out, ii)
-	}
-	return out
+	return copies(maps.Values(c.images), cloneImage)
 }
 
 // Image returns one image.
@@ -237,9 +249,7 @@ func (c *Cloud) Image(id string) (Image, bool) {
 	if !ok {
 		return Image{}, false
 	}
-	ii := *im
-	ii.Properties = maps.Clone(im.Properties)
-	return ii, true
+	return cloneImage(im), true
 }
 
 // Volumes returns every volume.
@@ -247,22 +257,14 @@ func (c *Cloud) Volumes() []Volume {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.advance()
-	out := make([]Volume, 0, len(c.volumes))
-	for _, v := range c.volumes {
-		out = append(out, *v)
-	}
-	return out
+	return copies(maps.Values(c.volumes), plain[Volume])
 }
 
 // Networks returns every network.
 func (c *Cloud) Networks() []Network {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]Network, 0, len(c.networks))
-	for _, n := range c.networks {
-		out = append(out, *n)
-	}
-	return out
+	return copies(slices.Values(c.networks), plain[Network])
 }
 
 // NetworkID returns the id of the named network ("" if unknown).
